@@ -1,0 +1,154 @@
+"""The FastAPI application: routes are thin, the work is in `service`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambda_trigger import __version__
+from lambda_trigger.contract import MAX_REASON_LENGTH
+from lambda_trigger.datahub import DataHubClient
+from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
+from lambda_trigger_api.errors import (
+    ApiError,
+    api_error_handler,
+    error_response,
+    validation_error_handler,
+)
+from lambda_trigger_api.identity import IdentityClient
+from lambda_trigger_api.metrics import ApiMetrics
+from lambda_trigger_api.service import RunService
+
+log = logging.getLogger(__name__)
+
+
+class RunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    datasetUrn: str = Field(
+        description="The dataset to load, e.g. urn:li:dataset:(urn:li:dataPlatform:athena,db.table,PROD)"
+    )
+    jobUrn: str | None = Field(
+        None, description="Optional DataJob whose pipeline loads the dataset"
+    )
+    reason: str | None = Field(
+        None, max_length=MAX_REASON_LENGTH, description="Free text kept with the run"
+    )
+
+
+class RunAccepted(BaseModel):
+    runId: str
+    status: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    status: str = "failed"
+    error: str
+    message: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 415, 422, 502, 503)
+}
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    datahub_settings: DataHubSettings | None = None,
+    mapping_settings: MappingSettings | None = None,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+) -> FastAPI:
+    settings = settings or ApiSettings()
+    datahub_settings = datahub_settings or DataHubSettings()
+    mapping_settings = mapping_settings or MappingSettings()
+    metrics = ApiMetrics(registry)
+    # The api answers a browser: one quick retry at most, never the SDK's long backoff.
+    datahub = DataHubClient(datahub_settings, retries=1)
+    identity = IdentityClient(
+        datahub_settings.gms_url, datahub_settings.frontend_url, datahub_settings.timeout_seconds
+    )
+    service = RunService(
+        settings,
+        datahub,
+        identity,
+        MappingSource(mapping_settings),  # raises MappingError: a bad mapping stops the start
+        metrics,
+        executor_id=datahub_settings.executor_id,
+        job_arn_property_urn=mapping_settings.job_arn_property_urn,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        identity.close()
+        datahub.close()
+
+    app = FastAPI(
+        title="datahub-lambda-trigger api",
+        version=__version__,
+        description="Starts the ingestion job of a DataHub dataset. Holds no AWS credentials.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.middleware("http")(metrics.middleware)
+
+    @app.post("/api/ingestion/run", status_code=202, response_model=RunAccepted, responses=_ERRORS)
+    def run(
+        body: RunBody,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        cookie: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith("application/json"):
+            # Browsers cannot send application/json cross-site without a CORS preflight we
+            # never grant: this keeps cookie-authenticated POSTs same-origin (CSRF).
+            raise ApiError(415, "invalid_request", "Content-Type must be application/json")
+        caller = service.caller(authorization, cookie)
+        return service.request_run(caller, body.datasetUrn, body.jobUrn, body.reason)
+
+    @app.get("/api/ingestion/runs/{run_id}", responses=_ERRORS)
+    def run_status(
+        run_id: str,
+        authorization: Annotated[str | None, Header()] = None,
+        cookie: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        service.caller(authorization, cookie)
+        return service.run_status(run_id)
+
+    @app.get("/api/ingestion/targets", responses=_ERRORS)
+    def targets(
+        datasetUrn: Annotated[str, Query(description="Dataset URN")],
+        authorization: Annotated[str | None, Header()] = None,
+        cookie: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        caller = service.caller(authorization, cookie)
+        return service.targets(caller, datasetUrn)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        if datahub.reachable():
+            return JSONResponse({"status": "ok"})
+        return error_response(503, "datahub_unavailable", "DataHub does not answer")
+
+    return app

@@ -1,0 +1,74 @@
+"""Prometheus metrics of the api. Names and labels: docs/contract.md."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+from fastapi import Request, Response
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, Info
+
+from lambda_trigger import __version__
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        p = "lambda_trigger_api"
+        self.registry = registry
+        self.requests = Counter(
+            f"{p}_requests", "HTTP requests", ["route", "method", "status_code"], registry=registry
+        )
+        self.request_duration = Histogram(
+            f"{p}_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self.datahub_duration = Histogram(
+            f"{p}_datahub_request_duration_seconds",
+            "Latency of calls to DataHub",
+            ["operation"],
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+        self.datahub_failures = Counter(
+            f"{p}_datahub_request_failures",
+            "Failed calls to DataHub",
+            ["operation"],
+            registry=registry,
+        )
+        self.runs_requested = Counter(
+            f"{p}_runs_requested", "Runs written to DataHub", ["source"], registry=registry
+        )
+        self.info = Info(p, "Build information", registry=registry)
+        self.info.info({"version": __version__})
+
+    @contextmanager
+    def datahub_call(self, operation: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception:
+            self.datahub_failures.labels(operation=operation).inc()
+            raise
+        finally:
+            self.datahub_duration.labels(operation=operation).observe(time.perf_counter() - started)
+
+    async def middleware(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The route template, not the path: run ids in paths would make unbounded label values.
+        route = getattr(request.scope.get("route"), "path", "other")
+        self.requests.labels(
+            route=route, method=request.method, status_code=str(response.status_code)
+        ).inc()
+        self.request_duration.labels(route=route, method=request.method).observe(
+            time.perf_counter() - started
+        )
+        return response

@@ -1,0 +1,213 @@
+"""What each route does, without HTTP: identify -> check the dataset -> resolve -> write.
+
+Nothing is written to DataHub unless every check passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from lambda_trigger.contract import (
+    DEFAULT_EXECUTOR_ID,
+    RunRequest,
+    SourceType,
+    now_ms,
+    run_state,
+)
+from lambda_trigger.datahub import (
+    DataHubClient,
+    DataHubUnavailable,
+    PreconditionFailed,
+    WriteRejected,
+)
+from lambda_trigger.mapping import Resolution
+from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger.runid import is_run_id, new_run_id
+from lambda_trigger.settings import ApiSettings
+from lambda_trigger.urns import (
+    DatasetUrn,
+    InvalidUrnError,
+    parse_dataset_urn,
+    validate_data_job_urn,
+)
+from lambda_trigger_api.errors import ApiError
+from lambda_trigger_api.identity import Caller, IdentityClient, IdentityUnavailable, Unauthenticated
+from lambda_trigger_api.metrics import ApiMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    available: bool
+    resolution: Resolution | None
+    reason: str | None
+
+
+class RunService:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        datahub: DataHubClient,
+        identity: IdentityClient,
+        mappings: MappingSource,
+        metrics: ApiMetrics,
+        *,
+        executor_id: str = DEFAULT_EXECUTOR_ID,
+        job_arn_property_urn: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.datahub = datahub
+        self.identity = identity
+        self.mappings = mappings
+        self.metrics = metrics
+        self.executor_id = executor_id
+        self.job_arn_property_urn = job_arn_property_urn
+        if settings.dev_mode_no_auth:
+            log.warning(
+                "!!! DEV MODE: callers are NOT identified; every request acts as %s !!!",
+                settings.dev_actor_urn,
+            )
+
+    # --- checks -------------------------------------------------------------------------
+
+    def caller(self, authorization: str | None, cookie: str | None) -> Caller:
+        if self.settings.dev_mode_no_auth:
+            log.warning(
+                "dev mode: request not authenticated, acting as %s", self.settings.dev_actor_urn
+            )
+            return Caller(self.settings.dev_actor_urn, "dev", True, "dev-mode")
+        try:
+            with self.metrics.datahub_call("identify"):
+                return self.identity.identify(authorization, cookie)
+        except Unauthenticated as exc:
+            raise ApiError(401, "unauthenticated", str(exc)) from exc
+        except IdentityUnavailable as exc:
+            raise ApiError(
+                503, "datahub_unavailable", f"cannot check who is calling: {exc}"
+            ) from exc
+
+    def may_run(self, caller: Caller) -> bool:
+        return self.settings.required_privilege == "authenticated" or caller.manage_ingestion
+
+    def _require_run_privilege(self, caller: Caller) -> None:
+        if not self.may_run(caller):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"{caller.username or caller.urn} lacks the DataHub privilege 'Manage Metadata Ingestion' "
+                "needed to run ingestion",
+            )
+
+    def _datahub(self, operation: str, call: Any, *args: Any) -> Any:
+        try:
+            with self.metrics.datahub_call(operation):
+                return call(*args)
+        except DataHubUnavailable as exc:
+            raise ApiError(503, "datahub_unavailable", f"DataHub is unavailable: {exc}") from exc
+
+    def check_target(self, dataset: DatasetUrn, job_urn: str | None = None) -> TargetCheck:
+        state = self._datahub("dataset", self.datahub.dataset_state, dataset.urn)
+        if state != "present":
+            return TargetCheck(
+                False,
+                None,
+                "dataset not found in DataHub" if state == "missing" else "dataset was deleted",
+            )
+        if job_urn and self.job_arn_property_urn:
+            values = self._datahub(
+                "job", self.datahub.structured_property, job_urn, self.job_arn_property_urn
+            )
+            if values:
+                return TargetCheck(True, None, None)
+        mapping = self.mappings.current()
+        tags = self._datahub("tags", self.datahub.tags, dataset.urn) if mapping.needs_tags else []
+        resolution = mapping.resolve(dataset, tags)
+        if resolution is None:
+            return TargetCheck(False, None, "no ingestion job is mapped to this dataset")
+        return TargetCheck(True, resolution, None)
+
+    # --- routes -------------------------------------------------------------------------
+
+    def request_run(
+        self, caller: Caller, dataset_urn: object, job_urn: object, reason: str | None
+    ) -> dict[str, Any]:
+        try:
+            dataset = parse_dataset_urn(dataset_urn)
+            job = validate_data_job_urn(job_urn) if job_urn else None
+        except InvalidUrnError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from exc
+        self._require_run_privilege(caller)
+        check = self.check_target(dataset, job)
+        if not check.available:
+            if check.resolution is None and check.reason and "dataset" in check.reason:
+                raise ApiError(404, "dataset_not_found", f"{dataset.urn}: {check.reason}")
+            raise ApiError(422, "no_target", f"{dataset.urn}: {check.reason}")
+        request = RunRequest(
+            run_id=new_run_id(),
+            dataset_urn=dataset.urn,
+            executor_id=self.executor_id,
+            source_type=SourceType.API.value,
+            requested_at_ms=now_ms(),
+            job_urn=job,
+            reason=(reason or "").strip() or None,
+            actor_urn=caller.urn,
+        )
+        try:
+            self._datahub("write_request", self.datahub.write_request, request)
+        except ApiError:
+            raise
+        except (WriteRejected, PreconditionFailed) as exc:
+            raise ApiError(
+                502, "datahub_rejected", f"DataHub refused the run request: {exc}"
+            ) from exc
+        self.metrics.runs_requested.labels(source=SourceType.API.value).inc()
+        label = check.resolution.label if check.resolution else "the job's pipeline"
+        log.info("run %s requested by %s for %s", request.run_id, caller.urn, dataset.urn)
+        return {"runId": request.run_id, "status": "started", "message": f"{label} requested"}
+
+    def run_status(self, run_id: str) -> dict[str, Any]:
+        if not is_run_id(run_id):
+            raise ApiError(404, "run_not_found", f"no run {run_id}")
+        request = self._datahub("read_request", self.datahub.read_request, run_id)
+        if request is None or request.executorId != self.executor_id:
+            raise ApiError(404, "run_not_found", f"no run {run_id}")
+        result = self._datahub("read_result", self.datahub.read_result, run_id)
+        status = result.status if result else None
+        report = (result.report or "") if result else ""
+        return {
+            "runId": run_id,
+            "datasetUrn": request.args.get("datasetUrn"),
+            "jobUrn": request.args.get("jobUrn"),
+            "state": run_state(status).value,
+            "datahubStatus": status,
+            "requestedAt": request.requestedAt,
+            "requestedBy": request.actorUrn,
+            "startTimeMs": result.startTimeMs if result else None,
+            "durationMs": result.durationMs if result else None,
+            "message": report.splitlines()[0]
+            if report
+            else "waiting for the consumer to pick up the run",
+        }
+
+    def targets(self, caller: Caller, dataset_urn: str) -> dict[str, Any]:
+        try:
+            dataset = parse_dataset_urn(dataset_urn)
+        except InvalidUrnError as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from exc
+        check = self.check_target(dataset)
+        return {
+            "datasetUrn": dataset.urn,
+            "available": check.available,
+            "canRun": check.available and self.may_run(caller),
+            "label": check.resolution.label if check.resolution else None,
+            "reason": check.reason
+            if not check.available
+            else (
+                None
+                if self.may_run(caller)
+                else "you lack the 'Manage Metadata Ingestion' privilege"
+            ),
+        }

@@ -1,0 +1,192 @@
+"""The request/status contract written into DataHub's execution-request entity.
+
+A run is `urn:li:dataHubExecutionRequest:<runId>`:
+- `dataHubExecutionRequestInput` is the request (written by the api, the CLI, or anyone
+  with the SDK); our own `executorId` keeps DataHub's executor away from it;
+- `dataHubExecutionRequestResult` is the status, written only by the consumer: RUNNING
+  first (the claim), then one final SUCCESS or FAILURE.
+See docs/contract.md for the whole picture.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from datahub.metadata.schema_classes import (
+    ExecutionRequestInputClass,
+    ExecutionRequestResultClass,
+    ExecutionRequestSourceClass,
+    StructuredExecutionReportClass,
+)
+
+from lambda_trigger.urns import execution_request_urn, parse_dataset_urn, validate_data_job_urn
+
+TASK = "LAMBDA_TRIGGER_RUN"
+DEFAULT_EXECUTOR_ID = "lambda-trigger"
+INPUT_ASPECT = "dataHubExecutionRequestInput"
+RESULT_ASPECT = "dataHubExecutionRequestResult"
+SIGNAL_ASPECT = "dataHubExecutionRequestSignal"
+STRUCTURED_REPORT_TYPE = "LAMBDA_TRIGGER_RUN"
+
+ARG_DATASET = "datasetUrn"
+ARG_JOB = "jobUrn"
+ARG_REASON = "reason"
+MAX_REASON_LENGTH = 1000
+
+
+class SourceType(StrEnum):
+    API = "LAMBDA_TRIGGER_API"
+    CLI = "LAMBDA_TRIGGER_CLI"
+    SDK = "LAMBDA_TRIGGER_SDK"
+
+
+class DataHubStatus(StrEnum):
+    """Statuses DataHub's UI understands (ExecutionRequestResult.status)."""
+
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILURE = "FAILURE"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    ABORTED = "ABORTED"
+    DUPLICATE = "DUPLICATE"
+
+
+class RunState(StrEnum):
+    """What the api tells the browser."""
+
+    REQUESTED = "requested"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def run_state(datahub_status: str | None) -> RunState:
+    if datahub_status is None:
+        return RunState.REQUESTED
+    if datahub_status == DataHubStatus.RUNNING:
+        return RunState.RUNNING
+    if datahub_status == DataHubStatus.SUCCESS:
+        return RunState.SUCCEEDED
+    # FAILURE, TIMEOUT, CANCELLED, ABORTED, DUPLICATE and anything unknown end the run.
+    return RunState.FAILED
+
+
+class InvalidRequestError(ValueError):
+    """A request aspect that does not describe a run this project can start."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    run_id: str
+    dataset_urn: str
+    executor_id: str
+    source_type: str
+    requested_at_ms: int
+    job_urn: str | None = None
+    reason: str | None = None
+    actor_urn: str | None = None
+    extra_args: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def urn(self) -> str:
+        return execution_request_urn(self.run_id)
+
+    def to_aspect(self) -> ExecutionRequestInputClass:
+        args = {ARG_DATASET: self.dataset_urn, **self.extra_args}
+        if self.job_urn:
+            args[ARG_JOB] = self.job_urn
+        if self.reason:
+            args[ARG_REASON] = self.reason
+        return ExecutionRequestInputClass(
+            task=TASK,
+            args=args,
+            executorId=self.executor_id,
+            source=ExecutionRequestSourceClass(type=self.source_type),
+            requestedAt=self.requested_at_ms,
+            actorUrn=self.actor_urn,
+        )
+
+    @classmethod
+    def from_aspect(cls, run_id: str, aspect: dict[str, Any]) -> RunRequest:
+        """Build from the aspect's JSON (as found in an MCL or read from GMS).
+
+        Raises InvalidRequestError with a message fit for the run's FAILURE report.
+        """
+        args = aspect.get("args") or {}
+        if not isinstance(args, dict):
+            raise InvalidRequestError("args must be a map of strings")
+        try:
+            dataset = parse_dataset_urn(args.get(ARG_DATASET), f"args.{ARG_DATASET}").urn
+            job = args.get(ARG_JOB) or None
+            if job is not None:
+                job = validate_data_job_urn(job, f"args.{ARG_JOB}")
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        reason = args.get(ARG_REASON) or None
+        if reason is not None and len(reason) > MAX_REASON_LENGTH:
+            reason = reason[:MAX_REASON_LENGTH]
+        source = aspect.get("source") or {}
+        extra = {k: str(v) for k, v in args.items() if k not in (ARG_DATASET, ARG_JOB, ARG_REASON)}
+        return cls(
+            run_id=run_id,
+            dataset_urn=dataset,
+            executor_id=str(aspect.get("executorId", "")),
+            source_type=str(source.get("type", SourceType.SDK)) if isinstance(source, dict) else "",
+            requested_at_ms=int(aspect.get("requestedAt") or 0),
+            job_urn=job,
+            reason=reason,
+            actor_urn=aspect.get("actorUrn"),
+            extra_args=extra,
+        )
+
+
+def lambda_payload(request: RunRequest, static_fields: dict[str, Any]) -> dict[str, Any]:
+    """The JSON a Lambda (or Step Functions execution) receives; documented in the README.
+
+    Static fields from the mapping come first so they can never overwrite the run's own
+    fields: a mapping typo must not send a function someone else's runId.
+    """
+    return {
+        **static_fields,
+        "runId": request.run_id,
+        "executionRequestUrn": request.urn,
+        "datasetUrn": request.dataset_urn,
+        "jobUrn": request.job_urn,
+        "reason": request.reason,
+        "requestedBy": request.actor_urn,
+        "requestedAt": request.requested_at_ms,
+    }
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A status write; `details` becomes the structured report (always valid JSON, since
+    DataHub's UI JSON.parses it without a guard)."""
+
+    status: DataHubStatus
+    start_time_ms: int
+    report: str
+    duration_ms: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_aspect(self) -> ExecutionRequestResultClass:
+        return ExecutionRequestResultClass(
+            status=self.status.value,
+            report=self.report,
+            structuredReport=StructuredExecutionReportClass(
+                type=STRUCTURED_REPORT_TYPE,
+                serializedValue=json.dumps(self.details, sort_keys=True, default=str),
+                contentType="application/json",
+            ),
+            startTimeMs=self.start_time_ms,
+            durationMs=self.duration_ms,
+        )

@@ -1,0 +1,380 @@
+"""Which job runs for which dataset: the mapping file and its resolution.
+
+Format (YAML or JSON), documented in mappings/README.md:
+
+    version: 1
+    targets:                      # named targets, referenced by rules
+      earnings:
+        type: lambda              # or stepfunctions
+        function: earnings-lambda # name, partial ARN or ARN
+        qualifier: live           # optional alias or version
+        invocationType: RequestResponse   # or Event
+        payload: {layer: bronze}  # static fields added to the payload
+        label: Earnings loader    # the only thing the browser ever sees
+    rules:
+      - dataset: "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
+        target: earnings
+      - tag: "urn:li:tag:finance"
+        target: {type: lambda, function: finance-lambda}
+      - platform: athena
+        name: "AwsDataCatalog.financial_data.*"
+        target: earnings
+    default: earnings
+
+Precedence: an exact dataset rule, then a tag rule (first in file order among the tags the
+dataset carries), then the most specific pattern (most literal characters in `name`, then
+platform given, then env given, then file order), then the default.
+
+The seed plan's flat form `{"<datasetUrn>": "<lambdaName>"}` is accepted anywhere a mapping
+is read, and the seed's environment variables are honoured (see `load_mapping`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Iterable
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lambda_trigger.urns import DatasetUrn, InvalidUrnError, parse_dataset_urn
+
+DEFAULT_LABEL = "Ingestion job"
+_TAG_RE = re.compile(r"^urn:li:tag:.+$")
+_LAMBDA_ARN_RE = re.compile(
+    r"^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9$_-]+)?$"
+)
+_LAMBDA_NAME_RE = re.compile(r"^(\d{12}:)?(function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]+)?$")
+_SFN_ARN_RE = re.compile(
+    r"^arn:aws[a-zA-Z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]+$"
+)
+
+
+class MappingError(ValueError):
+    """A mapping that cannot be used; the message names the source, the rule and the field."""
+
+
+class _Model(BaseModel):
+    # extra="forbid": a misspelt key (`invocation_typ`) must stop the service, not be ignored.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class LambdaTarget(_Model):
+    type: Literal["lambda"] = "lambda"
+    function: str
+    qualifier: str | None = None
+    invocation_type: Literal["RequestResponse", "Event"] = Field(
+        default="RequestResponse", alias="invocationType"
+    )
+    payload: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+    region: str | None = None
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: str) -> str:
+        if not (_LAMBDA_ARN_RE.match(value) or _LAMBDA_NAME_RE.match(value)):
+            raise ValueError(f"not a Lambda function name or ARN: {value!r}")
+        return value
+
+
+class StepFunctionsTarget(_Model):
+    type: Literal["stepfunctions"]
+    state_machine_arn: str = Field(alias="stateMachineArn")
+    payload: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+    region: str | None = None
+
+    @field_validator("state_machine_arn")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if not _SFN_ARN_RE.match(value):
+            raise ValueError(f"not a Step Functions state machine ARN: {value!r}")
+        return value
+
+
+Target = Annotated[LambdaTarget | StepFunctionsTarget, Field(discriminator="type")]
+
+
+class Rule(_Model):
+    dataset: str | None = None
+    tag: str | None = None
+    platform: str | None = None
+    name: str | None = None
+    env: str | None = None
+    target: str | Target
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Rule:
+        kinds = [
+            k
+            for k, present in (
+                ("dataset", self.dataset is not None),
+                ("tag", self.tag is not None),
+                ("pattern", any(v is not None for v in (self.platform, self.name, self.env))),
+            )
+            if present
+        ]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a rule needs exactly one selector: `dataset`, `tag`, or a pattern "
+                f"(`platform`/`name`/`env`); got {kinds or 'none'}"
+            )
+        if self.dataset is not None:
+            try:
+                parse_dataset_urn(self.dataset, "dataset")
+            except InvalidUrnError as exc:
+                raise ValueError(str(exc)) from exc
+        if self.tag is not None and not _TAG_RE.match(self.tag):
+            raise ValueError(f"tag must be a tag URN (urn:li:tag:<name>), got {self.tag!r}")
+        return self
+
+    def describe(self) -> str:
+        if self.dataset is not None:
+            return f"dataset {self.dataset}"
+        if self.tag is not None:
+            return f"tag {self.tag}"
+        parts = [
+            f"{k}={v}"
+            for k, v in (("platform", self.platform), ("name", self.name), ("env", self.env))
+            if v
+        ]
+        return "pattern " + ",".join(parts)
+
+    def pattern_matches(self, dataset: DatasetUrn) -> bool:
+        return (
+            (self.platform is None or self.platform == dataset.platform)
+            and (self.env is None or self.env.upper() == dataset.env.upper())
+            and (self.name is None or fnmatch.fnmatchcase(dataset.name, self.name))
+        )
+
+    def specificity(self) -> tuple[int, int, int]:
+        literal = len((self.name or "").replace("*", "").replace("?", ""))
+        return (literal, int(self.platform is not None), int(self.env is not None))
+
+
+class MappingDocument(_Model):
+    version: Literal[1] = 1
+    targets: dict[str, Target] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+    default: str | Target | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The chosen target. `target_key` names it inside the service (logs, never the
+    browser); `label` is what the browser and metrics may see."""
+
+    target: LambdaTarget | StepFunctionsTarget
+    target_key: str
+    matched_by: str
+
+    @property
+    def label(self) -> str:
+        return self.target.label or DEFAULT_LABEL
+
+
+class Mapping:
+    """A validated mapping, ready to resolve datasets."""
+
+    def __init__(self, document: MappingDocument, source: str) -> None:
+        self.source = source
+        self._doc = document
+        self._named = dict(document.targets)
+        for index, rule in enumerate(document.rules):
+            self._check_reference(
+                rule.target, f"rule #{index + 1} ({rule.describe()}), field 'target'"
+            )
+        if document.default is not None:
+            self._check_reference(document.default, "field 'default'")
+        self._exact = {r.dataset: (i, r) for i, r in enumerate(document.rules) if r.dataset}
+        duplicates = [r.dataset for r in document.rules if r.dataset]
+        seen: set[str] = set()
+        for urn in duplicates:
+            if urn in seen:
+                raise MappingError(f"{source}: dataset {urn} has more than one exact rule")
+            seen.add(urn)
+        self._tags = [(i, r) for i, r in enumerate(document.rules) if r.tag]
+        self._patterns = [
+            (i, r) for i, r in enumerate(document.rules) if r.dataset is None and r.tag is None
+        ]
+
+    def _check_reference(
+        self, target: str | LambdaTarget | StepFunctionsTarget, where: str
+    ) -> None:
+        if isinstance(target, str) and target not in self._named:
+            known = ", ".join(sorted(self._named)) or "none defined"
+            raise MappingError(
+                f"{self.source}: {where}: unknown target {target!r} (targets: {known})"
+            )
+
+    def _resolved(
+        self, target: str | LambdaTarget | StepFunctionsTarget, key: str, matched_by: str
+    ) -> Resolution:
+        if isinstance(target, str):
+            return Resolution(self._named[target], target, matched_by)
+        return Resolution(target, key, matched_by)
+
+    @property
+    def document(self) -> MappingDocument:
+        return self._doc
+
+    @property
+    def needs_tags(self) -> bool:
+        """Whether resolving may need the dataset's tags (saves a GMS read when not)."""
+        return bool(self._tags)
+
+    def resolve(self, dataset: DatasetUrn | str, tags: Iterable[str] = ()) -> Resolution | None:
+        ds = parse_dataset_urn(dataset) if isinstance(dataset, str) else dataset
+        exact = self._exact.get(ds.urn)
+        if exact is not None:
+            index, rule = exact
+            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+        tag_set = set(tags)
+        for index, rule in self._tags:
+            if rule.tag in tag_set:
+                return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+        candidates = [
+            (rule.specificity(), -index, index, rule)
+            for index, rule in self._patterns
+            if rule.pattern_matches(ds)
+        ]
+        if candidates:
+            _, _, index, rule = max(candidates, key=lambda c: (c[0], c[1]))
+            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+        if self._doc.default is not None:
+            return self._resolved(self._doc.default, "default", "default")
+        return None
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+def _is_flat(raw: AbcMapping[str, Any]) -> bool:
+    """The seed plan's `{"<datasetUrn>": "<lambdaName>"}` form."""
+    return (
+        bool(raw)
+        and all(isinstance(k, str) and k.startswith("urn:li:") for k in raw)
+        and all(isinstance(v, str) for v in raw.values())
+    )
+
+
+def _flat_to_document(raw: AbcMapping[str, str]) -> dict[str, Any]:
+    return {
+        "rules": [
+            {"dataset": urn, "target": {"type": "lambda", "function": fn}}
+            for urn, fn in raw.items()
+        ]
+    }
+
+
+def _format_loc(loc: tuple[int | str, ...], raw: Any) -> str:
+    """('rules', 2, 'target', 'lambda', 'function') -> "rule #3 (<selector>), field 'target.function'"."""
+    parts = list(loc)
+    prefix = ""
+    if len(parts) >= 2 and parts[0] == "rules" and isinstance(parts[1], int):
+        index = parts[1]
+        selector = ""
+        try:
+            rule = raw["rules"][index]
+            for key in ("dataset", "tag", "platform", "name"):
+                if isinstance(rule, dict) and key in rule:
+                    selector = f" ({key} {rule[key]})"
+                    break
+        except (KeyError, IndexError, TypeError):
+            pass
+        prefix = f"rule #{index + 1}{selector}"
+        parts = parts[2:]
+    elif len(parts) >= 2 and parts[0] == "targets":
+        prefix = f"target {parts[1]!r}"
+        parts = parts[2:]
+    # Drop pydantic's union-branch names ('lambda', 'str', 'function-after[...]').
+    fields = [
+        str(p)
+        for p in parts
+        if p not in ("lambda", "stepfunctions", "str") and not str(p).startswith("function-")
+    ]
+    field_text = f"field '{'.'.join(fields)}'" if fields else ""
+    return ", ".join(x for x in (prefix, field_text) if x) or "document"
+
+
+def parse_mapping(raw: Any, source: str) -> Mapping:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise MappingError(
+            f"{source}: a mapping must be an object (YAML mapping / JSON object), got {type(raw).__name__}"
+        )
+    if _is_flat(raw):
+        raw = _flat_to_document(raw)
+    try:
+        document = MappingDocument.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_format_loc(err['loc'], raw)}: {err['msg']}" for err in exc.errors()
+        )
+        raise MappingError(f"{source}: {problems}") from None
+    return Mapping(document, source)
+
+
+def read_mapping_file(path: Path) -> Mapping:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read the mapping file: {exc.strerror or exc}") from None
+    try:
+        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise MappingError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}"
+        ) from None
+    return parse_mapping(raw, str(path))
+
+
+def load_mapping(
+    mapping_file: str | None,
+    inline_json: str | None,
+    default_lambda: str | None,
+) -> Mapping:
+    """Combine the seed's three sources into one mapping.
+
+    - `DATAHUB_INGESTION_LAMBDA_MAPPING_FILE`: a mapping document (or the flat form);
+    - `DATAHUB_INGESTION_LAMBDA_MAPPING`: inline JSON, flat `{urn: lambdaName}` or a document;
+      its rules are added to the file's, and an exact rule for the same dataset in both is an error;
+    - `DATAHUB_INGESTION_LAMBDA_DEFAULT`: a Lambda name/ARN used when nothing matches; it
+      replaces the file's `default`.
+    """
+    sources: list[str] = []
+    doc: dict[str, Any] = {"version": 1, "targets": {}, "rules": [], "default": None}
+    if mapping_file:
+        base = read_mapping_file(Path(mapping_file)).document
+        doc = base.model_dump(by_alias=True, exclude_none=True)
+        doc.setdefault("default", None)
+        sources.append(mapping_file)
+    if inline_json:
+        source = "DATAHUB_INGESTION_LAMBDA_MAPPING"
+        try:
+            raw = json.loads(inline_json)
+        except json.JSONDecodeError as exc:
+            raise MappingError(f"{source}: not valid JSON: {exc}") from None
+        extra = parse_mapping(raw, source).document.model_dump(by_alias=True, exclude_none=True)
+        clash = set(extra.get("targets", {})) & set(doc["targets"])
+        if clash:
+            raise MappingError(
+                f"{source}: target names already defined in {mapping_file}: {sorted(clash)}"
+            )
+        doc["targets"].update(extra.get("targets", {}))
+        doc["rules"] = list(extra.get("rules", [])) + list(doc["rules"])
+        if extra.get("default") is not None:
+            doc["default"] = extra["default"]
+        sources.append(source)
+    if default_lambda:
+        doc["default"] = {"type": "lambda", "function": default_lambda}
+        sources.append("DATAHUB_INGESTION_LAMBDA_DEFAULT")
+    return parse_mapping(doc, " + ".join(sources) or "empty mapping")

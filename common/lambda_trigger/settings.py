@@ -1,0 +1,107 @@
+"""Settings read from the environment, shared by the api and the consumer.
+
+Names honour the seed plan (`DATAHUB_INGESTION_LAMBDA_*`, `DATAHUB_INGESTION_JOB_ARN_PROPERTY_URN`)
+and the names DataHub's own containers use (`DATAHUB_GMS_URL`, `KAFKA_BOOTSTRAP_SERVERS`,
+`SCHEMA_REGISTRY_URL`, `METADATA_CHANGE_LOG_VERSIONED_TOPIC_NAME`). The README's configuration
+reference lists every variable; keep it in step with this file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lambda_trigger.contract import DEFAULT_EXECUTOR_ID
+from lambda_trigger.mapping import Mapping, load_mapping
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+
+class DataHubSettings(_Settings):
+    gms_url: str = Field("http://localhost:8080", validation_alias="DATAHUB_GMS_URL")
+    # Service token the services write with (the caller's identity goes into actorUrn).
+    gms_token: str | None = Field(None, validation_alias="DATAHUB_GMS_TOKEN")
+    # datahub-frontend, to identify browser callers by their session cookie.
+    frontend_url: str | None = Field(None, validation_alias="DATAHUB_FRONTEND_URL")
+    timeout_seconds: float = Field(10.0, validation_alias="DATAHUB_TIMEOUT_SECONDS")
+    executor_id: str = Field(DEFAULT_EXECUTOR_ID, validation_alias="LAMBDA_TRIGGER_EXECUTOR_ID")
+
+
+class MappingSettings(_Settings):
+    mapping_inline: str | None = Field(None, validation_alias="DATAHUB_INGESTION_LAMBDA_MAPPING")
+    mapping_file: str | None = Field(None, validation_alias="DATAHUB_INGESTION_LAMBDA_MAPPING_FILE")
+    default_lambda: str | None = Field(None, validation_alias="DATAHUB_INGESTION_LAMBDA_DEFAULT")
+    region: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "DATAHUB_INGESTION_LAMBDA_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"
+        ),
+    )
+    # Structured property on a DataJob holding a Step Functions state machine ARN: when a
+    # run names a jobUrn whose job has it, that state machine is started instead of the mapping.
+    job_arn_property_urn: str | None = Field(
+        None, validation_alias="DATAHUB_INGESTION_JOB_ARN_PROPERTY_URN"
+    )
+
+    def load(self) -> Mapping:
+        return load_mapping(self.mapping_file, self.mapping_inline, self.default_lambda)
+
+    def resolved_region(self) -> str | None:
+        # AliasChoices takes the first one set, in the order given; spelled out again here
+        # for readers who look for the fallback rule.
+        return self.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
+class ApiSettings(_Settings):
+    host: str = Field("0.0.0.0", validation_alias="LAMBDA_TRIGGER_API_HOST")
+    port: int = Field(8000, validation_alias="LAMBDA_TRIGGER_API_PORT")
+    # What a caller needs: DataHub's `manageIngestion` platform privilege (default), or
+    # only to be a signed-in DataHub user.
+    required_privilege: Literal["manageIngestion", "authenticated"] = Field(
+        "manageIngestion", validation_alias="LAMBDA_TRIGGER_API_REQUIRED_PRIVILEGE"
+    )
+    # Local stack only: skip caller identification. Logged loudly at start and on every request.
+    dev_mode_no_auth: bool = Field(False, validation_alias="LAMBDA_TRIGGER_API_DEV_MODE_NO_AUTH")
+    dev_actor_urn: str = Field(
+        "urn:li:corpuser:datahub", validation_alias="LAMBDA_TRIGGER_API_DEV_ACTOR"
+    )
+
+
+class ConsumerSettings(_Settings):
+    bootstrap_servers: str = Field("localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    schema_registry_url: str = Field(
+        "http://localhost:8080/schema-registry/api/", validation_alias="SCHEMA_REGISTRY_URL"
+    )
+    topic: str = Field(
+        "MetadataChangeLog_Versioned_v1",
+        validation_alias="METADATA_CHANGE_LOG_VERSIONED_TOPIC_NAME",
+    )
+    group_id: str = Field(
+        "datahub-lambda-trigger", validation_alias="LAMBDA_TRIGGER_CONSUMER_GROUP"
+    )
+    dead_letter_topic: str = Field(
+        "DataHubLambdaTrigger_DeadLetter_v1", validation_alias="LAMBDA_TRIGGER_DEAD_LETTER_TOPIC"
+    )
+    # Extra librdkafka properties as JSON (security.protocol, sasl.*, ...).
+    kafka_config_json: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_KAFKA_CONFIG")
+    max_inflight: int = Field(8, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_MAX_INFLIGHT")
+    http_host: str = Field("0.0.0.0", validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_HOST")
+    http_port: int = Field(9102, validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_PORT")
+    commit_interval_seconds: float = Field(
+        1.0, validation_alias="LAMBDA_TRIGGER_COMMIT_INTERVAL_SECONDS"
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, validation_alias="LAMBDA_TRIGGER_SHUTDOWN_GRACE_SECONDS"
+    )
+    mapping_reload_seconds: float = Field(
+        10.0, validation_alias="LAMBDA_TRIGGER_MAPPING_RELOAD_SECONDS"
+    )
+    report_payload_bytes: int = Field(4000, validation_alias="LAMBDA_TRIGGER_REPORT_PAYLOAD_BYTES")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "latest", validation_alias="LAMBDA_TRIGGER_AUTO_OFFSET_RESET"
+    )

@@ -1,0 +1,35 @@
+"""`datahub-lambda-trigger-consumer` / `python -m lambda_trigger_consumer`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+from lambda_trigger.mapping import MappingError
+from lambda_trigger_consumer.app import ConsumerApp
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+    )
+    try:
+        app = ConsumerApp()
+    except MappingError as exc:
+        logging.getLogger("lambda_trigger_consumer").error("bad mapping, not starting: %s", exc)
+        return 2
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("lambda_trigger_consumer").info("signal %d: stopping", signum)
+        app.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    app.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Prometheus metrics of the consumer. Names and labels: docs/contract.md.
+
+Held in an object with its own registry so tests can read fresh values; the process uses
+one instance on the default registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from lambda_trigger import __version__
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)
+
+
+class ConsumerMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY, executor_id: str = "") -> None:
+        p = "lambda_trigger_consumer"
+        self.registry = registry
+        self.received = Counter(
+            f"{p}_received_messages", "MCL records received", ["topic"], registry=registry
+        )
+        self.key_discarded = Counter(
+            f"{p}_key_discarded_messages",
+            "Records dropped by Kafka key before decoding",
+            ["topic"],
+            registry=registry,
+        )
+        self.decoded = Counter(
+            f"{p}_decoded_messages", "Records decoded", ["topic"], registry=registry
+        )
+        self.decode_failures = Counter(
+            f"{p}_decode_failures",
+            "Records that could not be decoded",
+            ["reason"],
+            registry=registry,
+        )
+        self.accepted = Counter(
+            f"{p}_accepted_requests", "Run requests for this executor", registry=registry
+        )
+        self.invocations = Counter(
+            f"{p}_invocations",
+            "Job invocations by target label and outcome",
+            ["target", "outcome"],
+            registry=registry,
+        )
+        self.invocation_duration = Histogram(
+            f"{p}_invocation_duration_seconds",
+            "Time spent in the AWS call",
+            ["target"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.request_to_invoke = Histogram(
+            f"{p}_request_to_invoke_seconds",
+            "From requestedAt to the start of the invocation",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.processed_duration = Histogram(
+            f"{p}_processed_duration_seconds",
+            "Time to handle one accepted request, claim to final status",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.status_writes = Counter(
+            f"{p}_status_writes", "Status writes to DataHub", ["status"], registry=registry
+        )
+        self.status_write_failures = Counter(
+            f"{p}_status_write_failures", "Failed status write attempts", registry=registry
+        )
+        self.dead_letters = Counter(
+            f"{p}_dead_letters",
+            "Records sent to the dead-letter topic",
+            ["reason"],
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            f"{p}_inflight_invocations", "Requests being handled now", registry=registry
+        )
+        self.lag = Gauge(
+            f"{p}_lag_messages",
+            "High watermark minus position",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.last_commit = Gauge(
+            f"{p}_last_commit_timestamp_seconds",
+            "Unix time of the last successful offset commit",
+            registry=registry,
+        )
+        self.mapping_reloads = Counter(
+            f"{p}_mapping_reloads", "Mapping reloads", ["result"], registry=registry
+        )
+        self.info = Info(f"{p}", "Build and configuration", registry=registry)
+        self.info.info({"version": __version__, "executor_id": executor_id})
