@@ -41,7 +41,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lambda_trigger.urns import DatasetUrn, InvalidUrnError, parse_dataset_urn
 
@@ -99,7 +108,17 @@ class StepFunctionsTarget(_Model):
         return value
 
 
-Target = Annotated[LambdaTarget | StepFunctionsTarget, Field(discriminator="type")]
+def _target_type(value: Any) -> str | None:
+    # `type` may be left out: a target is a Lambda unless it says otherwise.
+    if isinstance(value, dict):
+        return str(value.get("type", "lambda"))
+    return getattr(value, "type", None)
+
+
+Target = Annotated[
+    Annotated[LambdaTarget, Tag("lambda")] | Annotated[StepFunctionsTarget, Tag("stepfunctions")],
+    Discriminator(_target_type),
+]
 
 
 class Rule(_Model):
@@ -294,11 +313,9 @@ def _format_loc(loc: tuple[int | str, ...], raw: Any) -> str:
     elif len(parts) >= 2 and parts[0] == "targets":
         prefix = f"target {parts[1]!r}"
         parts = parts[2:]
-    # Drop pydantic's union-branch names ('lambda', 'str', 'function-after[...]').
+    # Drop pydantic's union-branch names ('lambda', 'str', 'tagged-union[...]', 'function-after[...]').
     fields = [
-        str(p)
-        for p in parts
-        if p not in ("lambda", "stepfunctions", "str") and not str(p).startswith("function-")
+        str(p) for p in parts if p not in ("lambda", "stepfunctions", "str") and "[" not in str(p)
     ]
     field_text = f"field '{'.'.join(fields)}'" if fields else ""
     return ", ".join(x for x in (prefix, field_text) if x) or "document"
@@ -316,8 +333,13 @@ def parse_mapping(raw: Any, source: str) -> Mapping:
     try:
         document = MappingDocument.model_validate(raw)
     except ValidationError as exc:
+        errors = exc.errors()
+        # `target: str | {...}`: when an object was given, "should be a valid string" is noise.
+        meaningful = [
+            e for e in errors if e["type"] != "string_type" or not isinstance(e.get("input"), dict)
+        ]
         problems = "; ".join(
-            f"{_format_loc(err['loc'], raw)}: {err['msg']}" for err in exc.errors()
+            f"{_format_loc(err['loc'], raw)}: {err['msg']}" for err in (meaningful or errors)
         )
         raise MappingError(f"{source}: {problems}") from None
     return Mapping(document, source)

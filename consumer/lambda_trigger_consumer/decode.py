@@ -71,9 +71,13 @@ class SchemaRegistry:
             try:
                 response = self._client.get(f"{self._url}/schemas/ids/{schema_id}")
             except httpx.HTTPError as exc:
-                raise DecodeError(
-                    "schema", f"schema registry unreachable for id {schema_id}: {exc}"
+                raise RegistryUnavailable(
+                    f"schema registry unreachable for id {schema_id}: {exc}"
                 ) from exc
+            if response.status_code >= 500 or response.status_code in (401, 403, 429):
+                raise RegistryUnavailable(
+                    f"schema id {schema_id}: registry answered HTTP {response.status_code}"
+                )
             if response.status_code != 200:
                 raise DecodeError(
                     "schema",
