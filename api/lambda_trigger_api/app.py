@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lambda_trigger import __version__
 from lambda_trigger.contract import MAX_REASON_LENGTH
@@ -22,6 +23,7 @@ from lambda_trigger_api.errors import (
     ApiError,
     api_error_handler,
     error_response,
+    http_error_handler,
     validation_error_handler,
 )
 from lambda_trigger_api.identity import IdentityClient
@@ -102,6 +104,7 @@ def create_app(
     app.state.service = service
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.middleware("http")(metrics.middleware)
 
     @app.post("/api/ingestion/run", status_code=202, response_model=RunAccepted, responses=_ERRORS)

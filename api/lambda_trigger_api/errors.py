@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ApiError(Exception):
@@ -35,3 +36,10 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
     return error_response(400, "invalid_request", "; ".join(problems) or "invalid request")
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    """Unknown paths and wrong methods get the same error shape as everything else."""
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))

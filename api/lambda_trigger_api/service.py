@@ -44,6 +44,7 @@ class TargetCheck:
     available: bool
     resolution: Resolution | None
     reason: str | None
+    dataset_found: bool = True
 
 
 class RunService:
@@ -111,11 +112,8 @@ class RunService:
     def check_target(self, dataset: DatasetUrn, job_urn: str | None = None) -> TargetCheck:
         state = self._datahub("dataset", self.datahub.dataset_state, dataset.urn)
         if state != "present":
-            return TargetCheck(
-                False,
-                None,
-                "dataset not found in DataHub" if state == "missing" else "dataset was deleted",
-            )
+            reason = "dataset not found in DataHub" if state == "missing" else "dataset was deleted"
+            return TargetCheck(False, None, reason, dataset_found=False)
         if job_urn and self.job_arn_property_urn:
             values = self._datahub(
                 "job", self.datahub.structured_property, job_urn, self.job_arn_property_urn
@@ -142,7 +140,7 @@ class RunService:
         self._require_run_privilege(caller)
         check = self.check_target(dataset, job)
         if not check.available:
-            if check.resolution is None and check.reason and "dataset" in check.reason:
+            if not check.dataset_found:
                 raise ApiError(404, "dataset_not_found", f"{dataset.urn}: {check.reason}")
             raise ApiError(422, "no_target", f"{dataset.urn}: {check.reason}")
         request = RunRequest(

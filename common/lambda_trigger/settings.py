@@ -102,6 +102,9 @@ class ConsumerSettings(_Settings):
         10.0, validation_alias="LAMBDA_TRIGGER_MAPPING_RELOAD_SECONDS"
     )
     report_payload_bytes: int = Field(4000, validation_alias="LAMBDA_TRIGGER_REPORT_PAYLOAD_BYTES")
+    # A new group starts at the beginning, so a request written before the consumer's first
+    # start is not lost; old ones are then skipped (claimed) or expired, never fired late.
     auto_offset_reset: Literal["earliest", "latest"] = Field(
-        "latest", validation_alias="LAMBDA_TRIGGER_AUTO_OFFSET_RESET"
+        "earliest", validation_alias="LAMBDA_TRIGGER_AUTO_OFFSET_RESET"
     )
+    max_request_age_seconds: float = Field(3600.0, validation_alias="LAMBDA_TRIGGER_MAX_REQUEST_AGE_SECONDS")

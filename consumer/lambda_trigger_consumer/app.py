@@ -58,7 +58,8 @@ class ConsumerApp:
             kafka.update(json.loads(self.settings.kafka_config_json))
         dead_letters = DeadLetters(kafka, self.settings.dead_letter_topic, self.metrics)
         config = handler_config or HandlerConfig(
-            job_arn_property_urn=mapping_settings.job_arn_property_urn
+            job_arn_property_urn=mapping_settings.job_arn_property_urn,
+            max_request_age_seconds=self.settings.max_request_age_seconds,
         )
 
         def handler_factory(stopping: threading.Event, fallback: Any) -> Handler:
