@@ -46,6 +46,17 @@ class ApiMetrics:
         )
         self.info = Info(p, "Build information", registry=registry)
         self.info.info({"version": __version__})
+        self.runs_requested.labels(source="LAMBDA_TRIGGER_API")
+        for operation in (
+            "identify",
+            "dataset",
+            "tags",
+            "job",
+            "write_request",
+            "read_request",
+            "read_result",
+        ):
+            self.datahub_failures.labels(operation=operation)
 
     @contextmanager
     def datahub_call(self, operation: str) -> Iterator[None]:

@@ -244,6 +244,14 @@ class Mapping:
     def document(self) -> MappingDocument:
         return self._doc
 
+    def labels(self) -> set[str]:
+        """Every display label a resolution can return (metrics use them as label values)."""
+        targets: list[LambdaTarget | StepFunctionsTarget] = list(self._named.values())
+        targets += [r.target for r in self._doc.rules if not isinstance(r.target, str)]
+        if self._doc.default is not None and not isinstance(self._doc.default, str):
+            targets.append(self._doc.default)
+        return {t.label or DEFAULT_LABEL for t in targets}
+
     @property
     def needs_tags(self) -> bool:
         """Whether resolving may need the dataset's tags (saves a GMS read when not)."""

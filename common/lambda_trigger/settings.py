@@ -107,4 +107,6 @@ class ConsumerSettings(_Settings):
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", validation_alias="LAMBDA_TRIGGER_AUTO_OFFSET_RESET"
     )
-    max_request_age_seconds: float = Field(3600.0, validation_alias="LAMBDA_TRIGGER_MAX_REQUEST_AGE_SECONDS")
+    max_request_age_seconds: float = Field(
+        3600.0, validation_alias="LAMBDA_TRIGGER_MAX_REQUEST_AGE_SECONDS"
+    )

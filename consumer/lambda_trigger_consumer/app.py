@@ -44,10 +44,9 @@ class ConsumerApp:
         self.mappings = MappingSource(
             mapping_settings,
             reload_seconds=self.settings.mapping_reload_seconds,
-            on_reload=lambda ok: self.metrics.mapping_reloads.labels(
-                result="success" if ok else "error"
-            ).inc(),
+            on_reload=self._on_mapping_reload,
         )
+        self.metrics.known_targets(self.mappings.current().labels())
         self.datahub = DataHubClient(datahub_settings)
         self.registry = SchemaRegistry(self.settings.schema_registry_url)
         invoker = Invoker(
@@ -88,6 +87,11 @@ class ConsumerApp:
         self.health = HealthServer(
             self.settings.http_host, self.settings.http_port, registry, self._live, self._ready
         )
+
+    def _on_mapping_reload(self, ok: bool) -> None:
+        self.metrics.mapping_reloads.labels(result="success" if ok else "error").inc()
+        if ok:
+            self.metrics.known_targets(self.mappings.current().labels())
 
     def _live(self) -> tuple[bool, dict[str, object]]:
         age = time.monotonic() - self.runner.last_loop

@@ -6,6 +6,8 @@ one instance on the default registry.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from lambda_trigger import __version__
@@ -94,3 +96,20 @@ class ConsumerMetrics:
         )
         self.info = Info(f"{p}", "Build and configuration", registry=registry)
         self.info.info({"version": __version__, "executor_id": executor_id})
+        # Children for every known label value exist from the start, so dashboards show 0
+        # instead of "No data" and rate() sees the first event.
+        for reason in ("framing", "schema", "avro", "aspect"):
+            self.decode_failures.labels(reason=reason)
+            self.dead_letters.labels(reason=f"decode_{reason}")
+        self.dead_letters.labels(reason="status_write_failed")
+        for result in ("success", "error"):
+            self.mapping_reloads.labels(result=result)
+        for status in ("RUNNING", "SUCCESS", "FAILURE"):
+            self.status_writes.labels(status=status)
+
+    def known_targets(self, labels: Iterable[str]) -> None:
+        """Create the per-target children for the mapping's labels (called on every load)."""
+        for label in labels:
+            self.invocation_duration.labels(target=label)
+            for outcome in ("success", "function_error", "invoke_error", "started"):
+                self.invocations.labels(target=label, outcome=outcome)
