@@ -25,20 +25,26 @@ import httpx
 from lambda_trigger_consumer.decode import SchemaRegistry, decode_change_log
 from lambda_trigger_consumer.key_filter import is_execution_request_key
 
-SCHEMA_TEXT = (Path(datahub.__file__).parent / "metadata" / "schemas" / "MetadataChangeLog.avsc").read_text()
+SCHEMA_TEXT = (
+    Path(datahub.__file__).parent / "metadata" / "schemas" / "MetadataChangeLog.avsc"
+).read_text()
 
 
 def _registry() -> SchemaRegistry:
     def handle(_request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"schema": SCHEMA_TEXT})
 
-    return SchemaRegistry("http://registry", client=httpx.Client(transport=httpx.MockTransport(handle)))
+    return SchemaRegistry(
+        "http://registry", client=httpx.Client(transport=httpx.MockTransport(handle))
+    )
 
 
 def _value() -> bytes:
     aspect = {
         "task": "LAMBDA_TRIGGER_RUN",
-        "args": {"datasetUrn": "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"},
+        "args": {
+            "datasetUrn": "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
+        },
         "executorId": "lambda-trigger",
         "source": {"type": "LAMBDA_TRIGGER_API"},
         "requestedAt": 1_700_000_000_000,
@@ -66,7 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200_000)
     n = parser.parse_args().records
-    keys = [f"urn:li:dataset:(urn:li:dataPlatform:hive,db.table_{i},PROD)".encode() for i in range(1000)]
+    keys = [
+        f"urn:li:dataset:(urn:li:dataPlatform:hive,db.table_{i},PROD)".encode() for i in range(1000)
+    ]
     start = time.perf_counter()
     kept = 0
     for i in range(n):

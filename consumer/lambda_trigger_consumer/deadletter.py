@@ -75,3 +75,6 @@ class DeadLetters:
     def flush(self, timeout: float = 10.0) -> int:
         """Wait for outstanding records; returns how many are still undelivered."""
         return self._producer.flush(timeout)
+
+    def close(self) -> None:
+        self._producer.close()

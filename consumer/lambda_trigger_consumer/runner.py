@@ -125,6 +125,7 @@ class Runner:
                     "%d dead-letter records were not delivered; their offsets were not committed",
                     remaining,
                 )
+            self._dead_letters.close()
             log.info("consumer closed")
 
     # --- one record ---------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""`python -m devstack.gms_double --bootstrap HOST:PORT [--port N] [--state-file PATH]`:
+run the GMS double in the foreground until Ctrl-C, printing its URL and admin token."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from devstack.gms_double.server import GmsDouble
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.gms_double", description=__doc__)
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--state-file", type=Path, default=None)
+    parser.add_argument("--admin-token", default=None)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    double = GmsDouble(
+        args.bootstrap,
+        host=args.host,
+        port=args.port,
+        state_file=args.state_file,
+        admin_token=args.admin_token,
+    )
+    with double:
+        print(f"DATAHUB_GMS_URL={double.url}", flush=True)
+        print(f"SCHEMA_REGISTRY_URL={double.schema_registry_url}", flush=True)
+        print(f"DATAHUB_GMS_TOKEN={double.admin_token}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""Who is calling: GMS's bearer-token authentication and datahub-frontend's session cookie.
+
+- GMS with `METADATA_SERVICE_AUTH_ENABLED=true` (application.yaml `authentication.enabled`,
+  default true): AuthenticationExtractionFilter resolves `Authorization: Bearer <token>` through
+  the authenticator chain (DataHubTokenAuthenticator); AuthenticationEnforcementFilter then answers
+  `response.sendError(401, "Unauthorized to perform this action.")` for an anonymous request to any
+  path except `authentication.excludedPaths`
+  (`/schema-registry/*,/health,/health/live,/config,/config/search/export,/public-iceberg/*,
+  /actuator/prometheus`). Source: metadata-service/auth-filter/.../AuthenticationEnforcementFilter.java,
+  metadata-service/configuration/src/main/resources/application.yaml.
+- datahub-frontend: routes behind `Authenticator` (datahub-frontend/app/auth/Authenticator.java)
+  answer Play's `unauthorized()` (401, empty body) unless the request carries an Authorization
+  header or a valid session cookie (`PLAY_SESSION`, holding actor and token).
+
+Real tokens are signed JWTs and real sessions signed Play cookies; the double instead keeps a
+table of the tokens and cookies tests register, each mapped to a principal.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+
+PLAY_SESSION_COOKIE = "PLAY_SESSION"
+EXCLUDED_PATHS = (
+    "/schema-registry/*",
+    "/health",
+    "/health/live",
+    "/config",
+    "/config/search/export",
+    "/public-iceberg/*",
+    "/actuator/prometheus",
+)
+UNAUTHORIZED_MESSAGE = "Unauthorized to perform this action."
+
+
+@dataclass(frozen=True)
+class Principal:
+    actor_urn: str
+    username: str
+    manage_ingestion: bool
+    # The admin (urn:li:corpuser:datahub in the quickstart) holds every platform privilege.
+    admin: bool = False
+
+
+def is_excluded(path: str) -> bool:
+    """AuthenticationEnforcementFilter.shouldNotFilter: `x/*` is a prefix, else exact match."""
+    for pattern in EXCLUDED_PATHS:
+        if pattern.endswith("/*"):
+            if path.startswith(pattern[:-2]):
+                return True
+        elif path == pattern:
+            return True
+    return False
+
+
+def session_value(cookie: str) -> str:
+    """Accept either a PLAY_SESSION value or a whole Cookie header containing one."""
+    if f"{PLAY_SESSION_COOKIE}=" not in cookie:
+        return cookie.strip()
+    found = play_session_from_header(cookie)
+    return found if found is not None else cookie.strip()
+
+
+def play_session_from_header(header: str) -> str | None:
+    jar = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return None
+    morsel = jar.get(PLAY_SESSION_COOKIE)
+    return morsel.value if morsel is not None else None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class Credentials:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tokens: dict[str, Principal] = {}
+        self._sessions: dict[str, Principal] = {}
+
+    def add_token(self, token: str, principal: Principal) -> None:
+        with self._lock:
+            self._tokens[token] = principal
+
+    def add_session(self, cookie: str, principal: Principal) -> None:
+        with self._lock:
+            self._sessions[session_value(cookie)] = principal
+
+    def by_token(self, token: str | None) -> Principal | None:
+        if token is None:
+            return None
+        with self._lock:
+            return self._tokens.get(token)
+
+    def by_cookie_header(self, header: str | None) -> Principal | None:
+        if not header:
+            return None
+        value = play_session_from_header(header)
+        if value is None:
+            return None
+        with self._lock:
+            return self._sessions.get(value)
+
+    def to_json(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "tokens": {t: _principal_json(p) for t, p in self._tokens.items()},
+                "sessions": {s: _principal_json(p) for s, p in self._sessions.items()},
+            }
+
+    def load_json(self, data: dict[str, object]) -> None:
+        tokens = data.get("tokens", {})
+        sessions = data.get("sessions", {})
+        assert isinstance(tokens, dict) and isinstance(sessions, dict)
+        with self._lock:
+            self._tokens.update({t: _principal_from(p) for t, p in tokens.items()})
+            self._sessions.update({s: _principal_from(p) for s, p in sessions.items()})
+
+
+def _principal_json(p: Principal) -> dict[str, object]:
+    return {
+        "actor_urn": p.actor_urn,
+        "username": p.username,
+        "manage_ingestion": p.manage_ingestion,
+        "admin": p.admin,
+    }
+
+
+def _principal_from(d: object) -> Principal:
+    assert isinstance(d, dict)
+    return Principal(
+        str(d["actor_urn"]),
+        str(d["username"]),
+        bool(d["manage_ingestion"]),
+        bool(d.get("admin", False)),
+    )
+
+
+def jetty_error_page(status: int, message: str, uri: str) -> bytes:
+    """The body `HttpServletResponse.sendError` gets from GMS's embedded Jetty (its
+    ErrorHandler page). Clients should key on the status; the page is only for humans."""
+    return (
+        "<html>\n<head>\n"
+        '<meta http-equiv="Content-Type" content="text/html;charset=ISO-8859-1"/>\n'
+        f"<title>Error {status} {message}</title>\n"
+        "</head>\n<body>\n"
+        f"<h2>HTTP ERROR {status} {message}</h2>\n"
+        "<table>\n"
+        f"<tr><th>URI:</th><td>{uri}</td></tr>\n"
+        f"<tr><th>STATUS:</th><td>{status}</td></tr>\n"
+        f"<tr><th>MESSAGE:</th><td>{message}</td></tr>\n"
+        "</table>\n"
+        "</body>\n</html>\n"
+    ).encode("iso-8859-1", "replace")

@@ -1,0 +1,304 @@
+"""Producing MetadataChangeLog events to a real Kafka broker the way GMS does.
+
+- Record: metadata-service's `PegasusUtils.constructMCL` (metadata-utils/.../PegasusUtils.java):
+  the MCL starts as a copy of the proposal (auditHeader, entityKeyAspect, headers carry over) and
+  then gets entityType, entityUrn, changeType, aspectName, created (the write's AuditStamp),
+  aspect, systemMetadata and, when there was one, previousAspectValue/previousSystemMetadata.
+  `aspect` is a GenericAspect: the aspect's JSON as bytes, contentType "application/json"
+  (GenericRecordUtils.serializeAspect).
+- Topic and key: `KafkaEventProducer.produceMetadataChangeLog` sends
+  `new ProducerRecord(topic, urn.toString(), record)` to MetadataChangeLog_Versioned_v1, or
+  MetadataChangeLog_Timeseries_v1 for timeseries aspects (getMetadataChangeLogTopicName).
+- Value: Confluent framing (KafkaAvroSerializer): 0x00, the 4-byte big-endian schema id, the
+  Avro binary of the wheel's MetadataChangeLog.avsc. The id is the one GMS's internal registry
+  hands out for the topic (see schema_registry.py: 19).
+- Partitioning: the Java producer's default partitioner hashes the key with murmur2; librdkafka's
+  `murmur2_random` partitioner is the same function, so a URN lands on the partition it would
+  land on with GMS.
+- Producer settings: application.yaml `kafka.producer` (retries 3, deliveryTimeout 30000 ms,
+  requestTimeout 3000 ms, backoff 500 ms, compression snappy).
+- Synchronous: EntityServiceImpl.emitMCL waits on every MCL future before the write returns and
+  throws "Failed to produce MCLs" if one failed; the double flushes and checks each delivery.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # re-exported by .admin at runtime, not in its hints
+
+from devstack.gms_double.errors import GmsInternalError
+from devstack.gms_double.schema_registry import (
+    MCL_SCHEMA_ID,
+    TIMESERIES_MCL_TOPIC,
+    VERSIONED_MCL_TOPIC,
+    mcl_schema,
+)
+
+log = logging.getLogger(__name__)
+
+CONFLUENT_MAGIC = 0
+
+# application.yaml kafka.producer.* defaults.
+_PRODUCER_DEFAULTS: dict[str, Any] = {
+    "partitioner": "murmur2_random",
+    "compression.type": "snappy",
+    "retries": 3,
+    "retry.backoff.ms": 500,
+    "request.timeout.ms": 3000,
+    "delivery.timeout.ms": 30000,
+    "linger.ms": 0,
+    # Kafka >= 3 Java producers default to acks=all with idempotence; so does this one.
+    "enable.idempotence": True,
+}
+
+
+@dataclass(frozen=True)
+class ProducedMcl:
+    """One MCL as it went to the broker, for tests."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: dict[str, Any]
+    raw: bytes
+
+    @property
+    def aspect_name(self) -> str:
+        return str(self.value["aspectName"])
+
+    @property
+    def aspect(self) -> dict[str, Any] | None:
+        generic = self.value.get("aspect")
+        if generic is None:
+            return None
+        parsed = json.loads(generic["value"])
+        assert isinstance(parsed, dict)
+        return parsed
+
+
+@dataclass(frozen=True)
+class MclRequest:
+    topic: str
+    key: str
+    value: dict[str, Any]
+
+
+class _NamedTypes:
+    """Index of the MCL schema's named types, so nested references (e.g. a later
+    "com.linkedin.pegasus2avro.common.AuditStamp") resolve to their definitions."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.by_name: dict[str, Any] = {}
+        self._walk(schema, None)
+
+    def _walk(self, node: Any, namespace: str | None) -> None:
+        if isinstance(node, list):
+            for item in node:
+                self._walk(item, namespace)
+        elif isinstance(node, dict):
+            kind = node.get("type")
+            if kind in ("record", "enum", "fixed") and "name" in node:
+                ns = node.get("namespace", namespace)
+                full = node["name"] if "." in node["name"] or not ns else f"{ns}.{node['name']}"
+                self.by_name[full] = node
+                namespace = ns
+            for key in ("fields", "type", "items", "values"):
+                if key in node:
+                    self._walk(node[key], namespace)
+
+
+def _to_avro(schema: Any, value: Any, types: _NamedTypes) -> Any:
+    """Turn Pegasus JSON (e.g. a SystemMetadata or AuditStamp as GMS stores it) into the datum
+    fastavro expects for `schema`: fills defaults of absent fields, leaves unions to fastavro."""
+    if isinstance(schema, str):
+        named = types.by_name.get(schema)
+        return _to_avro(named, value, types) if named is not None else value
+    if isinstance(schema, list):
+        if value is None:
+            return None
+        for branch in schema:
+            if branch == "null":
+                continue
+            resolved = types.by_name.get(branch, branch) if isinstance(branch, str) else branch
+            if isinstance(resolved, dict) and resolved.get("type") == "record":
+                if isinstance(value, dict):
+                    return _to_avro(resolved, value, types)
+                continue
+            return _to_avro(resolved, value, types)
+        return value
+    if isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind == "record":
+            out: dict[str, Any] = {}
+            for f in schema["fields"]:
+                if f["name"] in value and value[f["name"]] is not None:
+                    out[f["name"]] = _to_avro(f["type"], value[f["name"]], types)
+                elif "default" in f:
+                    out[f["name"]] = f["default"]
+                else:
+                    out[f["name"]] = None
+            return out
+        if kind == "map":
+            return {k: _to_avro(schema["values"], v, types) for k, v in value.items()}
+        if kind == "array":
+            return [_to_avro(schema["items"], v, types) for v in value]
+        if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in types.by_name):
+            return _to_avro(kind, value, types)
+    return value
+
+
+class MclCodec:
+    """Confluent-framed Avro for MetadataChangeLog, with the wheel's schema."""
+
+    def __init__(self, schema_id: int = MCL_SCHEMA_ID) -> None:
+        self.schema_id = schema_id
+        self._raw_schema = mcl_schema()
+        self._types = _NamedTypes(self._raw_schema)
+        self._parsed = fastavro.parse_schema(self._raw_schema)
+
+    def field_type(self, record: str, name: str) -> Any:
+        node = self._types.by_name[record]
+        return next(f["type"] for f in node["fields"] if f["name"] == name)
+
+    def to_datum(self, mcl: dict[str, Any]) -> dict[str, Any]:
+        datum = _to_avro(self._raw_schema, mcl, self._types)
+        assert isinstance(datum, dict)
+        return datum
+
+    def encode(self, mcl: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(struct.pack(">bI", CONFLUENT_MAGIC, self.schema_id))
+        fastavro.schemaless_writer(buf, self._parsed, self.to_datum(mcl))
+        return buf.getvalue()
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        magic, schema_id = struct.unpack(">bI", raw[:5])
+        if magic != CONFLUENT_MAGIC or schema_id != self.schema_id:
+            raise ValueError(f"unexpected framing: magic={magic} id={schema_id}")
+        value = fastavro.schemaless_reader(io.BytesIO(raw[5:]), self._parsed)
+        assert isinstance(value, dict)
+        return value
+
+
+def create_mcl_topics(
+    bootstrap_servers: str,
+    versioned_partitions: int,
+    timeseries_partitions: int,
+    timeout: float = 30.0,
+    *,
+    versioned_topic: str = VERSIONED_MCL_TOPIC,
+    timeseries_topic: str = TIMESERIES_MCL_TOPIC,
+) -> None:
+    """Create the two MCL topics if they are missing (DataHub's kafka-setup job does this before
+    GMS starts). Existing topics are left as they are, whatever their partition count."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=log)
+    wanted = {versioned_topic: versioned_partitions, timeseries_topic: timeseries_partitions}
+    existing = admin.list_topics(timeout=timeout).topics
+    new = [
+        NewTopic(t, num_partitions=p, replication_factor=1)
+        for t, p in wanted.items()
+        if t not in existing
+    ]
+    if not new:
+        return
+    for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                raise
+        log.info("created topic %s", topic)
+    _wait_for_leaders(admin, list(wanted), timeout)
+
+
+def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> None:
+    """A just-created topic takes a moment to get partition leaders; until then produce and
+    offset lookups fail with NOT_LEADER. Wait, as GMS effectively does by starting after the
+    kafka-setup job."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout).topics
+        ready = all(
+            t in metadata
+            and metadata[t].partitions
+            and all(p.leader >= 0 for p in metadata[t].partitions.values())
+            for t in topics
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"MCL topics {topics} have no partition leaders after {timeout}s")
+        time.sleep(0.1)
+
+
+class MclProducer:
+    def __init__(self, bootstrap_servers: str, codec: MclCodec) -> None:
+        self._codec = codec
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "client.id": "gms-double",
+                **_PRODUCER_DEFAULTS,
+            }
+        )
+        self._log: list[ProducedMcl] = []
+        self._log_lock = threading.Lock()
+
+    def produce_all(self, requests: list[MclRequest]) -> list[ProducedMcl]:
+        """Produce and wait for every delivery; any failure is GMS's "Failed to produce MCLs"."""
+        if not requests:
+            return []
+        results: list[ProducedMcl | None] = [None] * len(requests)
+        errors: list[str] = []
+
+        def on_delivery(index: int, raw: bytes, req: MclRequest) -> Any:
+            def callback(err: Any, msg: Any) -> None:
+                if err is not None:
+                    errors.append(str(err))
+                    return
+                results[index] = ProducedMcl(
+                    req.topic, msg.partition(), msg.offset(), req.key, self._codec.decode(raw), raw
+                )
+
+            return callback
+
+        for i, req in enumerate(requests):
+            raw = self._codec.encode(req.value)
+            self._producer.produce(
+                req.topic,
+                key=req.key.encode("utf-8"),
+                value=raw,
+                on_delivery=on_delivery(i, raw, req),
+            )
+        remaining = self._producer.flush(_PRODUCER_DEFAULTS["delivery.timeout.ms"] / 1000 + 5)
+        delivered = [r for r in results if r is not None]
+        if remaining or errors or len(delivered) != len(requests):
+            raise GmsInternalError(
+                f"Failed to produce MCLs: {errors or f'{remaining} undelivered'}"
+            )
+        with self._log_lock:
+            self._log.extend(delivered)
+        return delivered
+
+    def produced(self) -> list[ProducedMcl]:
+        with self._log_lock:
+            return list(self._log)
+
+    def close(self) -> None:
+        self._producer.flush(5)
+        # Destroy the librdkafka client now: left to the garbage collector it keeps
+        # reconnecting to a broker that the stack stops next, filling the output with noise.
+        self._producer.close()

@@ -1,0 +1,716 @@
+"""GmsDouble: the project's one protocol-faithful test double of DataHub GMS (v1.7.0).
+
+It serves, on one HTTP port:
+
+- GMS's Rest.li aspect API (`POST /aspects?action=ingestProposal|ingestProposalBatch`,
+  `GET /aspects/{urn}?aspect=&version=`) and the OpenAPI v3 entity API
+  (`POST /openapi/v3/entity/{entityName}`, `GET /openapi/v3/entity/{entityName}/{urn}/{aspect}`),
+  with GMS's write semantics (ingest.py) and a MetadataChangeLog produced to a real Kafka
+  broker for every stored change (mcl.py);
+- `GET /config`, GMS's GraphQL `POST /api/graphql` (bearer token) and datahub-frontend's
+  `POST /api/v2/graphql` (session cookie), answering `me` only (gql.py);
+- GMS's internal schema registry under `/schema-registry/api/` (schema_registry.py).
+
+State lives in memory and, with `state_file`, in a JSON file rewritten after every change.
+Everything a behaviour was taken from is cited in the module that implements it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from devstack.gms_double import api, gql
+from devstack.gms_double import entity_registry as reg
+from devstack.gms_double.auth import (
+    UNAUTHORIZED_MESSAGE,
+    Credentials,
+    Principal,
+    bearer_token,
+    is_excluded,
+    jetty_error_page,
+)
+from devstack.gms_double.errors import GmsError
+from devstack.gms_double.faults import Faults
+from devstack.gms_double.ingest import WritePipeline, now_ms
+from devstack.gms_double.mcl import MclCodec, MclProducer, ProducedMcl, create_mcl_topics
+from devstack.gms_double.schema_registry import (
+    TIMESERIES_MCL_TOPIC,
+    VERSIONED_MCL_TOPIC,
+    Answer,
+    InternalSchemaRegistry,
+)
+from devstack.gms_double.seed import ADMIN_USER, seed
+from devstack.gms_double.store import AspectStore, write_json_atomically
+
+log = logging.getLogger(__name__)
+
+DATAHUB_VERSION = "v1.7.0"
+SCHEMA_REGISTRY_PREFIX = "/schema-registry/api"
+OPENAPI_V3_ENTITY = "/openapi/v3/entity/"
+STATE_FORMAT = 1
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], double: GmsDouble) -> None:
+        self.double = double
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive like Jetty: the SDK's requests.Session pools connections.
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.double._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.double._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        if body is None:
+            self._send(status, b"", None, headers)
+        else:
+            self._send(status, json.dumps(body).encode("utf-8"), "application/json", headers)
+
+    def _send_reply(self, reply: api.Reply, restli: bool = False) -> None:
+        headers = dict(reply.headers)
+        if restli:
+            headers.setdefault("X-RestLi-Protocol-Version", "2.0.0")
+        self._send_json(reply.status, reply.body, headers)
+
+    def _send_answer(self, answer: Answer) -> None:
+        if answer.body is None:
+            self._send(answer.status, b"", None)
+        elif answer.raw_text:
+            self._send(answer.status, str(answer.body).encode("utf-8"), "application/json")
+        else:
+            self._send_json(answer.status, answer.body)
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def _dispatch(self, method: str) -> None:
+        double = self.server.double
+        split = urlsplit(self.path)
+        raw_path = split.path
+        path = unquote(raw_path)
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        body = self._body()
+        double._count_request()
+
+        if double.faults.slow_seconds:
+            time.sleep(double.faults.slow_seconds)
+        failure = double.faults.take_failure()
+        if failure is not None:
+            # OpenAPI's generic handler body; Rest.li clients only look at the status.
+            self._send_json(
+                failure.status,
+                {"error": "Internal server error occurred", "injectedByGmsDouble": True},
+            )
+            return
+
+        try:
+            if raw_path.startswith(SCHEMA_REGISTRY_PREFIX):
+                self._schema_registry(method, raw_path[len(SCHEMA_REGISTRY_PREFIX) :], query, body)
+            elif method == "GET" and path == "/config":
+                self._send_json(200, double.config())
+            elif method == "GET" and path in ("/health", "/health/live"):
+                self._send(200, b"GOOD", "text/plain")
+            elif method == "POST" and path == "/api/v2/graphql":
+                self._frontend_graphql(body)
+            else:
+                self._gms(method, raw_path, path, query, body)
+        except Exception:
+            log.exception("GMS double failed on %s %s", method, self.path)
+            self._send_json(500, {"error": "Internal server error occurred"})
+
+    def _principal(self) -> Principal | None:
+        return self.server.double.credentials.by_token(
+            bearer_token(self.headers.get("Authorization"))
+        )
+
+    def _gms(
+        self, method: str, raw_path: str, path: str, query: dict[str, str], body: bytes
+    ) -> None:
+        principal = self._principal()
+        if principal is None and not is_excluded(path):
+            # AuthenticationEnforcementFilter: sendError(401, "Unauthorized to perform this action.")
+            self._send(
+                401,
+                jetty_error_page(401, UNAUTHORIZED_MESSAGE, path),
+                "text/html;charset=iso-8859-1",
+            )
+            return
+        assert principal is not None or is_excluded(path)
+
+        if method == "POST" and path == "/aspects" and "action" in query:
+            assert principal is not None
+            self._restli_ingest(principal, query["action"], body)
+        elif method == "GET" and raw_path.startswith("/aspects/"):
+            self._restli_get(unquote(raw_path[len("/aspects/") :]), query)
+        elif (
+            method == "POST" and raw_path.startswith(OPENAPI_V3_ENTITY) and raw_path.count("/") == 4
+        ):
+            assert principal is not None
+            self._openapi_create(
+                principal, unquote(raw_path[len(OPENAPI_V3_ENTITY) :]), query, body
+            )
+        elif method == "GET" and raw_path.startswith(OPENAPI_V3_ENTITY):
+            parts = raw_path[len(OPENAPI_V3_ENTITY) :].split("/")
+            if len(parts) == 3:
+                self._openapi_get_aspect(
+                    unquote(parts[0]), unquote(parts[1]), unquote(parts[2]), query
+                )
+            else:
+                self._no_endpoint(method)
+        elif method == "POST" and path == "/api/graphql":
+            assert principal is not None
+            self._send_json(200, gql.execute(principal, _json_or_none(body)))
+        else:
+            self._no_endpoint(method)
+
+    def _no_endpoint(self, method: str) -> None:
+        # GlobalControllerExceptionHandler.handleNoHandlerFoundException
+        self._send_json(404, {"error": f"No endpoint {method} {self.path}."})
+
+    # -- GMS endpoints -------------------------------------------------------------------------
+
+    def _restli_ingest(self, principal: Principal, action: str, body: bytes) -> None:
+        double = self.server.double
+        try:
+            parsed = json.loads(body or b"null")
+        except json.JSONDecodeError:
+            self._send_reply(api.restli_error(400, "Cannot parse request entity"), restli=True)
+            return
+        try:
+            proposals = api.restli_ingest_body(action, parsed)
+            double._ingest(proposals, principal.actor_urn)
+        except GmsError as exc:
+            self._send_reply(api.restli_error_for(exc), restli=True)
+            return
+        self._send_reply(api.Reply(200, {"value": api.RESTLI_SUCCESS}), restli=True)
+
+    def _restli_get(self, urn: str, query: dict[str, str]) -> None:
+        double = self.server.double
+        aspect = query.get("aspect")
+        try:
+            reg.parse_urn(urn)
+            version = int(query.get("version", "0") or 0)
+        except (GmsError, ValueError) as exc:
+            self._send_reply(api.restli_error(400, str(exc)), restli=True)
+            return
+        if not aspect:
+            # getVersionedAspect with a null aspect name fails inside GMS.
+            self._send_reply(
+                api.restli_error(500, "aspect query parameter is required"), restli=True
+            )
+            return
+        found = double._read(urn, aspect, version)
+        if found is None or reg.is_timeseries(aspect) or reg.aspect_class(aspect) is None:
+            self._send_reply(api.restli_not_found(), restli=True)
+            return
+        row, number = found
+        self._send_reply(api.restli_versioned_aspect(aspect, row, number), restli=True)
+
+    def _openapi_create(
+        self, principal: Principal, entity_name: str, query: dict[str, str], body: bytes
+    ) -> None:
+        double = self.server.double
+        is_async = api.truthy(query.get("async"), True)
+        with_sm = api.truthy(query.get("systemMetadata"), False)
+        try:
+            reg.require_entity_for_path(entity_name)
+            try:
+                parsed = json.loads(body or b"null")
+            except json.JSONDecodeError as exc:
+                self._send_json(400, {"error": "Invalid JSON format", "message": str(exc)})
+                return
+            results = double._ingest(api.openapi_proposals(parsed), principal.actor_urn)
+        except GmsError as exc:
+            self._send_reply(api.openapi_error_for(exc))
+            return
+        self._send_json(202 if is_async else 200, api.openapi_entity_list(results, with_sm))
+
+    def _openapi_get_aspect(
+        self, entity_name: str, urn: str, aspect: str, query: dict[str, str]
+    ) -> None:
+        double = self.server.double
+        try:
+            spec = reg.require_entity_for_path(entity_name)
+            reg.parse_urn(urn)
+            version = int(query.get("version", "0") or 0)
+        except (GmsError, ValueError) as exc:
+            self._send_reply(
+                api.openapi_error_for(exc)
+                if isinstance(exc, GmsError)
+                else api.Reply(400, {"error": str(exc)})
+            )
+            return
+        canonical = reg.aspect_in_entity_ignore_case(spec, aspect)
+        with_sm = api.truthy(query.get("systemMetadata"), False)
+        row = None
+        if canonical is not None:
+            if reg.is_timeseries(canonical):
+                row = double._read_timeseries(urn, canonical)
+            else:
+                found = double._read(urn, canonical, version)
+                row = found[0] if found else None
+        if row is None:
+            self._send(404, b"", None, {"X-DataHub-Not-Found": "ENTITY"})
+            return
+        self._send_json(200, api.openapi_aspect(row, with_sm))
+
+    # -- frontend --------------------------------------------------------------------------------
+
+    def _frontend_graphql(self, body: bytes) -> None:
+        credentials = self.server.double.credentials
+        principal = credentials.by_cookie_header(self.headers.get("Cookie"))
+        if principal is None and self.headers.get("Authorization"):
+            # The frontend forwards an Authorization header to GMS, which authenticates it.
+            principal = self._principal()
+        if principal is None:
+            # datahub-frontend Authenticator.onUnauthorized: Play's unauthorized(), empty body.
+            self._send(401, b"", None)
+            return
+        self._send_json(200, gql.execute(principal, _json_or_none(body)))
+
+    # -- schema registry -------------------------------------------------------------------------
+
+    def _schema_registry(self, method: str, sub: str, query: dict[str, str], body: bytes) -> None:
+        registry = self.server.double.schema_registry
+        parts = [unquote(p) for p in sub.strip("/").split("/") if p]
+        answer: Answer
+        if method == "GET" and not parts:
+            answer = Answer(200, None)
+        elif method == "GET" and parts == ["config"]:
+            answer = registry.top_level_config()
+        elif method == "GET" and len(parts) == 2 and parts[0] == "config":
+            answer = registry.subject_config(parts[1])
+        elif method == "GET" and parts == ["schemas", "types"]:
+            answer = registry.schema_types()
+        elif method == "GET" and len(parts) in (3, 4) and parts[:2] == ["schemas", "ids"]:
+            try:
+                schema_id = int(parts[2])
+            except ValueError:
+                answer = Answer(400, None)
+            else:
+                if len(parts) == 4 and parts[3] == "schema":
+                    answer = registry.get_schema_only(schema_id)
+                elif len(parts) == 3:
+                    answer = registry.get_schema_by_id(
+                        schema_id, api.truthy(query.get("fetchMaxId"), False)
+                    )
+                else:
+                    answer = Answer(404, None)
+        elif method == "GET" and parts == ["subjects"]:
+            answer = registry.list_subjects()
+        elif len(parts) == 3 and parts[0] == "subjects" and parts[2] == "versions":
+            answer = (
+                registry.list_versions(parts[1])
+                if method == "GET"
+                else registry.register(parts[1])
+                if method == "POST"
+                else Answer(405, None)
+            )
+        elif (
+            method == "GET"
+            and len(parts) == 4
+            and parts[0] == "subjects"
+            and parts[2] == "versions"
+        ):
+            answer = registry.get_schema_by_version(parts[1], parts[3])
+        elif (
+            method == "GET"
+            and len(parts) == 5
+            and parts[0] == "subjects"
+            and parts[2] == "versions"
+            and parts[4] == "schema"
+        ):
+            found = registry.get_schema_by_version(parts[1], parts[3])
+            answer = (
+                Answer(found.status, found.body["schema"], raw_text=True)
+                if found.status == 200
+                else found
+            )
+        else:
+            answer = Answer(404, None)
+        self._send_answer(answer)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except json.JSONDecodeError:
+        return None
+
+
+class GmsDouble:
+    """A DataHub GMS (and datahub-frontend GraphQL) stand-in producing real MCLs to Kafka.
+
+    `GmsDouble(bootstrap_servers, host, port, state_file)`; `start()` serves in a background
+    thread (port 0 picks a free port), `stop()` ends it. Test helpers below the properties.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_file: Path | None = None,
+        *,
+        admin_token: str | None = None,
+        versioned_partitions: int = 3,
+        timeseries_partitions: int = 1,
+        create_topics: bool = True,
+        seed_on_empty: bool = True,
+        versioned_topic: str = VERSIONED_MCL_TOPIC,
+        timeseries_topic: str = TIMESERIES_MCL_TOPIC,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.host = host
+        self._requested_port = port
+        self._port = port
+        self.state_file = Path(state_file) if state_file else None
+        self._versioned_partitions = versioned_partitions
+        self._timeseries_partitions = timeseries_partitions
+        self._create_topics = create_topics
+        self._seed_on_empty = seed_on_empty
+
+        self.store = AspectStore()
+        self.credentials = Credentials()
+        self.faults = Faults()
+        # GMS renames the MCL topics with METADATA_CHANGE_LOG_{VERSIONED,TIMESERIES}_TOPIC_NAME.
+        self.versioned_topic = versioned_topic
+        self.timeseries_topic = timeseries_topic
+        self.schema_registry = InternalSchemaRegistry(versioned_topic, timeseries_topic)
+        self.codec = MclCodec()
+        self._admin_token = admin_token or f"gms-double-admin-{secrets.token_urlsafe(24)}"
+
+        self._lock = threading.RLock()
+        self._server_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._producer: MclProducer | None = None
+        self._pipeline: WritePipeline | None = None
+        self._requests = 0
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._started:
+            return self
+        self._load_or_seed()
+        self.credentials.add_token(
+            self._admin_token, Principal(ADMIN_USER, "datahub", manage_ingestion=True, admin=True)
+        )
+        if self._create_topics:
+            create_mcl_topics(
+                self.bootstrap_servers,
+                self._versioned_partitions,
+                self._timeseries_partitions,
+                versioned_topic=self.versioned_topic,
+                timeseries_topic=self.timeseries_topic,
+            )
+        self._producer = MclProducer(self.bootstrap_servers, self.codec)
+        self._pipeline = WritePipeline(
+            self.store,
+            self._producer.produce_all,
+            self._save,
+            versioned_topic=self.versioned_topic,
+            timeseries_topic=self.timeseries_topic,
+        )
+        self._serve()
+        self._started = True
+        self._save()
+        log.info("GMS double serving %s (Kafka %s)", self.url, self.bootstrap_servers)
+        return self
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._stop_serving()
+        if self._producer is not None:
+            self._producer.close()
+        self._save()
+        self._started = False
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        with self._server_lock:
+            server = _Server((self.host, self._port), self)
+            self._port = server.server_address[1]
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"gms-double-{self._port}",
+                daemon=True,
+            )
+            self._thread.start()
+            self.faults.down = False
+
+    def _stop_serving(self) -> None:
+        with self._server_lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+            if server is None:
+                return
+            server.shutdown()
+            server.server_close()  # closes the listening socket: new connections are refused
+            with self._connections_lock:
+                live = list(self._connections)
+            for conn in live:
+                # Cut kept-alive connections too, or pooled clients would still be answered.
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            if thread is not None:
+                thread.join(timeout=5)
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _count_request(self) -> None:
+        with self._connections_lock:
+            self._requests += 1
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def schema_registry_url(self) -> str:
+        return f"{self.url}{SCHEMA_REGISTRY_PREFIX}/"
+
+    @property
+    def frontend_url(self) -> str:
+        return self.url
+
+    @property
+    def admin_token(self) -> str:
+        return self._admin_token
+
+    # -- GMS internals used by the handler -----------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """GET /config (metadata-service/servlet Config): `noCode` and the version are what
+        DatahubRestEmitter.test_connection checks; a version >= 1.0.1 makes the SDK switch to
+        OpenAPI ingestion. CLI telemetry is reported off so SDK clients stay offline, and
+        `patchCapable` is false because the double does not implement PATCH."""
+        return {
+            "noCode": "true",
+            "supportsImpactAnalysis": False,
+            "versions": {
+                "acryldata/datahub": {"version": DATAHUB_VERSION, "commit": "gms-test-double"}
+            },
+            "telemetry": {"enabledCli": False, "enabledIngestion": False},
+            "managedIngestion": {"enabled": True, "defaultCliVersion": "1.7.0.17"},
+            "datahub": {"serverType": "dev", "serverEnv": "core"},
+            "datasetUrnNameCasing": False,
+            "patchCapable": False,
+            "statefulIngestionCapable": True,
+            "models": {},
+            "gmsTestDouble": True,
+        }
+
+    def _ingest(self, proposals: list[Any], actor: str) -> list[Any]:
+        assert self._pipeline is not None
+        with self._lock:
+            return self._pipeline.ingest(proposals, actor)
+
+    def _read(self, urn: str, aspect: str, version: int) -> Any:
+        with self._lock:
+            return self.store.get(urn, aspect, version)
+
+    def _read_timeseries(self, urn: str, aspect: str) -> Any:
+        with self._lock:
+            return self.store.timeseries_latest(urn, aspect)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _load_or_seed(self) -> None:
+        with self._lock:
+            if self.state_file is not None and self.state_file.exists():
+                data = json.loads(self.state_file.read_text("utf-8"))
+                self.store.load_json(data.get("store", {}))
+                self.credentials.load_json(data.get("credentials", {}))
+                self._admin_token = str(data.get("admin_token") or self._admin_token)
+                return
+            if self._seed_on_empty and len(self.store) == 0:
+                rows = seed(self.store, now_ms())
+                log.info("seeded %d aspect rows", rows)
+
+    def _save(self) -> None:
+        # Before start() the file still holds the previous run's state, which start() loads.
+        if self.state_file is None or not self._started:
+            return
+        with self._lock:
+            write_json_atomically(
+                self.state_file,
+                {
+                    "format": STATE_FORMAT,
+                    "admin_token": self._admin_token,
+                    "store": self.store.to_json(),
+                    "credentials": self.credentials.to_json(),
+                },
+            )
+
+    # -- test helpers ----------------------------------------------------------------------------
+
+    def add_token(self, token: str, actor_urn: str, username: str, manage_ingestion: bool) -> None:
+        """Make `token` a valid bearer token for `actor_urn` (GMS and frontend)."""
+        self.credentials.add_token(token, Principal(actor_urn, username, manage_ingestion))
+        self._save()
+
+    def add_session_cookie(
+        self, cookie: str, actor_urn: str, username: str, manage_ingestion: bool
+    ) -> None:
+        """Make a datahub-frontend session valid: `cookie` is the PLAY_SESSION value or a whole
+        Cookie header containing it."""
+        self.credentials.add_session(cookie, Principal(actor_urn, username, manage_ingestion))
+        self._save()
+
+    def get_aspect(self, urn: str, aspect_name: str, version: int = 0) -> dict[str, Any] | None:
+        """The stored Pegasus JSON of an aspect (timeseries: the latest value), or None."""
+        with self._lock:
+            if reg.is_timeseries(aspect_name):
+                row = self.store.timeseries_latest(urn, aspect_name)
+                return row.value if row else None
+            found = self.store.get(urn, aspect_name, version)
+            return found[0].value if found else None
+
+    def system_metadata(self, urn: str, aspect_name: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self.store.get(urn, aspect_name, 0)
+            return found[0].system_metadata if found else None
+
+    def aspect_version(self, urn: str, aspect_name: str) -> int | None:
+        """The aspect's current version number (systemMetadata.version: 1 for the first value,
+        +1 per change) - what If-Version-Match compares with; None when absent."""
+        with self._lock:
+            row = self.store.latest(urn, aspect_name)
+            return row.version_number(self.store.history_len(urn, aspect_name)) if row else None
+
+    def mcl_log(self) -> list[ProducedMcl]:
+        """Every MCL produced since start, in production order."""
+        return self._producer.produced() if self._producer else []
+
+    def mcl_count(self) -> int:
+        return len(self.mcl_log())
+
+    def request_count(self) -> int:
+        with self._connections_lock:
+            return self._requests
+
+    def set_down(self, down: bool) -> None:
+        """Down: the port refuses connections (open ones are cut). Up again: same port."""
+        if not self._started:
+            raise RuntimeError("GmsDouble is not started")
+        if down and self._server is not None:
+            self._stop_serving()
+            self.faults.down = True
+        elif not down and self._server is None:
+            self._serve()
+
+    def set_slow(self, seconds: float) -> None:
+        self.faults.set_slow(seconds)
+
+    def fail_next(self, n: int, status: int = 500) -> None:
+        self.faults.fail_next(n, status)
+
+    def reset_faults(self) -> None:
+        self.faults.reset()
+        if self._started and self._server is None:
+            self._serve()
