@@ -1,0 +1,152 @@
+// Browser check of the button against a running api: open the page, click "Run ingestion", confirm, wait for the
+// run's final state, save a screenshot. Uses playwright-core with the system Chromium: nothing is downloaded.
+//
+//   DATASET_URN=urn:li:dataset:(...)      dataset to run (required)
+//   E2E_SCREENSHOT=/path/shot.png         where to save the screenshot (required)
+//   API_URL=http://127.0.0.1:8000         api to proxy to; the page server is started here (or:)
+//   E2E_BASE_URL=http://127.0.0.1:5173    an already running e2e/server.mjs
+//   API_BEARER_TOKEN=...                  optional, see server.mjs
+//   E2E_REASON="..."                      reason typed in the dialog (default: "e2e check")
+//   E2E_EXPECT=succeeded                  final phase to wait for: succeeded (default), failed, or hidden
+//                                         (hidden: the targets call answers and no button is drawn)
+//   E2E_TIMEOUT_MS=120000                 how long to wait for it
+//   E2E_DIALOG_SCREENSHOT=/path/dlg.png   optional: also a screenshot of the filled-in confirmation dialog
+//   CHROMIUM_PATH=/usr/bin/chromium       browser binary
+//
+// Prints one JSON line {"ok", "phase", "status", "screenshot", "runRequests", "targets", "error"?} and exits 0 when the expected
+// phase was reached, 1 otherwise (the screenshot is saved in both cases when the page loaded).
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+import { startServer } from './server.mjs';
+
+export const CHROMIUM_ARGS = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+];
+
+function required(name) {
+    const value = process.env[name];
+    if (!value) {
+        console.error(`error: ${name} is required`);
+        process.exit(2);
+    }
+    return value;
+}
+
+async function main() {
+    const datasetUrn = required('DATASET_URN');
+    const screenshot = resolve(required('E2E_SCREENSHOT'));
+    const expect = process.env.E2E_EXPECT ?? 'succeeded';
+    const timeout = Number(process.env.E2E_TIMEOUT_MS ?? 120000);
+    const reason = process.env.E2E_REASON ?? 'e2e check';
+
+    let server;
+    let baseUrl = process.env.E2E_BASE_URL;
+    if (!baseUrl) {
+        server = await startServer({ apiUrl: required('API_URL'), bearerToken: process.env.API_BEARER_TOKEN });
+        baseUrl = server.url;
+    }
+
+    const userDataDir = mkdtempSync(join(tmpdir(), 'run-ingestion-e2e-profile-'));
+    let context;
+    const result = { ok: false, phase: null, status: null, screenshot: null, runRequests: 0 };
+    try {
+        context = await chromium.launchPersistentContext(userDataDir, {
+            executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+            headless: true,
+            args: CHROMIUM_ARGS,
+            viewport: { width: 1100, height: 420 },
+        });
+        const page = context.pages()[0] ?? (await context.newPage());
+        page.on('request', (request) => {
+            if (new URL(request.url()).pathname === '/api/ingestion/run') result.runRequests += 1;
+        });
+        page.on('console', (msg) => {
+            if (msg.type() === 'error') console.error(`[page] ${msg.text()}`);
+        });
+
+        const url = `${baseUrl.replace(/\/$/, '')}/?datasetUrn=${encodeURIComponent(datasetUrn)}`;
+        const targets = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/ingestion/targets', {
+            timeout: 30000,
+        });
+        await page.goto(url, { waitUntil: 'load' });
+        const targetsResponse = await targets;
+        result.targets = { status: targetsResponse.status(), body: await targetsResponse.json().catch(() => null) };
+
+        if (expect === 'hidden') {
+            await page.waitForTimeout(500);
+            const drawn = await page.getByTestId('run-ingestion').count();
+            result.phase = drawn ? await page.getByTestId('run-ingestion').getAttribute('data-phase') : 'hidden';
+            result.ok = !drawn;
+        } else {
+            const button = page.getByTestId('run-ingestion-button');
+            await button.waitFor({ state: 'visible', timeout: 10000 });
+            await button.click();
+
+            const dialog = page.getByRole('dialog', { name: 'Run ingestion' });
+            await dialog.waitFor({ state: 'visible', timeout: 10000 });
+            await dialog.getByLabel('Reason (optional)').fill(reason);
+            if (process.env.E2E_DIALOG_SCREENSHOT) {
+                const dialogShot = resolve(process.env.E2E_DIALOG_SCREENSHOT);
+                mkdirSync(dirname(dialogShot), { recursive: true });
+                await page.waitForTimeout(400); // opening animation
+                await page.screenshot({ path: dialogShot });
+                result.dialogScreenshot = dialogShot;
+            }
+            await dialog.getByRole('button', { name: 'Run' }).click();
+
+            const root = page.getByTestId('run-ingestion');
+            await page.waitForFunction(
+                () => {
+                    const phase = document.querySelector('[data-testid="run-ingestion"]')?.getAttribute('data-phase');
+                    return phase === 'succeeded' || phase === 'failed' || phase === 'lost' || phase === 'idle';
+                },
+                undefined,
+                { timeout, polling: 250 },
+            );
+            result.phase = await root.getAttribute('data-phase');
+            result.status = (await page.getByTestId('run-ingestion-status').textContent())?.trim() ?? null;
+            result.ok = result.phase === expect;
+            // Let the toast animate in before the picture.
+            await page.waitForTimeout(400);
+        }
+    } catch (error) {
+        result.error = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    } finally {
+        if (context) {
+            try {
+                const page = context.pages()[0];
+                if (page) {
+                    mkdirSync(dirname(screenshot), { recursive: true });
+                    await page.screenshot({ path: screenshot, fullPage: true });
+                    result.screenshot = screenshot;
+                }
+            } catch (error) {
+                result.screenshotError = String(error);
+            }
+            await context.close().catch(() => undefined);
+        }
+        rmSync(userDataDir, { recursive: true, force: true });
+        if (server) await server.close();
+    }
+    console.log(JSON.stringify(result));
+    return result.ok ? 0 : 1;
+}
+
+main().then(
+    (code) => process.exit(code),
+    (error) => {
+        console.error(error);
+        process.exit(1);
+    },
+);

@@ -1,0 +1,183 @@
+import { Button, Input, Modal, Typography } from 'antd';
+import { useMemo, useRef } from 'react';
+
+import { FetchLike, PathResolver, createIngestionApiClient } from './api';
+import { RunIngestionState } from './runIngestionReducer';
+import { Toaster, antdToaster } from './toast';
+import { PollingOptions, useRunIngestion } from './useRunIngestion';
+
+export interface RunIngestionButtonProps extends PollingOptions {
+    /** URN of the dataset whose ingestion is run. */
+    datasetUrn: string;
+    /** Name shown in the confirmation dialog; defaults to the name inside the URN. */
+    datasetName?: string;
+    /** Maps "/api/ingestion/..." to the URL to call (DataHub: `resolveRuntimePath`). Defaults to the identity. */
+    resolvePath?: PathResolver;
+    /** For tests; defaults to the global `fetch`. */
+    fetchImpl?: FetchLike;
+    /** Toast function; defaults to antd `message`, as DataHub's `showToastMessage`. */
+    toast?: Toaster;
+    className?: string;
+}
+
+export const REASON_MAX_LENGTH = 500;
+
+let nextId = 0;
+
+/** `urn:li:dataset:(urn:li:dataPlatform:hive,db.table,PROD)` -> `db.table`. */
+export function datasetNameFromUrn(urn: string): string {
+    const match = /^urn:li:dataset:\(urn:li:dataPlatform:[^,]+,(.+),[^,()]+\)$/.exec(urn);
+    return match ? match[1] : urn;
+}
+
+function formatDuration(ms: number | null | undefined): string | null {
+    if (ms === null || ms === undefined || !Number.isFinite(ms) || ms < 0) return null;
+    const seconds = Math.round(ms / 1000);
+    if (seconds < 60) return `${seconds}s`;
+    const minutes = Math.floor(seconds / 60);
+    return `${minutes}m ${seconds % 60}s`;
+}
+
+function statusText(state: RunIngestionState): { text: string; type?: 'success' | 'danger' | 'warning' | 'secondary' } | null {
+    switch (state.phase) {
+        case 'starting':
+            return { text: 'Starting…', type: 'secondary' };
+        case 'following':
+            return state.runState === 'running'
+                ? { text: 'Running…', type: 'secondary' }
+                : { text: 'Run requested…', type: 'secondary' };
+        case 'succeeded': {
+            const duration = formatDuration(state.run?.durationMs);
+            return { text: `Last run succeeded${duration ? ` in ${duration}` : ''}`, type: 'success' };
+        }
+        case 'failed':
+            return { text: `Last run failed: ${state.lastError}`, type: 'danger' };
+        case 'lost':
+            return { text: `Run status unknown: ${state.lastError}`, type: 'warning' };
+        case 'idle':
+        case 'confirming':
+            return state.lastError ? { text: state.lastError, type: 'danger' } : null;
+        default:
+            return null;
+    }
+}
+
+/**
+ * "Run ingestion" for a dataset page. Draws nothing unless the api says the dataset has a target the current
+ * user may run; then a button that asks for confirmation, starts the run and follows it to its final state.
+ */
+export function RunIngestionButton(props: RunIngestionButtonProps) {
+    const { datasetUrn, datasetName, className } = props;
+
+    // The client is created once; it reads the latest resolver/fetch through refs, so passing a new function on
+    // every render does not refetch anything.
+    const resolveRef = useRef(props.resolvePath);
+    resolveRef.current = props.resolvePath;
+    const fetchRef = useRef(props.fetchImpl);
+    fetchRef.current = props.fetchImpl;
+    const client = useMemo(
+        () =>
+            createIngestionApiClient({
+                resolvePath: (path) => (resolveRef.current ? resolveRef.current(path) : path),
+                fetchImpl: (input, init) => (fetchRef.current ? fetchRef.current(input, init) : fetch(input, init)),
+            }),
+        [],
+    );
+    const toastRef = useRef(props.toast ?? antdToaster);
+    toastRef.current = props.toast ?? antdToaster;
+    const toast = useMemo<Toaster>(() => (kind, content, seconds) => toastRef.current(kind, content, seconds), []);
+
+    const idRef = useRef<string>();
+    if (!idRef.current) {
+        nextId += 1;
+        idRef.current = `run-ingestion-${nextId}`;
+    }
+    const reasonId = `${idRef.current}-reason`;
+    const statusId = `${idRef.current}-status`;
+
+    const { state, visible, busy, openConfirm, cancel, setReason, confirm } = useRunIngestion({
+        datasetUrn,
+        client,
+        toast,
+        pollInitialDelayMs: props.pollInitialDelayMs,
+        pollMaxDelayMs: props.pollMaxDelayMs,
+        pollTimeoutMs: props.pollTimeoutMs,
+    });
+
+    if (!visible) return null;
+
+    const label = state.target?.label || 'its configured target';
+    const name = datasetName || datasetNameFromUrn(datasetUrn);
+    const status = statusText(state);
+    const dialogOpen = state.phase === 'confirming' || state.phase === 'starting';
+    const submitting = state.phase === 'starting';
+
+    return (
+        <span
+            className={className}
+            data-testid="run-ingestion"
+            data-phase={state.phase}
+            style={{ display: 'inline-flex', alignItems: 'center', gap: 8, minWidth: 0 }}
+        >
+            <span
+                id={statusId}
+                role="status"
+                aria-live="polite"
+                data-testid="run-ingestion-status"
+                style={{ minWidth: 0, maxWidth: 320, overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' }}
+                title={status?.text}
+            >
+                {status && <Typography.Text type={status.type}>{status.text}</Typography.Text>}
+            </span>
+            <Button
+                data-testid="run-ingestion-button"
+                onClick={openConfirm}
+                loading={busy}
+                disabled={busy}
+                aria-busy={busy}
+                aria-haspopup="dialog"
+                aria-describedby={status ? statusId : undefined}
+            >
+                {busy ? 'Ingestion running' : 'Run ingestion'}
+            </Button>
+            <Modal
+                open={dialogOpen}
+                title="Run ingestion"
+                okText="Run"
+                cancelText="Cancel"
+                onOk={confirm}
+                onCancel={submitting ? undefined : cancel}
+                confirmLoading={submitting}
+                cancelButtonProps={{ disabled: submitting }}
+                okButtonProps={{ 'data-testid': 'run-ingestion-confirm' } as Record<string, unknown>}
+                maskClosable={!submitting}
+                closable={!submitting}
+                centered
+                destroyOnClose
+            >
+                <Typography.Paragraph>
+                    Start the ingestion of <Typography.Text strong>{name}</Typography.Text> with{' '}
+                    <Typography.Text strong>{label}</Typography.Text>?
+                </Typography.Paragraph>
+                <Typography.Paragraph type="secondary" style={{ wordBreak: 'break-all', fontSize: 12 }}>
+                    {datasetUrn}
+                </Typography.Paragraph>
+                <label htmlFor={reasonId} style={{ display: 'block', marginBottom: 4 }}>
+                    Reason (optional)
+                </label>
+                <Input.TextArea
+                    id={reasonId}
+                    data-testid="run-ingestion-reason"
+                    value={state.reason}
+                    onChange={(event) => setReason(event.target.value)}
+                    maxLength={REASON_MAX_LENGTH}
+                    autoSize={{ minRows: 2, maxRows: 6 }}
+                    disabled={submitting}
+                    placeholder="Why is this run needed? Recorded with the run."
+                />
+            </Modal>
+        </span>
+    );
+}
+
+export default RunIngestionButton;

@@ -1,0 +1,226 @@
+/**
+ * Client for this project's ingestion api (see docs/contract.md, "HTTP api").
+ *
+ * Every call is same-origin, sends the DataHub session cookie (`credentials: 'include'`) and speaks JSON.
+ * Errors always come back as `{status: "failed", error: "<code>", message: "<human text>"}`; they are turned
+ * into an `IngestionApiError` whose `kind` tells the UI how to present them.
+ */
+
+export type RunState = 'requested' | 'running' | 'succeeded' | 'failed';
+
+export const TERMINAL_RUN_STATES: ReadonlyArray<RunState> = ['succeeded', 'failed'];
+
+export interface IngestionTarget {
+    datasetUrn: string;
+    /** A target is mapped for this dataset. */
+    available: boolean;
+    /** Available and the caller may run it. */
+    canRun: boolean;
+    /** The target's display label only (never a function name or ARN). */
+    label: string | null;
+    reason?: string | null;
+}
+
+export interface RunStarted {
+    runId: string;
+    status: 'started';
+    message?: string | null;
+}
+
+export interface RunStatus {
+    runId: string;
+    datasetUrn: string;
+    jobUrn?: string | null;
+    state: RunState;
+    datahubStatus?: string | null;
+    requestedAt?: number | null;
+    requestedBy?: string | null;
+    startTimeMs?: number | null;
+    durationMs?: number | null;
+    message?: string | null;
+}
+
+export type IngestionErrorKind =
+    | 'unauthenticated' // 401
+    | 'forbidden' // 403
+    | 'not_found' // 404
+    | 'invalid_request' // 400
+    | 'no_target' // 422
+    | 'unavailable' // 502 / 503 / 504
+    | 'http' // any other 4xx / 5xx
+    | 'network' // fetch itself failed (offline, DNS, connection refused, CORS, ...)
+    | 'bad_response'; // 2xx whose body is not the expected JSON
+
+export class IngestionApiError extends Error {
+    readonly kind: IngestionErrorKind;
+
+    /** HTTP status, when the server answered. */
+    readonly status?: number;
+
+    /** The api's error code (`error` field), e.g. `dataset_not_found`. */
+    readonly code?: string;
+
+    /** The api's human text (`message` field), when it sent one. */
+    readonly serverMessage?: string;
+
+    constructor(
+        kind: IngestionErrorKind,
+        message: string,
+        details: { status?: number; code?: string; serverMessage?: string } = {},
+    ) {
+        super(message);
+        this.name = 'IngestionApiError';
+        this.kind = kind;
+        this.status = details.status;
+        this.code = details.code;
+        this.serverMessage = details.serverMessage;
+    }
+}
+
+/** Errors worth retrying while following a run: the run itself is not affected by them. */
+export function isTransientError(error: unknown): boolean {
+    return (
+        error instanceof IngestionApiError &&
+        (error.kind === 'network' || error.kind === 'unavailable' || (error.kind === 'http' && (error.status ?? 0) >= 500))
+    );
+}
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** Maps an absolute app path ("/api/...") to the URL the browser must call (DataHub: `resolveRuntimePath`). */
+export type PathResolver = (path: string) => string;
+
+export interface IngestionApiClient {
+    getTarget(datasetUrn: string, signal?: AbortSignal): Promise<IngestionTarget>;
+    startRun(datasetUrn: string, reason?: string, signal?: AbortSignal): Promise<RunStarted>;
+    getRun(runId: string, signal?: AbortSignal): Promise<RunStatus>;
+}
+
+export interface IngestionApiClientOptions {
+    /** Defaults to the identity (api served at the site root). */
+    resolvePath?: PathResolver;
+    /** Defaults to the global `fetch`. */
+    fetchImpl?: FetchLike;
+}
+
+export const API_PREFIX = '/api/ingestion';
+
+function kindForStatus(status: number): IngestionErrorKind {
+    if (status === 401) return 'unauthenticated';
+    if (status === 403) return 'forbidden';
+    if (status === 404) return 'not_found';
+    if (status === 400) return 'invalid_request';
+    if (status === 422) return 'no_target';
+    if (status === 502 || status === 503 || status === 504) return 'unavailable';
+    return 'http';
+}
+
+async function readJson(response: Response): Promise<unknown> {
+    const text = await response.text();
+    if (!text) return undefined;
+    try {
+        return JSON.parse(text);
+    } catch {
+        return undefined;
+    }
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function stringField(record: Record<string, unknown> | undefined, field: string): string | undefined {
+    const value = record?.[field];
+    return typeof value === 'string' && value.trim() ? value : undefined;
+}
+
+export function createIngestionApiClient(options: IngestionApiClientOptions = {}): IngestionApiClient {
+    const resolvePath: PathResolver = options.resolvePath ?? ((path) => path);
+    const fetchImpl: FetchLike | undefined =
+        options.fetchImpl ?? (typeof fetch === 'function' ? (input, init) => fetch(input, init) : undefined);
+
+    async function request<T>(path: string, init: RequestInit, validate: (body: Record<string, unknown>) => boolean) {
+        if (!fetchImpl) {
+            throw new IngestionApiError('network', 'No fetch implementation is available.');
+        }
+        let response: Response;
+        try {
+            response = await fetchImpl(path, {
+                credentials: 'include',
+                ...init,
+                headers: { Accept: 'application/json', ...(init.headers as Record<string, string> | undefined) },
+            });
+        } catch (error) {
+            if ((error as { name?: string })?.name === 'AbortError') throw error;
+            throw new IngestionApiError('network', (error as Error)?.message || 'Network error');
+        }
+        const body = asRecord(await readJson(response));
+        if (!response.ok) {
+            const serverMessage = stringField(body, 'message');
+            const code = stringField(body, 'error');
+            throw new IngestionApiError(
+                kindForStatus(response.status),
+                serverMessage ?? `HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
+                { status: response.status, code, serverMessage },
+            );
+        }
+        if (!body || !validate(body)) {
+            throw new IngestionApiError('bad_response', `Unexpected response from ${path}`, {
+                status: response.status,
+            });
+        }
+        return body as unknown as T;
+    }
+
+    return {
+        getTarget(datasetUrn, signal) {
+            const url = `${resolvePath(`${API_PREFIX}/targets`)}?datasetUrn=${encodeURIComponent(datasetUrn)}`;
+            return request<IngestionTarget>(
+                url,
+                { method: 'GET', signal },
+                (body) => typeof body.available === 'boolean' && typeof body.canRun === 'boolean',
+            );
+        },
+        startRun(datasetUrn, reason, signal) {
+            const payload: { datasetUrn: string; reason?: string } = { datasetUrn };
+            const trimmed = reason?.trim();
+            if (trimmed) payload.reason = trimmed;
+            return request<RunStarted>(
+                resolvePath(`${API_PREFIX}/run`),
+                {
+                    method: 'POST',
+                    signal,
+                    headers: { 'Content-Type': 'application/json' },
+                    body: JSON.stringify(payload),
+                },
+                (body) => typeof body.runId === 'string' && body.runId.length > 0,
+            );
+        },
+        getRun(runId, signal) {
+            return request<RunStatus>(
+                resolvePath(`${API_PREFIX}/runs/${encodeURIComponent(runId)}`),
+                { method: 'GET', signal },
+                (body) => typeof body.state === 'string',
+            );
+        },
+    };
+}
+
+/** The text a person sees for a failed call. `action` says what failed, e.g. "Could not start the ingestion run". */
+export function describeError(error: unknown, action: string): string {
+    if (!(error instanceof IngestionApiError)) {
+        return `${action}: ${(error as Error)?.message || 'unexpected error'}.`;
+    }
+    switch (error.kind) {
+        case 'unauthenticated':
+            return 'Your DataHub session has expired. Please sign in again.';
+        case 'forbidden':
+            return `You are not allowed to run this ingestion${error.serverMessage ? `: ${error.serverMessage}` : '.'}`;
+        case 'network':
+            return `${action}: the ingestion service could not be reached. Check your connection and try again.`;
+        case 'bad_response':
+            return `${action}: the ingestion service sent an unexpected response.`;
+        default:
+            return `${action}: ${error.serverMessage ?? error.message}`;
+    }
+}

@@ -1,0 +1,256 @@
+import { useCallback, useEffect, useReducer, useRef } from 'react';
+
+import { IngestionApiClient, RunStatus, describeError, isTransientError } from './api';
+import {
+    RunIngestionState,
+    backoffDelay,
+    initialRunIngestionState,
+    isBusy,
+    isVisible,
+    runIngestionReducer,
+} from './runIngestionReducer';
+import { TOAST_SECONDS, Toaster } from './toast';
+
+export interface PollingOptions {
+    /** First delay between status polls (default 1 s); doubled after each poll. */
+    pollInitialDelayMs?: number;
+    /** Largest delay between two polls (default 10 s). */
+    pollMaxDelayMs?: number;
+    /** Stop following a run after this long (default 15 min, the longest a Lambda can run). */
+    pollTimeoutMs?: number;
+}
+
+export interface UseRunIngestionOptions extends PollingOptions {
+    datasetUrn: string;
+    client: IngestionApiClient;
+    toast: Toaster;
+}
+
+export interface UseRunIngestionResult {
+    state: RunIngestionState;
+    visible: boolean;
+    busy: boolean;
+    openConfirm: () => void;
+    cancel: () => void;
+    setReason: (reason: string) => void;
+    confirm: () => void;
+}
+
+export const DEFAULT_POLL_INITIAL_DELAY_MS = 1000;
+export const DEFAULT_POLL_MAX_DELAY_MS = 10000;
+export const DEFAULT_POLL_TIMEOUT_MS = 15 * 60 * 1000;
+
+interface FollowSession {
+    cancelled: boolean;
+    timer?: ReturnType<typeof setTimeout>;
+    controller?: AbortController;
+}
+
+function isAbort(error: unknown): boolean {
+    return (error as { name?: string })?.name === 'AbortError';
+}
+
+function formatMinutes(ms: number): string {
+    if (ms < 60000) return `${Math.max(1, Math.round(ms / 1000))} seconds`;
+    const minutes = Math.round(ms / 60000);
+    return `${minutes} minute${minutes === 1 ? '' : 's'}`;
+}
+
+/**
+ * Fetches whether the dataset has a runnable target, starts runs and follows them to their final state.
+ * Timers and requests live here; every state change goes through `runIngestionReducer`.
+ */
+export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestionResult {
+    const { datasetUrn, client, toast } = options;
+    const initialDelay = options.pollInitialDelayMs ?? DEFAULT_POLL_INITIAL_DELAY_MS;
+    const maxDelay = options.pollMaxDelayMs ?? DEFAULT_POLL_MAX_DELAY_MS;
+    const timeout = options.pollTimeoutMs ?? DEFAULT_POLL_TIMEOUT_MS;
+
+    const [state, dispatch] = useReducer(runIngestionReducer, datasetUrn, initialRunIngestionState);
+
+    // Latest values for callbacks that outlive a render (timers, promises).
+    const latest = useRef({ state, client, toast, initialDelay, maxDelay, timeout });
+    latest.current = { state, client, toast, initialDelay, maxDelay, timeout };
+
+    const follow = useRef<FollowSession | null>(null);
+    const starting = useRef<AbortController | null>(null);
+
+    const stopFollowing = useCallback(() => {
+        const session = follow.current;
+        if (session) {
+            session.cancelled = true;
+            if (session.timer !== undefined) clearTimeout(session.timer);
+            session.controller?.abort();
+            follow.current = null;
+        }
+    }, []);
+
+    // Visibility: ask the api whether this dataset has a target the caller may run.
+    useEffect(() => {
+        stopFollowing();
+        starting.current?.abort();
+        starting.current = null;
+        dispatch({ type: 'RESET', datasetUrn });
+        if (!datasetUrn) {
+            dispatch({ type: 'TARGET_UNAVAILABLE' });
+            return undefined;
+        }
+        const controller = new AbortController();
+        latest.current.client
+            .getTarget(datasetUrn, controller.signal)
+            .then((target) => {
+                if (!controller.signal.aborted) dispatch({ type: 'TARGET_LOADED', target });
+            })
+            .catch((error) => {
+                if (controller.signal.aborted || isAbort(error)) return;
+                // No button rather than an error toast on every dataset page: 401/403 mean the user may not run
+                // it, anything else means the service is not there for this page view.
+                console.debug('Run ingestion: target lookup failed, hiding the button', error);
+                dispatch({ type: 'TARGET_UNAVAILABLE' });
+            });
+        return () => controller.abort();
+    }, [datasetUrn, stopFollowing]);
+
+    // Stop timers and requests when the component goes away.
+    useEffect(
+        () => () => {
+            stopFollowing();
+            starting.current?.abort();
+        },
+        [stopFollowing],
+    );
+
+    const startFollowing = useCallback(
+        (runId: string) => {
+            stopFollowing();
+            const session: FollowSession = { cancelled: false };
+            follow.current = session;
+            const startedAt = Date.now();
+            let attempt = 0;
+
+            const finish = () => {
+                if (follow.current === session) follow.current = null;
+            };
+
+            const lose = (text: string, kind: 'warning' | 'error') => {
+                dispatch({ type: 'FOLLOW_LOST', error: text });
+                latest.current.toast(kind, text, TOAST_SECONDS[kind]);
+                finish();
+            };
+
+            let poll: () => Promise<void>;
+
+            const schedule = () => {
+                const remaining = latest.current.timeout - (Date.now() - startedAt);
+                if (remaining <= 0) {
+                    lose(
+                        `The ingestion run is still in progress after ${formatMinutes(latest.current.timeout)}; ` +
+                            'it goes on, but this page stopped following it.',
+                        'warning',
+                    );
+                    return;
+                }
+                const delay = Math.min(
+                    backoffDelay(attempt, latest.current.initialDelay, latest.current.maxDelay),
+                    remaining,
+                );
+                session.timer = setTimeout(() => {
+                    poll();
+                }, delay);
+            };
+
+            const onRun = (run: RunStatus) => {
+                dispatch({ type: 'RUN_UPDATED', run });
+                const label = latest.current.state.target?.label;
+                if (run.state === 'succeeded') {
+                    latest.current.toast(
+                        'success',
+                        `Ingestion run succeeded${label ? ` (${label})` : ''}.`,
+                        TOAST_SECONDS.success,
+                    );
+                    finish();
+                    return true;
+                }
+                if (run.state === 'failed') {
+                    latest.current.toast(
+                        'error',
+                        `Ingestion run failed${label ? ` (${label})` : ''}: ${run.message || 'no details were given.'}`,
+                        TOAST_SECONDS.error,
+                    );
+                    finish();
+                    return true;
+                }
+                return false;
+            };
+
+            poll = async () => {
+                if (session.cancelled) return;
+                session.timer = undefined;
+                const controller = new AbortController();
+                session.controller = controller;
+                try {
+                    const run = await latest.current.client.getRun(runId, controller.signal);
+                    if (session.cancelled) return;
+                    if (onRun(run)) return;
+                } catch (error) {
+                    if (session.cancelled || isAbort(error)) return;
+                    if (!isTransientError(error)) {
+                        lose(describeError(error, 'Could not follow the ingestion run'), 'error');
+                        return;
+                    }
+                    // Network blips and 5xx: keep following with the same backoff, until the overall cap.
+                    dispatch({ type: 'POLL_FAILED' });
+                }
+                attempt += 1;
+                schedule();
+            };
+
+            schedule();
+        },
+        [stopFollowing],
+    );
+
+    const openConfirm = useCallback(() => dispatch({ type: 'OPEN_CONFIRM' }), []);
+    const cancel = useCallback(() => dispatch({ type: 'CANCEL' }), []);
+    const setReason = useCallback((reason: string) => dispatch({ type: 'SET_REASON', reason }), []);
+
+    const confirm = useCallback(() => {
+        const current = latest.current.state;
+        if (current.phase !== 'confirming') return;
+        dispatch({ type: 'CONFIRM' });
+        const controller = new AbortController();
+        starting.current = controller;
+        const urn = current.datasetUrn;
+        latest.current.client
+            .startRun(urn, current.reason, controller.signal)
+            .then((started) => {
+                if (controller.signal.aborted) return;
+                starting.current = null;
+                dispatch({ type: 'START_SUCCEEDED', runId: started.runId });
+                const label = latest.current.state.target?.label;
+                latest.current.toast(
+                    'info',
+                    `Ingestion run requested${label ? ` (${label})` : ''}.`,
+                    TOAST_SECONDS.info,
+                );
+                startFollowing(started.runId);
+            })
+            .catch((error) => {
+                if (controller.signal.aborted || isAbort(error)) return;
+                starting.current = null;
+                const text = describeError(error, 'Could not start the ingestion run');
+                dispatch({ type: 'START_FAILED', error: text });
+                latest.current.toast('error', text, TOAST_SECONDS.error);
+            });
+    }, [startFollowing]);
+
+    return {
+        state,
+        visible: isVisible(state),
+        busy: isBusy(state),
+        openConfirm,
+        cancel,
+        setReason,
+        confirm,
+    };
+}
