@@ -6,8 +6,9 @@ Nothing is written to DataHub unless every check passed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lambda_trigger.contract import (
     DEFAULT_EXECUTOR_ID,
@@ -37,6 +38,7 @@ from lambda_trigger_api.identity import Caller, IdentityClient, IdentityUnavaila
 from lambda_trigger_api.metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,26 +104,31 @@ class RunService:
                 "needed to run ingestion",
             )
 
-    def _datahub(self, operation: str, call: Any, *args: Any) -> Any:
+    def _datahub(self, operation: str, call: Callable[[], T]) -> T:
         try:
             with self.metrics.datahub_call(operation):
-                return call(*args)
+                return call()
         except DataHubUnavailable as exc:
             raise ApiError(503, "datahub_unavailable", f"DataHub is unavailable: {exc}") from exc
 
     def check_target(self, dataset: DatasetUrn, job_urn: str | None = None) -> TargetCheck:
-        state = self._datahub("dataset", self.datahub.dataset_state, dataset.urn)
+        state = self._datahub("dataset", lambda: self.datahub.dataset_state(dataset.urn))
         if state != "present":
             reason = "dataset not found in DataHub" if state == "missing" else "dataset was deleted"
             return TargetCheck(False, None, reason, dataset_found=False)
-        if job_urn and self.job_arn_property_urn:
+        property_urn = self.job_arn_property_urn
+        if job_urn and property_urn:
             values = self._datahub(
-                "job", self.datahub.structured_property, job_urn, self.job_arn_property_urn
+                "job", lambda: self.datahub.structured_property(job_urn, property_urn)
             )
             if values:
                 return TargetCheck(True, None, None)
         mapping = self.mappings.current()
-        tags = self._datahub("tags", self.datahub.tags, dataset.urn) if mapping.needs_tags else []
+        tags = (
+            self._datahub("tags", lambda: self.datahub.tags(dataset.urn))
+            if mapping.needs_tags
+            else []
+        )
         resolution = mapping.resolve(dataset, tags)
         if resolution is None:
             return TargetCheck(False, None, "no ingestion job is mapped to this dataset")
@@ -154,7 +161,7 @@ class RunService:
             actor_urn=caller.urn,
         )
         try:
-            self._datahub("write_request", self.datahub.write_request, request)
+            self._datahub("write_request", lambda: self.datahub.write_request(request))
         except ApiError:
             raise
         except (WriteRejected, PreconditionFailed) as exc:
@@ -169,10 +176,10 @@ class RunService:
     def run_status(self, run_id: str) -> dict[str, Any]:
         if not is_run_id(run_id):
             raise ApiError(404, "run_not_found", f"no run {run_id}")
-        request = self._datahub("read_request", self.datahub.read_request, run_id)
+        request = self._datahub("read_request", lambda: self.datahub.read_request(run_id))
         if request is None or request.executorId != self.executor_id:
             raise ApiError(404, "run_not_found", f"no run {run_id}")
-        result = self._datahub("read_result", self.datahub.read_result, run_id)
+        result = self._datahub("read_result", lambda: self.datahub.read_result(run_id))
         status = result.status if result else None
         report = (result.report or "") if result else ""
         return {

@@ -105,6 +105,7 @@ class Handler:
             lambda: resolve_target(
                 request, self._mappings.current(), self._datahub, self._config.job_arn_property_urn
             ),
+            is_write=False,
         )
         if isinstance(resolution, NoTarget):
             self._finish_unstarted(request.run_id, start_ms, resolution.message)
@@ -138,14 +139,14 @@ class Handler:
         if self._until_stopping("write failure", lambda: self._datahub.claim(run_id, result)):
             self._metrics.status_writes.labels(status=result.status.value).inc()
 
-    def _until_stopping(self, what: str, call: Callable[[], T]) -> T:
+    def _until_stopping(self, what: str, call: Callable[[], T], *, is_write: bool = True) -> T:
         """Retry while DataHub is unreachable; give the record back once shutdown begins."""
         delay = 0.5
         while True:
             try:
                 return call()
             except DataHubUnavailable as exc:
-                if what != "resolve target":
+                if is_write:
                     self._metrics.status_write_failures.inc()
                 log.warning("%s: DataHub unavailable (%s); retrying in %.1f s", what, exc, delay)
                 if self._stopping.wait(delay):

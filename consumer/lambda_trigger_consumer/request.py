@@ -7,7 +7,7 @@ start a run. DataHub's own UI ingestion requests carry executorId `default` and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lambda_trigger.contract import INPUT_ASPECT, InvalidRequestError, RunRequest
 from lambda_trigger.urns import InvalidUrnError, run_id_of
@@ -39,5 +39,5 @@ def to_request(change: ChangeLog, executor_id: str) -> RunRequest | Invalid | No
         return Invalid(run_id, str(exc))
     if request.actor_urn is None and change.actor:
         # SDK callers may leave actorUrn out; GMS's audit stamp says who wrote it.
-        request = RunRequest(**{**request.__dict__, "actor_urn": change.actor})
+        request = replace(request, actor_urn=change.actor)
     return request
