@@ -51,6 +51,7 @@ test: lint typecheck test-frontend test-py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.consumer_filter
+	$(PY) -m benchmarks.consumer_throughput
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
