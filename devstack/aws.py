@@ -18,12 +18,12 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import boto3
 import httpx
 
+from devstack.lifecycle import StartStop
 from devstack.ports import LOOPBACK
 from devstack.procs import owned_temp_dir, python_env, spawn, stop_process, tail
 
@@ -97,7 +97,7 @@ class MotoStartError(RuntimeError):
     pass
 
 
-class MotoServer:
+class MotoServer(StartStop):
     """A moto server child process with Docker-free Lambda and canned Lambda results."""
 
     def __init__(
@@ -214,17 +214,6 @@ class MotoServer:
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- clients -----------------------------------------------------------------------------
 

@@ -24,10 +24,9 @@ import subprocess
 import tempfile
 import time
 import uuid
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from confluent_kafka import KafkaError, KafkaException
@@ -36,6 +35,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports NewTopic at runtime but not in its type hints.
 from confluent_kafka.cimpl import NewTopic
 
+from devstack.lifecycle import StartStop
 from devstack.ports import LOOPBACK, free_ports, port_accepts
 from devstack.procs import owned_temp_dir, spawn, stop_process, tail
 
@@ -145,7 +145,7 @@ def create_topics(
             time.sleep(0.1)
 
 
-class Broker(ABC):
+class Broker(StartStop):
     """A running (after start()) Kafka cluster reachable at `bootstrap_servers`."""
 
     kind: str = "broker"
@@ -177,17 +177,6 @@ class Broker(ABC):
             config=config,
             exist_ok=exist_ok,
         )
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class ExternalBroker(Broker):

@@ -14,13 +14,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import httpx
 
 from devstack.aws import AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION, AWS_SECRET_ACCESS_KEY, MotoServer
 from devstack.kafka import Broker, ExternalBroker, KafkaBroker, select_broker
+from devstack.lifecycle import StartStop
 from devstack.procs import python_env, spawn, stop_process, tail
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def service_processes(stack: Stack) -> list[ProcessSpec]:
     return service_specs(stack)
 
 
-class Stack:
+class Stack(StartStop):
     """Kafka broker + GMS double + moto server (+ extra processes), started and stopped together.
 
     `kafka_bootstrap` uses an already running broker instead of starting one; `kafka` passes
@@ -312,17 +312,6 @@ class Stack:
         self._started = False
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- what runs ---------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,6 +51,7 @@ from devstack.gms_double.schema_registry import (
 )
 from devstack.gms_double.seed import ADMIN_USER, seed
 from devstack.gms_double.store import AspectStore, write_json_atomically
+from devstack.lifecycle import StartStop
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +413,7 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
-class GmsDouble:
+class GmsDouble(StartStop):
     """A DataHub GMS (and datahub-frontend GraphQL) stand-in producing real MCLs to Kafka.
 
     `GmsDouble(bootstrap_servers, host, port, state_file)`; `start()` serves in a background
@@ -505,17 +505,6 @@ class GmsDouble:
             self._producer.close()
         self._save()
         self._started = False
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         with self._server_lock:
