@@ -2,10 +2,15 @@
 of `python -m devstack up --with-services` (and `make run` / `make demo`).
 
 Also sets up what they need on the fake AWS side: the sample mapping's Lambda functions.
+
+`DEVSTACK_MAPPING_FILE` (default `mappings/example.yaml`) names the mapping file both services
+read: tests point it at a copy they edit to exercise mapping reloads. Every other setting the
+services read (e.g. `LAMBDA_TRIGGER_MAPPING_RELOAD_SECONDS`) is inherited from os.environ.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +25,13 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_MAPPING = REPO / "mappings" / "example.yaml"
 SAMPLE_FUNCTIONS = ("earnings-lambda", "polygon-lambda")
+MAPPING_FILE_VARIABLE = "DEVSTACK_MAPPING_FILE"
+
+
+def mapping_file() -> Path:
+    """The mapping the services read: $DEVSTACK_MAPPING_FILE, else the sample mapping."""
+    configured = os.environ.get(MAPPING_FILE_VARIABLE, "").strip()
+    return Path(configured).resolve() if configured else SAMPLE_MAPPING
 
 
 def prepare_aws(moto: MotoServer) -> None:
@@ -40,7 +52,7 @@ def service_specs(stack: Stack) -> list[ProcessSpec]:
     api_port, consumer_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{api_port}"
     consumer_url = f"http://127.0.0.1:{consumer_port}"
-    shared = {"DATAHUB_INGESTION_LAMBDA_MAPPING_FILE": str(SAMPLE_MAPPING)}
+    shared = {"DATAHUB_INGESTION_LAMBDA_MAPPING_FILE": str(mapping_file())}
     # The api holds no AWS credentials, in the local stack too: blank out what the stack
     # exports (the child's environment is os.environ + the stack's env + these).
     no_aws = {key: "" for key in env if key.startswith("AWS_")}

@@ -59,11 +59,15 @@ class ApiMetrics:
             self.datahub_failures.labels(operation=operation)
 
     @contextmanager
-    def datahub_call(self, operation: str) -> Iterator[None]:
+    def datahub_call(
+        self, operation: str, failures: tuple[type[BaseException], ...] = (Exception,)
+    ) -> Iterator[None]:
+        """Time a DataHub call; count it as failed only for `failures` (a caller DataHub
+        rightly refuses is not a DataHub failure)."""
         started = time.perf_counter()
         try:
             yield
-        except Exception:
+        except failures:
             self.datahub_failures.labels(operation=operation).inc()
             raise
         finally:

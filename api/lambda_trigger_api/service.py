@@ -82,8 +82,13 @@ class RunService:
                 "dev mode: request not authenticated, acting as %s", self.settings.dev_actor_urn
             )
             return Caller(self.settings.dev_actor_urn, "dev", True, "dev-mode")
+        if not authorization and not cookie:
+            # Nothing to ask DataHub about: not a DataHub call at all.
+            raise ApiError(
+                401, "unauthenticated", "no DataHub session or token: sign in to DataHub"
+            )
         try:
-            with self.metrics.datahub_call("identify"):
+            with self.metrics.datahub_call("identify", failures=(IdentityUnavailable,)):
                 return self.identity.identify(authorization, cookie)
         except Unauthenticated as exc:
             raise ApiError(401, "unauthenticated", str(exc)) from exc
@@ -106,7 +111,7 @@ class RunService:
 
     def _datahub(self, operation: str, call: Callable[[], T]) -> T:
         try:
-            with self.metrics.datahub_call(operation):
+            with self.metrics.datahub_call(operation, failures=(DataHubUnavailable,)):
                 return call()
         except DataHubUnavailable as exc:
             raise ApiError(503, "datahub_unavailable", f"DataHub is unavailable: {exc}") from exc

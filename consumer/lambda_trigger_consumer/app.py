@@ -105,8 +105,16 @@ class ConsumerApp:
         partitions = len(self.runner.assignment)
         return partitions > 0 and ok, {"assignedPartitions": partitions, "schemaRegistry": ok}
 
+    def _watch_mapping(self) -> None:
+        """Check the mapping file on a clock, not only when a request arrives: a broken edit
+        must show (log, metric, alert) before the next click, and a new target's series must
+        exist before its first invocation."""
+        while not self.runner.stopping.wait(self.settings.mapping_reload_seconds):
+            self.mappings.reload_if_changed()
+
     def run(self) -> None:
         self.health.start()
+        threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True).start()
         log.info(
             "consuming %s as group %s; metrics on :%d",
             self.settings.topic,

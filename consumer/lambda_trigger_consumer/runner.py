@@ -252,7 +252,10 @@ class Runner:
             return
         for tp in positions:
             try:
-                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                # Asked of the broker, not the cache: the cached high watermark only moves
+                # with fetched messages, so paused partitions (all workers busy on a hung
+                # Lambda) would show no lag exactly when lag matters.
+                low, high = self._consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
             except KafkaException:
                 continue
             position = tp.offset if tp.offset >= 0 else low
