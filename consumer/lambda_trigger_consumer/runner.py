@@ -255,9 +255,12 @@ class Runner:
                 # Asked of the broker, not the cache: the cached high watermark only moves
                 # with fetched messages, so paused partitions (all workers busy on a hung
                 # Lambda) would show no lag exactly when lag matters.
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+                watermarks = self._consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
             except KafkaException:
                 continue
+            if watermarks is None:  # timed out: keep the last value
+                continue
+            low, high = watermarks
             position = tp.offset if tp.offset >= 0 else low
             if high >= 0 and position >= 0:
                 self._metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(

@@ -362,7 +362,8 @@ def check_lag(t: Traffic) -> None:
     assert sorted(s["partition"] for s in series) == ["0", "1", "2"]
     assert {s["topic"] for s in series} == {TOPIC}
     assert t.final.consumer.total(name) == 0
-    # That it grows while the consumer is blocked: test_lag_counts_messages_unread_... below.
+    # The outage blocked the consumer (its one in-flight slot taken) with NOISE_BACKLOG unread.
+    assert t.max_lag_during_outage >= NOISE_BACKLOG
 
 
 def check_last_commit(t: Traffic) -> None:
@@ -545,6 +546,16 @@ def test_an_unauthenticated_caller_is_not_a_datahub_failure(live_run: LiveRun) -
 
 def test_an_edited_mapping_is_reloaded_without_a_request(live_run: LiveRun) -> None:
     assert live_run.traffic.reload_without_request
+
+
+def test_the_first_run_of_a_target_added_by_a_reload_shows_in_rates(live_run: LiveRun) -> None:
+    """Its series were scraped at 0 before its first invocation, so increase() counts it."""
+    samples = live_run.live.prom.query(
+        "sum(increase(lambda_trigger_consumer_invocations_total"
+        f'{{target="{HIVE_ASYNC}", outcome="started"}}[10m]))'
+    )
+    assert samples, "no series for the reloaded target"
+    assert float(samples[0]["value"][1]) >= 0.5
 
 
 # --- the picture ----------------------------------------------------------------------------

@@ -440,6 +440,10 @@ class _Driver:
                 > before
             )
             time.sleep(0.1)
+        if self.traffic.reload_without_request:
+            # The new target's series now exist at 0: let Prometheus store that before the
+            # first invocation, so rate() sees it (what reloading on a clock is for).
+            self.live.wait_for_fresh_scrapes()
         started = {"target": HIVE_ASYNC, "outcome": "started"}
         request = request_run(self.datahub, HIVE, reason="observability test: after reload")
 
