@@ -522,40 +522,24 @@ class WritePipeline:
         new_entities = {i.urn for i in batch if i.aspect_name == i.entity.key_aspect}
         for item in batch:
             precondition = item.headers.get(IF_NONE_MATCH) == "*"
+            message = None
             if item.change_type == "CREATE_ENTITY" and item.urn not in new_entities:
-                if precondition:
-                    out.append(
-                        self._violation(
-                            item,
-                            ValidationSubType.FILTER,
-                            "Dropping write per precondition header If-None-Match: *",
-                        )
+                message = "Cannot perform CREATE_ENTITY if not exists since the entity key already exists."
+            elif item.change_type == "CREATE" and item.previous is not None:
+                message = "Cannot perform CREATE since the aspect already exists."
+            if message is None:
+                continue
+            # With `If-None-Match: *` the write is dropped quietly instead of failing the batch.
+            if precondition:
+                out.append(
+                    self._violation(
+                        item,
+                        ValidationSubType.FILTER,
+                        "Dropping write per precondition header If-None-Match: *",
                     )
-                else:
-                    out.append(
-                        self._violation(
-                            item,
-                            ValidationSubType.VALIDATION,
-                            "Cannot perform CREATE_ENTITY if not exists since the entity key already exists.",
-                        )
-                    )
-            if item.change_type == "CREATE" and item.previous is not None:
-                if precondition:
-                    out.append(
-                        self._violation(
-                            item,
-                            ValidationSubType.FILTER,
-                            "Dropping write per precondition header If-None-Match: *",
-                        )
-                    )
-                else:
-                    out.append(
-                        self._violation(
-                            item,
-                            ValidationSubType.VALIDATION,
-                            "Cannot perform CREATE since the aspect already exists.",
-                        )
-                    )
+                )
+            else:
+                out.append(self._violation(item, ValidationSubType.VALIDATION, message))
         return out
 
     def _execution_request_result(self, batch: list[_Item]) -> list[_Violation]:

@@ -31,10 +31,11 @@ import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import yaml
+
+from devstack.lifecycle import StartStop
 
 from .expressions import DASHBOARD_TEST_VALUES, NamedExpr
 
@@ -137,7 +138,7 @@ def prometheus_config(
     }
 
 
-class PromStack:
+class PromStack(StartStop):
     """One Prometheus process with its own config and TSDB on a free 127.0.0.1 port."""
 
     def __init__(
@@ -173,7 +174,7 @@ class PromStack:
             raise PromStackError("PromStack is not started")
         return self._workdir / "prometheus.log"
 
-    def start(self) -> PromStack:
+    def start(self) -> Self:
         if self._proc is not None:
             raise PromStackError("PromStack already started")
         self._workdir = Path(tempfile.mkdtemp(prefix="promstack-"))
@@ -250,18 +251,8 @@ class PromStack:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
-    def __enter__(self) -> PromStack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- HTTP api ----------------------------------------------------------------------------
+
     def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         try:
