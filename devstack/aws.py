@@ -314,6 +314,58 @@ class MotoServer(StartStop):
         )
         return response["stateMachineArn"]
 
+    def create_queue(self, name: str) -> tuple[str, str]:
+        """An SQS queue; (url, arn)."""
+        sqs = self.client("sqs")
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        return str(url), str(arn)
+
+    def set_destinations(self, function_name: str, queue_arn: str) -> None:
+        """Send both outcomes of the function's asynchronous invocations to `queue_arn`."""
+        self.lambda_client().put_function_event_invoke_config(
+            FunctionName=function_name,
+            DestinationConfig={
+                "OnSuccess": {"Destination": queue_arn},
+                "OnFailure": {"Destination": queue_arn},
+            },
+        )
+
+    def queue_execution_result(
+        self,
+        state_machine: str,
+        status: str = "SUCCEEDED",
+        *,
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+        delay_seconds: float = 0,
+    ) -> None:
+        """How the next execution of `state_machine` (name or ARN) ends, after the delay."""
+        response = self._api().post(
+            "/_devstack/sfn/results",
+            json={
+                "stateMachine": state_machine,
+                "status": status,
+                "output": output,
+                "error": error,
+                "cause": cause,
+                "delaySeconds": delay_seconds,
+            },
+        )
+        response.raise_for_status()
+
+    def executions(self, state_machine_arn: str) -> list[dict[str, Any]]:
+        """Every execution of the state machine, as ListExecutions reports them."""
+        pages = (
+            self.sfn_client()
+            .get_paginator("list_executions")
+            .paginate(stateMachineArn=state_machine_arn)
+        )
+        return [dict(e) for page in pages for e in page["executions"]]
+
     # -- the fake Lambda ---------------------------------------------------------------------
 
     def queue_result(
@@ -325,7 +377,8 @@ class MotoServer(StartStop):
         *,
         error_type: str = "Exception",
     ) -> None:
-        """Queue what the next RequestResponse invocation of `function_name` answers.
+        """Queue what the next invocation of `function_name` answers (for an Event
+        invocation: what its destination record reports, after the delay).
 
         `payload` is any JSON value. With `function_error` the invocation fails like an
         uncaught exception: X-Amz-Function-Error: Unhandled and the payload

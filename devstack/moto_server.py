@@ -12,6 +12,15 @@ backend, inside this server process, with what the project's tests need from a f
 - a record of every Invoke call: the name as called, the function it resolved to, qualifier,
   invocation type, payload, time, the request id boto3 sees and the outcome.
 
+- asynchronous (Event) invocations that end the way real Lambda's do: after the canned delay,
+  an invocation record goes to the function's OnSuccess / OnFailure destination (an SQS
+  queue set with PutFunctionEventInvokeConfig), in the format AWS documents in "Capturing
+  records of Lambda asynchronous invocations"
+  (docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html);
+- Step Functions executions that end: moto keeps every execution RUNNING until StopExecution;
+  a canned outcome per state machine (SUCCEEDED, FAILED, TIMED_OUT) ends the next execution
+  after its delay, with output or error and cause, as DescribeExecution then reports.
+
 They are driven over HTTP under `/_devstack/` (see devstack.aws.MotoServer for the client).
 Clients talk plain AWS APIs to this server with endpoint_url; nothing in the client patches
 boto3. Without a canned result a RequestResponse call echoes its payload back (moto's own
@@ -67,12 +76,14 @@ class _Store:
     results: dict[str, deque[CannedResult]] = field(default_factory=dict)
     invoke_errors: dict[str, deque[CannedInvokeError]] = field(default_factory=dict)
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    sfn_results: dict[str, deque[dict[str, Any]]] = field(default_factory=dict)
 
     def clear(self) -> None:
         with self.lock:
             self.results.clear()
             self.invoke_errors.clear()
             self.invocations.clear()
+            self.sfn_results.clear()
 
 
 STORE = _Store()
@@ -113,6 +124,92 @@ def _decode(body: Any) -> str:
     if isinstance(body, bytes):
         return body.decode("utf-8", errors="replace")
     return str(body)
+
+
+def _deliver_destination_record(
+    account_id: str,
+    region: str,
+    function_arn: str,
+    destinations: dict[str, Any],
+    payload: Any,
+    canned: CannedResult | None,
+    record: dict[str, Any],
+) -> None:
+    """What Lambda sends to an asynchronous invocation's destination once it has ended."""
+    from moto.sqs.models import sqs_backends
+
+    if canned is not None and canned.delay_seconds > 0:
+        time.sleep(canned.delay_seconds)
+    for _ in range(100):  # the WSGI layer adds the request id once the 202 is answered
+        if record.get("requestId"):
+            break
+        time.sleep(0.02)
+    failed = canned is not None and canned.function_error is not None
+    request_id = record.get("requestId") or ""
+    response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+    if failed:
+        assert canned is not None
+        response_context["functionError"] = "Unhandled"
+        response: Any = {"errorMessage": canned.function_error, "errorType": canned.error_type}
+    else:
+        response = canned.payload if canned is not None else payload
+    invocation_record = {
+        "version": "1.0",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            # Real Lambda retries a failed event twice before giving up.
+            "condition": "RetriesExhausted" if failed else "Success",
+            "approximateInvokeCount": 3 if failed else 1,
+        },
+        "requestPayload": payload,
+        "responseContext": response_context,
+        "responsePayload": response,
+    }
+    target = (destinations.get("OnFailure" if failed else "OnSuccess") or {}).get("Destination")
+    with STORE.lock:
+        record["completion"] = "failure" if failed else "success"
+    if not target or ":sqs:" not in target:
+        return
+    queue_name = target.rsplit(":", 1)[-1]
+    backend = sqs_backends[account_id][region]
+    backend.send_message(queue_name, json.dumps(invocation_record))
+
+
+def _install_sfn_backend() -> None:
+    """Executions that end with a canned outcome (moto leaves them RUNNING forever)."""
+    from moto.stepfunctions.models import StepFunctionBackend, stepfunctions_backends
+
+    class DevstackStepFunctions(StepFunctionBackend):
+        def start_execution(self, state_machine_arn: str, name: str, execution_input: str) -> Any:
+            execution = super().start_execution(state_machine_arn, name, execution_input)
+            machine = state_machine_arn.rsplit(":", 1)[-1]
+            with STORE.lock:
+                queue = STORE.sfn_results.get(machine)
+                outcome = queue.popleft() if queue else None
+            if outcome is not None:
+                threading.Thread(
+                    target=_end_execution, args=(execution, outcome), daemon=True
+                ).start()
+            return execution
+
+    stepfunctions_backends.backend = DevstackStepFunctions
+
+
+def _end_execution(execution: Any, outcome: dict[str, Any]) -> None:
+    time.sleep(float(outcome.get("delaySeconds") or 0))
+    if execution.status != "RUNNING":
+        return  # stopped meanwhile
+    from moto.core.utils import utcnow
+
+    execution.status = str(outcome.get("status", "SUCCEEDED"))
+    execution.stop_date = utcnow()
+    if execution.status == "SUCCEEDED":
+        execution.output = json.dumps(outcome.get("output"))
+    else:
+        execution.error = outcome.get("error") or "States.TaskFailed"
+        execution.cause = outcome.get("cause") or "the task failed"
 
 
 def _install_lambda_backend() -> None:
@@ -174,15 +271,32 @@ def _install_lambda_backend() -> None:
                 error_queue = STORE.invoke_errors.get(key)
                 canned_error = error_queue.popleft() if error_queue else None
                 canned: CannedResult | None = None
-                if canned_error is None and invocation_type == "RequestResponse":
+                if canned_error is None and invocation_type in ("RequestResponse", "Event"):
                     result_queue = STORE.results.get(key)
                     canned = result_queue.popleft() if result_queue else None
             if canned_error is not None:
                 record["outcome"] = "invoke_error"
                 raise CannedInvokeException(canned_error)
             if invocation_type == "Event":
-                # Real Lambda queues the event and answers 202 with an empty body at once.
+                # Real Lambda queues the event and answers 202 with an empty body at once; the
+                # function runs later, and its destination hears how it went.
                 record["outcome"] = "accepted"
+                configs = getattr(fn, "event_invoke_config", None) or []
+                destinations = configs[0].config.get("DestinationConfig", {}) if configs else {}
+                if destinations:
+                    threading.Thread(
+                        target=_deliver_destination_record,
+                        args=(
+                            self.account_id,
+                            self.region_name,
+                            fn.function_arn,
+                            destinations,
+                            payload,
+                            canned,
+                            record,
+                        ),
+                        daemon=True,
+                    ).start()
                 return b""
             if invocation_type == "DryRun":
                 record["outcome"] = "dry_run"
@@ -264,6 +378,23 @@ def handle_devstack(request: Request) -> Response:
                 STORE.invoke_errors.setdefault(name, deque()).append(error)
                 queued = len(STORE.invoke_errors[name])
             return _json({"functionName": name, "queued": queued}, status=201)
+        if path == "sfn/results" and request.method == "POST":
+            data = request.get_json(force=True)
+            machine = str(data.get("stateMachine") or "").rsplit(":", 1)[-1]
+            if not machine:
+                raise ValueError("stateMachine is required")
+            outcome = {
+                "status": str(data.get("status") or "SUCCEEDED"),
+                "output": data.get("output"),
+                "error": data.get("error"),
+                "cause": data.get("cause"),
+                "delaySeconds": float(data.get("delaySeconds") or 0),
+            }
+            if outcome["status"] not in ("SUCCEEDED", "FAILED", "TIMED_OUT"):
+                raise ValueError("status must be SUCCEEDED, FAILED or TIMED_OUT")
+            with STORE.lock:
+                STORE.sfn_results.setdefault(machine, deque()).append(outcome)
+            return _json({"stateMachine": machine, "queued": True}, status=201)
         if path == "lambda/invocations" and request.method == "GET":
             wanted = request.args.get("functionName")
             key = function_key(wanted) if wanted else None
@@ -322,6 +453,7 @@ def build_app() -> DevstackApp:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     _install_lambda_backend()
+    _install_sfn_backend()
     return DevstackApp(DomainDispatcherApplication(create_backend_app))
 
 

@@ -63,6 +63,7 @@ class RunState(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 def run_state(datahub_status: str | None) -> RunState:
@@ -72,8 +73,34 @@ def run_state(datahub_status: str | None) -> RunState:
         return RunState.RUNNING
     if datahub_status == DataHubStatus.SUCCESS:
         return RunState.SUCCEEDED
-    # FAILURE, TIMEOUT, CANCELLED, ABORTED, DUPLICATE and anything unknown end the run.
+    if datahub_status in (DataHubStatus.CANCELLED, DataHubStatus.ABORTED):
+        return RunState.CANCELLED
+    # FAILURE, TIMEOUT, DUPLICATE and anything unknown end the run as failed.
     return RunState.FAILED
+
+
+# Statuses after which GMS refuses any further write of the result aspect
+# (metadata-io/.../aspect/validation/ExecutionRequestResultValidator.java), plus the ones this
+# project never leaves once written (FAILURE, TIMEOUT): a run in any of these has ended.
+FINAL_STATUSES = frozenset(
+    {
+        DataHubStatus.SUCCESS,
+        DataHubStatus.FAILURE,
+        DataHubStatus.CANCELLED,
+        DataHubStatus.TIMEOUT,
+        DataHubStatus.ABORTED,
+        DataHubStatus.DUPLICATE,
+    }
+)
+# The cancel signal DataHub's own CancelIngestionExecutionRequestResolver writes
+# (datahub-graphql-core/.../ingest/execution/CancelIngestionExecutionRequestResolver.java).
+KILL_SIGNAL = "KILL"
+# Keys of the structured report that other writers and the api rely on.
+CLAIM_KEY = "claim"  # the nonce of the RUNNING write that claimed the run
+
+
+def is_final(status: str | None) -> bool:
+    return status is not None and status in FINAL_STATUSES
 
 
 class InvalidRequestError(ValueError):
@@ -190,3 +217,14 @@ class RunResult:
             startTimeMs=self.start_time_ms,
             durationMs=self.duration_ms,
         )
+
+
+def report_details(result: ExecutionRequestResultClass | None) -> dict[str, Any]:
+    """The structured report of a stored result as a dict ({} when absent or not ours)."""
+    if result is None or result.structuredReport is None:
+        return {}
+    try:
+        data = json.loads(result.structuredReport.serializedValue)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,14 +1,21 @@
 """The few DataHub reads and writes both services make, over the acryl-datahub SDK.
 
-Everything here raises one of two exceptions the callers map to their own behaviour
+Everything here raises one of these exceptions the callers map to their own behaviour
 (the api to 503/4xx, the consumer to retries and statuses):
 - `DataHubUnavailable`: DataHub did not answer usefully (network, 5xx, 401 for our token);
-- `PreconditionFailed`: a conditional write was refused (the aspect changed under us).
+- `PreconditionFailed`: a conditional write was refused (the aspect changed under us);
+- `WriteRejected`: any other 4xx for a write.
+
+Every write here is safe to retry. The SDK itself retries a POST on 5xx and read errors, so a
+write may have landed although its answer was lost; the retry then meets its own earlier write
+(a failed `If-Version-Match`, or GMS's immutable-state check). Each write therefore reads the
+aspect back on a refusal and tells "my write landed" from "someone else's write is there".
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
@@ -17,24 +24,39 @@ from datahub.emitter.mcp import MetadataChangeProposalWrapper
 from datahub.ingestion.graph.client import DataHubGraph
 from datahub.ingestion.graph.config import DatahubClientConfig
 from datahub.metadata.schema_classes import (
+    AuditStampClass,
     DatasetKeyClass,
     ExecutionRequestInputClass,
     ExecutionRequestResultClass,
+    ExecutionRequestSignalClass,
     GlobalTagsClass,
     StatusClass,
     StructuredPropertiesClass,
     _Aspect,
 )
 
-from lambda_trigger.contract import RunRequest, RunResult
+from lambda_trigger.contract import (
+    CLAIM_KEY,
+    KILL_SIGNAL,
+    DataHubStatus,
+    RunRequest,
+    RunResult,
+    is_final,
+    now_ms,
+    report_details,
+)
 from lambda_trigger.settings import DataHubSettings
-from lambda_trigger.urns import execution_request_urn
+from lambda_trigger.urns import execution_request_urn, run_id_of
 
 log = logging.getLogger(__name__)
 A = TypeVar("A", bound=_Aspect)
 
-# GMS answers a failed If-Version-Match / If-None-Match with 412 (ConditionalWriteValidator).
-_PRECONDITION_STATUS = 412
+# A failed If-Version-Match is a ValidationException in GMS (ConditionalWriteValidator): the
+# OpenAPI path answers 412, but Rest.li's AspectResource.ingestProposal catches every
+# ValidationException as 422 (the SDK's default path). GMS's immutable-state check
+# (ExecutionRequestResultValidator) is a 422 on Rest.li too. Both mean "your write was refused
+# because of what is stored", and every caller here reads the aspect back to learn what is.
+_REFUSED_STATUSES = frozenset({412, 422})
 
 
 class DataHubUnavailable(RuntimeError):
@@ -119,8 +141,8 @@ class DataHubClient:
             self.graph.emit_mcp(mcp)
         except OperationalError as exc:
             status = _error_status(exc.info)
-            if status == _PRECONDITION_STATUS:
-                raise PreconditionFailed(exc.message) from exc
+            if status in _REFUSED_STATUSES:
+                raise PreconditionFailed(f"{exc.message} (HTTP {status})") from exc
             if status is not None and 400 <= status < 500 and status != 401:
                 raise WriteRejected(f"{exc.message} (HTTP {status})") from exc
             raise DataHubUnavailable(exc.message) from exc
@@ -129,20 +151,30 @@ class DataHubClient:
 
     def write_request(self, request: RunRequest) -> None:
         """Create the execution request. `If-Version-Match: -1` (aspect absent) turns a run id
-        collision into an error instead of silently overwriting someone else's run."""
-        self._emit(
-            MetadataChangeProposalWrapper(
-                entityUrn=request.urn,
-                aspect=request.to_aspect(),
-                headers={"If-Version-Match": "-1"},
+        collision into an error instead of silently overwriting someone else's run; a refusal
+        whose stored request is this very one is our own earlier attempt, which landed."""
+        aspect = request.to_aspect()
+        try:
+            self._emit(
+                MetadataChangeProposalWrapper(
+                    entityUrn=request.urn, aspect=aspect, headers={"If-Version-Match": "-1"}
+                )
             )
-        )
+        except PreconditionFailed:
+            stored = self._get(request.urn, ExecutionRequestInputClass)
+            if stored is not None and stored.to_obj() == aspect.to_obj():
+                log.info("run %s: request already stored (a retried write)", request.run_id)
+                return
+            raise
 
-    def claim(self, run_id: str, result: RunResult) -> bool:
-        """Write the first (RUNNING) result only if no result exists yet.
+    def claim(self, run_id: str, result: RunResult) -> ClaimOutcome:
+        """Write the first result only if none exists yet (`If-Version-Match: -1`).
 
-        Returns False when another writer got there first: the run was already started,
-        so it must not be invoked again (this is what makes redelivery safe)."""
+        `result.details["claim"]` is a nonce. When the write is refused, the stored result is
+        read back: our nonce means our own earlier attempt landed (the SDK retried a write whose
+        answer was lost), so the claim is ours; anything else belongs to another writer, and
+        the run must not be started again."""
+        nonce = result.details.get(CLAIM_KEY)
         try:
             self._emit(
                 MetadataChangeProposalWrapper(
@@ -151,13 +183,85 @@ class DataHubClient:
                     headers={"If-Version-Match": "-1"},
                 )
             )
-        except PreconditionFailed:
-            return False
+        except PreconditionFailed as exc:
+            stored = self.read_result(run_id)
+            if stored is None:
+                # Refused, yet nothing is stored: a validation error, not a lost race.
+                raise WriteRejected(str(exc)) from exc
+            if nonce is not None and report_details(stored).get(CLAIM_KEY) == nonce:
+                log.info("run %s: claim already stored (a retried write)", run_id)
+                return ClaimOutcome(True, stored)
+            return ClaimOutcome(False, stored)
+        return ClaimOutcome(True, None)
+
+    def write_result(self, run_id: str, result: RunResult) -> bool:
+        """Write a status over an earlier one. True when DataHub now holds it; False when a
+        final status written by someone else is there (GMS refused to change it)."""
+        try:
+            self._emit(
+                MetadataChangeProposalWrapper(
+                    entityUrn=execution_request_urn(run_id), aspect=result.to_aspect()
+                )
+            )
+        except (PreconditionFailed, WriteRejected) as exc:
+            stored = self.read_result(run_id)
+            if stored is not None and stored.to_obj() == result.to_aspect().to_obj():
+                log.info("run %s: status %s already stored", run_id, result.status)
+                return True
+            if stored is not None and is_final(stored.status):
+                log.info(
+                    "run %s: not writing %s, DataHub already has the final status %s",
+                    run_id,
+                    result.status,
+                    stored.status,
+                )
+                return False
+            raise WriteRejected(str(exc)) from exc
         return True
 
-    def write_result(self, run_id: str, result: RunResult) -> None:
+    def write_signal(self, run_id: str, executor_id: str, actor_urn: str) -> None:
+        """The cancel signal, as DataHub's CancelIngestionExecutionRequestResolver writes it."""
         self._emit(
             MetadataChangeProposalWrapper(
-                entityUrn=execution_request_urn(run_id), aspect=result.to_aspect()
+                entityUrn=execution_request_urn(run_id),
+                aspect=ExecutionRequestSignalClass(
+                    signal=KILL_SIGNAL,
+                    executorId=executor_id,
+                    createdAt=AuditStampClass(time=now_ms(), actor=actor_urn),
+                ),
             )
         )
+
+    def running_run_ids(self, limit: int = 200) -> list[str]:
+        """Run ids of execution requests whose result status is RUNNING, from DataHub's search
+        index (`executionResultStatus` is @Searchable in ExecutionRequestResult.pdl). The index
+        lags writes by a moment: good for telling a user "a run is active", not for locking."""
+        try:
+            urns = self.graph.get_urns_by_filter(
+                entity_types=["dataHubExecutionRequest"],
+                extraFilters=[
+                    {
+                        "field": "executionResultStatus",
+                        "values": [DataHubStatus.RUNNING.value],
+                        "condition": "EQUAL",
+                    }
+                ],
+                batch_size=limit,
+            )
+            out: list[str] = []
+            for urn in urns:
+                out.append(run_id_of(urn))
+                if len(out) >= limit:
+                    break
+            return out
+        except (requests.RequestException, GraphError, OperationalError) as exc:
+            raise DataHubUnavailable(f"searching running execution requests: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """`ours`: the claim is ours, start the run. Otherwise `stored` is what another writer put
+    there (a final status, or another owner's RUNNING claim)."""
+
+    ours: bool
+    stored: ExecutionRequestResultClass | None

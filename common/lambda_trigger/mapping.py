@@ -69,6 +69,22 @@ class MappingError(ValueError):
     """A mapping that cannot be used; the message names the source, the rule and the field."""
 
 
+def _json_payload(value: dict[str, Any]) -> dict[str, Any]:
+    """Static payload fields must be plain JSON: YAML turns `2026-01-31` into a date and
+    `.nan` into a float NaN, which json.dumps refuses or emits as invalid JSON, and that
+    would only show when a run is already claimed."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"payload must be plain JSON (strings, numbers, true/false, null, lists, maps); "
+            f"quote dates and times: {exc}"
+        ) from exc
+    if json.loads(text) != value:
+        raise ValueError("payload must be plain JSON: some keys are not strings")
+    return value
+
+
 class _Model(BaseModel):
     # extra="forbid": a misspelt key (`invocation_typ`) must stop the service, not be ignored.
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
@@ -84,6 +100,17 @@ class LambdaTarget(_Model):
     payload: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
     region: str | None = None
+    # How long a run may take before it ends TIMEOUT. Synchronous invokes default to the
+    # function's own timeout plus a margin; Event invokes and Step Functions to the consumer's
+    # LAMBDA_TRIGGER_ASYNC_MAX_SECONDS / LAMBDA_TRIGGER_SFN_MAX_SECONDS.
+    max_duration_seconds: int | None = Field(
+        default=None, alias="maxDurationSeconds", ge=1, le=366 * 24 * 3600
+    )
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _json_payload(value)
 
     @field_validator("function")
     @classmethod
@@ -99,6 +126,14 @@ class StepFunctionsTarget(_Model):
     payload: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
     region: str | None = None
+    max_duration_seconds: int | None = Field(
+        default=None, alias="maxDurationSeconds", ge=1, le=366 * 24 * 3600
+    )
+
+    @field_validator("payload")
+    @classmethod
+    def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _json_payload(value)
 
     @field_validator("state_machine_arn")
     @classmethod

@@ -110,3 +110,40 @@ class ConsumerSettings(_Settings):
     max_request_age_seconds: float = Field(
         3600.0, validation_alias="LAMBDA_TRIGGER_MAX_REQUEST_AGE_SECONDS"
     )
+    # The run ledger (compacted; see consumer/lambda_trigger_consumer/ledger.py) and the
+    # partitions and replication of the topics the consumer creates when they are missing.
+    runs_topic: str = Field(
+        "DataHubLambdaTrigger_Runs_v1", validation_alias="LAMBDA_TRIGGER_RUNS_TOPIC"
+    )
+    topic_partitions: int = Field(
+        3, ge=1, le=1000, validation_alias="LAMBDA_TRIGGER_TOPIC_PARTITIONS"
+    )
+    topic_replication: int = Field(
+        1, ge=1, le=10, validation_alias="LAMBDA_TRIGGER_TOPIC_REPLICATION"
+    )
+    # SQS queue that Event Lambdas' OnSuccess/OnFailure destinations write to.
+    completion_queue_url: str | None = Field(
+        None, validation_alias="LAMBDA_TRIGGER_COMPLETION_QUEUE_URL"
+    )
+    # Static group membership (KIP-345): a restarted consumer with the same id gets its
+    # partitions back at once. Set it to a stable name per replica (a StatefulSet pod name).
+    group_instance_id: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_GROUP_INSTANCE_ID")
+    # How long Kafka waits for a silent member before moving its partitions: a SIGKILLed
+    # consumer's runs are picked up after this (librdkafka's default is 45 s).
+    session_timeout_ms: int = Field(
+        10000, ge=1000, validation_alias="LAMBDA_TRIGGER_SESSION_TIMEOUT_MS"
+    )
+    sync_margin_seconds: float = Field(
+        60.0, ge=0, validation_alias="LAMBDA_TRIGGER_SYNC_MARGIN_SECONDS"
+    )
+    async_max_seconds: float = Field(
+        7 * 3600.0, gt=0, validation_alias="LAMBDA_TRIGGER_ASYNC_MAX_SECONDS"
+    )
+    sfn_max_seconds: float = Field(
+        24 * 3600.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_MAX_SECONDS"
+    )
+    throttle_retry_seconds: float = Field(
+        900.0, ge=0, validation_alias="LAMBDA_TRIGGER_THROTTLE_RETRY_SECONDS"
+    )
+    # One active run per dataset and target; a second request ends DUPLICATE.
+    one_active_run: bool = Field(True, validation_alias="LAMBDA_TRIGGER_ONE_ACTIVE_RUN")

@@ -9,6 +9,7 @@ from types import FrameType
 
 from lambda_trigger.mapping import MappingError
 from lambda_trigger_consumer.app import ConsumerApp
+from lambda_trigger_consumer.topics import TopicSetupError
 
 
 def main() -> int:
@@ -19,6 +20,9 @@ def main() -> int:
         app = ConsumerApp()
     except MappingError as exc:
         logging.getLogger("lambda_trigger_consumer").error("bad mapping, not starting: %s", exc)
+        return 2
+    except TopicSetupError as exc:
+        logging.getLogger("lambda_trigger_consumer").error("not starting: %s", exc)
         return 2
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -6,20 +6,25 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
+import boto3
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import SchemaRegistry
-from lambda_trigger_consumer.handler import Handler, HandlerConfig
+from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
 from lambda_trigger_consumer.health import HealthServer
 from lambda_trigger_consumer.invoke import Invoker
+from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.runner import Runner
+from lambda_trigger_consumer.topics import TopicPlan, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -34,58 +39,116 @@ class ConsumerApp:
         mapping: MappingSettings | None = None,
         *,
         registry: CollectorRegistry = REGISTRY,
-        handler_config: HandlerConfig | None = None,
+        driver_config: DriverConfig | None = None,
+        gate: Gate | None = None,
     ) -> None:
-        self.settings = consumer or ConsumerSettings()
+        self.settings = settings = consumer or ConsumerSettings()
         datahub_settings = datahub or DataHubSettings()
         mapping_settings = mapping or MappingSettings()
         self.metrics = ConsumerMetrics(registry, executor_id=datahub_settings.executor_id)
         # A bad mapping raises MappingError here: the service does not start.
         self.mappings = MappingSource(
             mapping_settings,
-            reload_seconds=self.settings.mapping_reload_seconds,
+            reload_seconds=settings.mapping_reload_seconds,
             on_reload=self._on_mapping_reload,
         )
         self.metrics.known_targets(self.mappings.current().labels())
         self.datahub = DataHubClient(datahub_settings)
-        self.registry = SchemaRegistry(self.settings.schema_registry_url)
-        invoker = Invoker(
-            mapping_settings.resolved_region(), excerpt_bytes=self.settings.report_payload_bytes
+        self.registry = SchemaRegistry(settings.schema_registry_url)
+        region = mapping_settings.resolved_region()
+        invoker = Invoker(region, excerpt_bytes=settings.report_payload_bytes)
+        kafka: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
+        if settings.kafka_config_json:
+            kafka.update(json.loads(settings.kafka_config_json))
+        # Refuses to start (TopicSetupError) without the MCL topic; creates ours if missing.
+        partitions = ensure_topics(
+            kafka,
+            TopicPlan(
+                settings.topic,
+                settings.runs_topic,
+                settings.dead_letter_topic,
+                settings.topic_partitions,
+                settings.topic_replication,
+            ),
         )
-        kafka: dict[str, Any] = {"bootstrap.servers": self.settings.bootstrap_servers}
-        if self.settings.kafka_config_json:
-            kafka.update(json.loads(self.settings.kafka_config_json))
-        dead_letters = DeadLetters(kafka, self.settings.dead_letter_topic, self.metrics)
-        config = handler_config or HandlerConfig(
-            job_arn_property_urn=mapping_settings.job_arn_property_urn,
-            max_request_age_seconds=self.settings.max_request_age_seconds,
-        )
-
-        def handler_factory(stopping: threading.Event, fallback: Any) -> Handler:
-            return Handler(
-                self.datahub, self.mappings, invoker, self.metrics, config, stopping, fallback
+        self.dead_letters = DeadLetters(kafka, settings.dead_letter_topic, self.metrics)
+        self.ledger = LedgerWriter(kafka, settings.runs_topic, partitions)
+        self.view = LedgerView()
+        self.completions: CompletionReader | None = None
+        queue_arn: str | None = None
+        self._stopping = threading.Event()
+        if settings.completion_queue_url:
+            sqs = boto3.session.Session().client("sqs", region_name=region)
+            self.completions = CompletionReader(
+                sqs,
+                settings.completion_queue_url,
+                self.ledger,
+                self.dead_letters,
+                self.metrics,
+                self._stopping,
             )
-
+            queue_arn = self.completions.queue_arn()
+        config = driver_config or DriverConfig(
+            job_arn_property_urn=mapping_settings.job_arn_property_urn,
+            max_request_age_seconds=settings.max_request_age_seconds,
+            sync_margin_seconds=settings.sync_margin_seconds,
+            async_max_seconds=settings.async_max_seconds,
+            sfn_max_seconds=settings.sfn_max_seconds,
+            throttle_retry_seconds=settings.throttle_retry_seconds,
+            one_active_run=settings.one_active_run,
+            max_inflight=settings.max_inflight,
+        )
+        if queue_arn and config.completion_queue_arn is None:
+            config = replace(config, completion_queue_arn=queue_arn)
+        self.driver = RunDriver(
+            self.view,
+            self.ledger,
+            self.datahub,
+            self.mappings,
+            invoker,
+            self.metrics,
+            config,
+            gate=gate,
+            on_unwritable=self._unwritable,
+        )
+        group: dict[str, Any] = {
+            **kafka,
+            "group.id": settings.group_id,
+            "auto.offset.reset": settings.auto_offset_reset,
+            "client.id": f"datahub-lambda-trigger-{datahub_settings.executor_id}",
+            "session.timeout.ms": settings.session_timeout_ms,
+            "heartbeat.interval.ms": max(1000, settings.session_timeout_ms // 4),
+        }
+        if settings.group_instance_id:
+            group["group.instance.id"] = settings.group_instance_id
         self.runner = Runner(
-            {
-                **kafka,
-                "group.id": self.settings.group_id,
-                "auto.offset.reset": self.settings.auto_offset_reset,
-                "client.id": f"datahub-lambda-trigger-{datahub_settings.executor_id}",
-            },
-            self.settings.topic,
+            group,
+            settings.topic,
             datahub_settings.executor_id,
             self.registry,
-            handler_factory,
-            dead_letters,
+            self.ledger,
+            self.view,
+            self.driver,
+            self.datahub,
+            self.dead_letters,
             self.metrics,
-            max_inflight=self.settings.max_inflight,
-            commit_interval_seconds=self.settings.commit_interval_seconds,
-            shutdown_grace_seconds=self.settings.shutdown_grace_seconds,
+            commit_interval_seconds=settings.commit_interval_seconds,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
         self._registry_ok = (0.0, False)
         self.health = HealthServer(
-            self.settings.http_host, self.settings.http_port, registry, self._live, self._ready
+            settings.http_host, settings.http_port, registry, self._live, self._ready
+        )
+
+    def _unwritable(self, entry: RunEntry, error: str) -> None:
+        """DataHub refuses this run's status for good: keep the ledger entry on the
+        dead-letter topic for an operator, since the run itself must be let go."""
+        self.dead_letters.send(
+            "status_unwritable",
+            f"run {entry.run_id}: {error}",
+            key=entry.run_id.encode(),
+            value=entry.to_json(),
+            extra={"runId": entry.run_id},
         )
 
     def _on_mapping_reload(self, ok: bool) -> None:
@@ -94,8 +157,13 @@ class ConsumerApp:
             self.metrics.known_targets(self.mappings.current().labels())
 
     def _live(self) -> tuple[bool, dict[str, object]]:
-        age = time.monotonic() - self.runner.last_loop
-        return age < 60, {"loopAgeSeconds": round(age, 1)}
+        now = time.monotonic()
+        loop_age = now - self.runner.last_loop
+        driver_age = now - self.driver.last_loop
+        return loop_age < 60 and driver_age < 60, {
+            "loopAgeSeconds": round(loop_age, 1),
+            "driverAgeSeconds": round(driver_age, 1),
+        }
 
     def _ready(self) -> tuple[bool, dict[str, object]]:
         checked, ok = self._registry_ok
@@ -103,7 +171,12 @@ class ConsumerApp:
             ok = self.registry.reachable()
             self._registry_ok = (time.monotonic(), ok)
         partitions = len(self.runner.assignment)
-        return partitions > 0 and ok, {"assignedPartitions": partitions, "schemaRegistry": ok}
+        return partitions > 0 and ok, {
+            "assignedPartitions": partitions,
+            "ledgerPartitions": len(self.runner.ledger_assignment),
+            "openRuns": self.view.size(),
+            "schemaRegistry": ok,
+        }
 
     def _watch_mapping(self) -> None:
         """Check the mapping file on a clock, not only when a request arrives: a broken edit
@@ -115,15 +188,22 @@ class ConsumerApp:
     def run(self) -> None:
         self.health.start()
         threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True).start()
+        if self.completions is not None:
+            self.completions.start()
         log.info(
-            "consuming %s as group %s; metrics on :%d",
+            "consuming %s as group %s; run ledger %s; metrics on :%d",
             self.settings.topic,
             self.settings.group_id,
+            self.settings.runs_topic,
             self.health.port,
         )
         try:
             self.runner.run()
         finally:
+            # Only now, with every run step done or handed back: the clients close.
+            self._stopping.set()
+            if self.completions is not None:
+                self.completions.join(10)
             self.health.stop()
             self.registry.close()
             self.datahub.close()

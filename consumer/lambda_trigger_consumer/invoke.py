@@ -1,14 +1,21 @@
-"""Step 5: start the job with boto3.
+"""Step 5: start the job with boto3, and ask AWS how an asynchronous one is doing.
 
 Retries: botocore's automatic retries are OFF for these calls. A read timeout on a
 RequestResponse Invoke that botocore retries runs the function twice; we retry only on
-throttling, where AWS guarantees the function did not run. Step Functions executions are
-named after the runId, which makes StartExecution idempotent for the same input.
+throttling, where AWS guarantees the function did not run, and give a run that is still
+throttled back to the run driver (`throttled`), which tries again later instead of failing a
+run that would have succeeded. Step Functions executions are named after the runId, which makes
+StartExecution idempotent for the same input.
+
+Error text: AWS messages carry account ids, role and function ARNs and endpoints. The
+`Invocation.error` that reaches DataHub (and so the browser) is a plain sentence built from the
+AWS error code; the raw message goes to the service log only, keyed by runId.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,12 +23,17 @@ from typing import Any, Literal
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
-from lambda_trigger.mapping import LambdaTarget, StepFunctionsTarget
+from lambda_trigger_consumer.ledger import Target
 
-Outcome = Literal["success", "function_error", "invoke_error", "started"]
+log = logging.getLogger(__name__)
+
+Outcome = Literal["success", "function_error", "invoke_error", "started", "throttled", "unknown"]
 _THROTTLED = {"TooManyRequestsException", "ThrottlingException", "ExecutionLimitExceeded"}
+# Lambda's largest timeout is 900 s; a synchronous Invoke must be allowed to outlast it.
+MAX_LAMBDA_TIMEOUT_SECONDS = 900
+_READ_TIMEOUT_MARGIN_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -32,12 +44,38 @@ class Invocation:
     status_code: int | None = None
     function_error: str | None = None
     response_excerpt: str | None = None
-    error: str | None = None
+    error: str | None = None  # plain text, safe to show a user
+    error_code: str | None = None
+    execution_arn: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ExecutionStatus:
+    """DescribeExecution, reduced to what a run report needs."""
+
+    status: str  # RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE
+    output: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    exists: bool = True
+
+
+def plain_aws_error(code: str) -> str:
+    """A stable, plain sentence for an AWS error code (no ARNs, accounts or URLs)."""
+    if code in _THROTTLED:
+        return f"AWS is throttling the calls ({code})"
+    if code in {"ResourceNotFoundException", "StateMachineDoesNotExist"}:
+        return f"the job does not exist in AWS ({code})"
+    if code in {"AccessDeniedException", "AccessDenied", "UnrecognizedClientException"}:
+        return f"AWS refused the call ({code})"
+    if code:
+        return f"AWS refused the call ({code})"
+    return "AWS could not be reached"
+
+
 class Invoker:
-    """Holds one boto3 client per (service, region); boto3 clients are thread-safe."""
+    """Holds boto3 clients per (service, region, read timeout); boto3 clients are thread-safe."""
 
     def __init__(
         self,
@@ -51,73 +89,143 @@ class Invoker:
         self._excerpt_bytes = excerpt_bytes
         self._throttle_retries = throttle_retries
         self._endpoint_url = endpoint_url  # None: boto3 honours AWS_ENDPOINT_URL itself
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[tuple[str, str | None, int], Any] = {}
+        self._timeouts: dict[tuple[str, str | None, str | None], tuple[float, int | None]] = {}
         self._lock = threading.Lock()
-        # Lambda may run 15 minutes; the read timeout must outlast it.
-        self._config = Config(
-            retries={"total_max_attempts": 1}, read_timeout=960, connect_timeout=10
-        )
 
-    def _client(self, service: str, region: str | None) -> Any:
-        key = (service, region or self._region)
+    def _client(self, service: str, region: str | None, read_timeout: int = 60) -> Any:
+        key = (service, region or self._region, read_timeout)
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = boto3.session.Session().client(
                     service,  # type: ignore[call-overload]
                     region_name=key[1],
-                    config=self._config,
                     endpoint_url=self._endpoint_url,
+                    config=Config(
+                        retries={"total_max_attempts": 1},
+                        read_timeout=read_timeout,
+                        connect_timeout=10,
+                        # A synchronous Invoke is one HTTP request that stays silent for as long
+                        # as the function runs; NAT gateways and proxies drop idle connections
+                        # (AWS NAT: 350 s). TCP keepalive keeps the connection visibly alive.
+                        tcp_keepalive=True,
+                    ),
                 )
             return self._clients[key]
 
-    def invoke(
-        self, target: LambdaTarget | StepFunctionsTarget, payload: dict[str, Any], run_id: str
-    ) -> Invocation:
+    # --- facts about a target -------------------------------------------------------------
+
+    def function_timeout(self, target: Target) -> int | None:
+        """The function's configured timeout in seconds (cached 5 minutes); None if AWS does not
+        say (no permission, unknown function: the invoke will tell)."""
+        key = (target.function or "", target.qualifier, target.region)
+        cached = self._timeouts.get(key)
+        if cached is not None and time.monotonic() - cached[0] < 300:
+            return cached[1]
+        kwargs: dict[str, Any] = {"FunctionName": target.function}
+        if target.qualifier:
+            kwargs["Qualifier"] = target.qualifier
+        try:
+            config = self._client("lambda", target.region).get_function_configuration(**kwargs)
+            timeout: int | None = int(config.get("Timeout") or 0) or None
+        except (ClientError, BotoCoreError) as exc:
+            log.info("function timeout of %s unknown: %s", target.key, exc)
+            timeout = None
+        self._timeouts[key] = (time.monotonic(), timeout)
+        return timeout
+
+    def reports_to(self, target: Target, queue_arn: str | None) -> bool:
+        """Does this Event target's destination config send both outcomes to our queue?"""
+        if not queue_arn:
+            return False
+        kwargs: dict[str, Any] = {"FunctionName": target.function}
+        if target.qualifier:
+            kwargs["Qualifier"] = target.qualifier
+        try:
+            config = self._client("lambda", target.region).get_function_event_invoke_config(
+                **kwargs
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.info("no usable event invoke config for %s: %s", target.key, exc)
+            return False
+        destinations = config.get("DestinationConfig") or {}
+        on_success = (destinations.get("OnSuccess") or {}).get("Destination")
+        on_failure = (destinations.get("OnFailure") or {}).get("Destination")
+        return bool(on_success == queue_arn and on_failure == queue_arn)
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def invoke(self, target: Target, payload: dict[str, Any], run_id: str) -> Invocation:
         started = time.monotonic()
         attempt = 0
         while True:
             try:
-                if isinstance(target, LambdaTarget):
-                    return self._invoke_lambda(target, payload, started)
-                return self._start_execution(target, payload, run_id, started)
+                if target.kind == "stepfunctions":
+                    return self._start_execution(target, payload, run_id, started)
+                return self._invoke_lambda(target, payload, started)
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
-                if code in _THROTTLED and attempt < self._throttle_retries:
-                    attempt += 1
-                    time.sleep(min(2**attempt * 0.2, 5.0))
-                    continue
+                meta = exc.response.get("ResponseMetadata", {})
+                if code in _THROTTLED:
+                    if attempt < self._throttle_retries:
+                        attempt += 1
+                        time.sleep(min(2**attempt * 0.2, 5.0))
+                        continue
+                    return Invocation(
+                        "throttled",
+                        time.monotonic() - started,
+                        request_id=meta.get("RequestId"),
+                        error=plain_aws_error(code),
+                        error_code=code,
+                    )
+                log.warning("run %s: AWS error %s: %s", run_id, code, exc)
                 return Invocation(
                     "invoke_error",
                     time.monotonic() - started,
-                    request_id=exc.response.get("ResponseMetadata", {}).get("RequestId"),
-                    status_code=exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
-                    error=f"{code}: {exc.response.get('Error', {}).get('Message', '')}",
+                    request_id=meta.get("RequestId"),
+                    status_code=meta.get("HTTPStatusCode"),
+                    error=plain_aws_error(code),
+                    error_code=code,
+                )
+            except ReadTimeoutError as exc:
+                # The request reached Lambda: the function may well be running. Not retried.
+                log.warning("run %s: no answer from AWS: %s", run_id, exc)
+                return Invocation(
+                    "unknown",
+                    time.monotonic() - started,
+                    error="no answer from AWS before the read timeout; the function may have run",
+                    error_code=type(exc).__name__,
                 )
             except BotoCoreError as exc:
-                # Includes read timeouts: the function may have run. Not retried, reported.
+                log.warning("run %s: AWS unreachable: %s", run_id, exc)
                 return Invocation(
-                    "invoke_error", time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
+                    "invoke_error",
+                    time.monotonic() - started,
+                    error=plain_aws_error(""),
+                    error_code=type(exc).__name__,
                 )
 
     def _excerpt(self, raw: bytes) -> str:
         text = raw[: self._excerpt_bytes].decode("utf-8", errors="replace")
         return text + ("…" if len(raw) > self._excerpt_bytes else "")
 
-    def _invoke_lambda(
-        self, target: LambdaTarget, payload: dict[str, Any], started: float
-    ) -> Invocation:
+    def _invoke_lambda(self, target: Target, payload: dict[str, Any], started: float) -> Invocation:
         kwargs: dict[str, Any] = {
             "FunctionName": target.function,
-            "InvocationType": target.invocation_type,
+            "InvocationType": "Event" if target.kind == "lambda-event" else "RequestResponse",
             "Payload": json.dumps(payload).encode(),
         }
         if target.qualifier:
             kwargs["Qualifier"] = target.qualifier
-        response = self._client("lambda", target.region).invoke(**kwargs)
+        read_timeout = 60
+        if target.kind == "lambda":
+            timeout = self.function_timeout(target) or MAX_LAMBDA_TIMEOUT_SECONDS
+            read_timeout = timeout + _READ_TIMEOUT_MARGIN_SECONDS
+        response = self._client("lambda", target.region, read_timeout).invoke(**kwargs)
         elapsed = time.monotonic() - started
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
         status = response.get("StatusCode")
-        if target.invocation_type == "Event":
+        if target.kind == "lambda-event":
             return Invocation("started", elapsed, request_id=request_id, status_code=status)
         body = response["Payload"].read() if response.get("Payload") is not None else b""
         function_error = response.get("FunctionError")
@@ -132,15 +240,56 @@ class Invoker:
         )
 
     def _start_execution(
-        self, target: StepFunctionsTarget, payload: dict[str, Any], run_id: str, started: float
+        self, target: Target, payload: dict[str, Any], run_id: str, started: float
     ) -> Invocation:
-        response = self._client("stepfunctions", target.region).start_execution(
-            stateMachineArn=target.state_machine_arn, name=run_id, input=json.dumps(payload)
-        )
+        client = self._client("stepfunctions", target.region)
+        try:
+            response = client.start_execution(
+                stateMachineArn=target.state_machine_arn, name=run_id, input=json.dumps(payload)
+            )
+            arn = response["executionArn"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                raise
+            # Started before (by an owner that stopped before recording it): the same run.
+            arn = execution_arn(target, run_id)
+            response = {"ResponseMetadata": exc.response.get("ResponseMetadata", {})}
         return Invocation(
             "started",
             time.monotonic() - started,
             request_id=response.get("ResponseMetadata", {}).get("RequestId"),
             status_code=response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
-            details={"executionName": run_id},
+            execution_arn=arn,
         )
+
+    def describe_execution(self, target: Target, arn: str) -> ExecutionStatus:
+        """Raises ClientError/BotoCoreError on anything but a missing execution."""
+        try:
+            response = self._client("stepfunctions", target.region).describe_execution(
+                executionArn=arn
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return ExecutionStatus("", exists=False)
+            raise
+        return ExecutionStatus(
+            str(response.get("status", "")),
+            output=response.get("output"),
+            error=response.get("error"),
+            cause=response.get("cause"),
+        )
+
+    def stop_execution(self, target: Target, arn: str, *, error: str, cause: str) -> None:
+        self._client("stepfunctions", target.region).stop_execution(
+            executionArn=arn, error=error, cause=cause
+        )
+
+    def excerpt(self, text: str | None) -> str:
+        return self._excerpt((text or "").encode())
+
+
+def execution_arn(target: Target, run_id: str) -> str:
+    """StartExecution's ARN for an execution named `run_id`:
+    arn:<partition>:states:<region>:<account>:execution:<stateMachineName>:<name>."""
+    parts = (target.state_machine_arn or "").split(":")
+    return ":".join([*parts[:5], "execution", parts[6], run_id])

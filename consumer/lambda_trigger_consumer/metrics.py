@@ -94,6 +94,44 @@ class ConsumerMetrics:
         self.mapping_reloads = Counter(
             f"{p}_mapping_reloads", "Mapping reloads", ["result"], registry=registry
         )
+        self.open_runs = Gauge(
+            f"{p}_open_runs",
+            "Unfinished runs in the ledger partitions this consumer owns",
+            registry=registry,
+        )
+        self.runs_finished = Counter(
+            f"{p}_runs_finished",
+            "Runs this consumer ended, by final DataHub status",
+            ["status"],
+            registry=registry,
+        )
+        self.takeovers = Counter(
+            f"{p}_run_takeovers",
+            "Runs ended by a deadline or after their consumer was lost",
+            ["reason"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            f"{p}_duplicate_requests",
+            "Requests ended DUPLICATE: a run of the same dataset and target was active",
+            registry=registry,
+        )
+        self.refused = Counter(
+            f"{p}_refused_requests",
+            "Requests refused before start (writer not authorised)",
+            registry=registry,
+        )
+        self.unexpected_errors = Counter(
+            f"{p}_unexpected_errors",
+            "Exceptions in a run step (the run is ended FAILURE)",
+            registry=registry,
+        )
+        self.completion_records = Counter(
+            f"{p}_completion_records",
+            "Lambda destination records read from the completion queue",
+            ["result"],
+            registry=registry,
+        )
         self.info = Info(f"{p}", "Build and configuration", registry=registry)
         self.info.info({"version": __version__, "executor_id": executor_id})
         # Children for every known label value exist from the start, so dashboards show 0
@@ -106,10 +144,23 @@ class ConsumerMetrics:
             self.mapping_reloads.labels(result=result)
         for status in ("RUNNING", "SUCCESS", "FAILURE"):
             self.status_writes.labels(status=status)
+        for status in ("SUCCESS", "FAILURE", "TIMEOUT", "CANCELLED", "DUPLICATE"):
+            self.runs_finished.labels(status=status)
+        for reason in ("deadline", "lost_owner"):
+            self.takeovers.labels(reason=reason)
+        for result in ("matched", "unmatched", "malformed"):
+            self.completion_records.labels(result=result)
 
     def known_targets(self, labels: Iterable[str]) -> None:
         """Create the per-target children for the mapping's labels (called on every load)."""
         for label in labels:
             self.invocation_duration.labels(target=label)
-            for outcome in ("success", "function_error", "invoke_error", "started"):
+            for outcome in (
+                "success",
+                "function_error",
+                "invoke_error",
+                "started",
+                "throttled",
+                "unknown",
+            ):
                 self.invocations.labels(target=label, outcome=outcome)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from lambda_trigger.contract import INPUT_ASPECT, InvalidRequestError, RunRequest
+from lambda_trigger.contract import (
+    INPUT_ASPECT,
+    KILL_SIGNAL,
+    SIGNAL_ASPECT,
+    InvalidRequestError,
+    RunRequest,
+)
 from lambda_trigger.urns import InvalidUrnError, run_id_of
 from lambda_trigger_consumer.decode import ChangeLog
 
@@ -41,3 +47,29 @@ def to_request(change: ChangeLog, executor_id: str) -> RunRequest | Invalid | No
         # SDK callers may leave actorUrn out; GMS's audit stamp says who wrote it.
         request = replace(request, actor_urn=change.actor)
     return request
+
+
+@dataclass(frozen=True)
+class CancelSignal:
+    """A KILL written as `dataHubExecutionRequestSignal` for one of our runs, as DataHub's
+    CancelIngestionExecutionRequestResolver writes it: signal KILL, executorId copied from the
+    ingestion source's config (left out when it has none), createdAt {time, actor}."""
+
+    run_id: str
+    actor: str | None
+
+
+def to_signal(change: ChangeLog, executor_id: str) -> CancelSignal | None:
+    if change.aspect_name != SIGNAL_ASPECT or change.change_type not in _RUN_CHANGE_TYPES:
+        return None
+    aspect = change.aspect or {}
+    if aspect.get("signal") != KILL_SIGNAL or aspect.get("executorId") not in (executor_id, None):
+        return None
+    try:
+        run_id = run_id_of(change.entity_urn)
+    except InvalidUrnError:
+        return None
+    created = aspect.get("createdAt")
+    stamped = created.get("actor") if isinstance(created, dict) else None
+    # GMS's audit stamp of the write is who asked; the aspect's own stamp is client-supplied.
+    return CancelSignal(run_id, change.actor or stamped)

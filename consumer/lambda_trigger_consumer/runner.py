@@ -1,27 +1,38 @@
-"""The poll loop: record -> key filter -> decode -> request, then a worker thread runs the
-request (handler: target -> invoke -> status).
+"""The poll loop: record -> key filter -> decode -> request -> ledger.
 
-Delivery is at least once, invocation at most once:
-- offsets are committed by hand, only up to the lowest record still in flight (OffsetTracker);
-- the handler claims a run (conditional RUNNING write) before invoking it, so a redelivered
-  record finds the claim and is not invoked again.
-Shaped after confluent-kafka-python's examples/consumer.py (errors told from partition EOF,
-close() in `finally`), with consume() in batches instead of poll() per record.
+One Kafka consumer reads two topics in one group:
+- DataHub's MCL topic: unrelated records are dropped by key; a run request or a cancel signal
+  for our executor becomes a ledger record (ledger.py), and its offset is committed once the
+  broker has that record. Nothing slow happens here: no DataHub or AWS call, no retry loop.
+- The run ledger: the partitions this consumer owns are read from the beginning (the topic is
+  compacted) into a LedgerView; the run driver (driver.py) takes the runs from there.
+
+Delivery is at least once: MCL offsets are committed by hand, never past a record whose ledger
+record is not stored yet (OffsetTracker). Shaped after confluent-kafka-python's
+examples/consumer.py (errors told from partition EOF, close() in `finally`), with consume()
+in batches.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
-from lambda_trigger.contract import RunRequest, RunResult
+from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import (
     DecodeError,
@@ -29,16 +40,26 @@ from lambda_trigger_consumer.decode import (
     SchemaRegistry,
     decode_change_log,
 )
-from lambda_trigger_consumer.handler import Handler, Outcome
+from lambda_trigger_consumer.driver import RunDriver
 from lambda_trigger_consumer.key_filter import is_execution_request_key
+from lambda_trigger_consumer.ledger import (
+    LedgerFormatError,
+    LedgerView,
+    LedgerWriter,
+    cancel_record,
+    invalid_record,
+    request_record,
+)
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.offsets import OffsetTracker
-from lambda_trigger_consumer.request import Invalid, to_request
+from lambda_trigger_consumer.request import CancelSignal, Invalid, to_request, to_signal
 
 log = logging.getLogger(__name__)
 _LAG_INTERVAL_SECONDS = 5.0
 _REBALANCE_WAIT_SECONDS = 10.0
 _BATCH = 500
+
+TP = tuple[str, int]
 
 
 class Runner:
@@ -48,29 +69,36 @@ class Runner:
         topic: str,
         executor_id: str,
         registry: SchemaRegistry,
-        handler_factory: Any,
+        ledger: LedgerWriter,
+        view: LedgerView,
+        driver: RunDriver,
+        datahub: DataHubClient,
         dead_letters: DeadLetters,
         metrics: ConsumerMetrics,
         *,
-        max_inflight: int = 8,
         commit_interval_seconds: float = 1.0,
         shutdown_grace_seconds: float = 30.0,
     ) -> None:
         self._topic = topic
         self._executor_id = executor_id
         self._registry = registry
+        self._ledger = ledger
+        self._view = view
+        self._driver = driver
+        self._datahub = datahub
         self._dead_letters = dead_letters
         self._metrics = metrics
-        self._max_inflight = max_inflight
         self._commit_interval = commit_interval_seconds
         self._grace = shutdown_grace_seconds
         self.stopping = threading.Event()
-        self._handler: Handler = handler_factory(self.stopping, self._final_write_failed)
         self._tracker = OffsetTracker()
-        self._pool = ThreadPoolExecutor(max_workers=max_inflight, thread_name_prefix="run")
-        self._futures: set[Future[Outcome]] = set()
-        self._paused = False
-        self._assignment: list[tuple[str, int]] = []
+        # Cancel signals need one DataHub read (which dataset?) before they can be recorded.
+        self._signals = ThreadPoolExecutor(2, thread_name_prefix="signal")
+        self._signal_futures: set[Future[None]] = set()
+        self._assignment: list[TP] = []
+        # Partitions whose next record waits for the schema registry: paused, and resumed
+        # (from the same offset) after a backoff, so that the poll loop never blocks.
+        self._blocked: dict[TP, tuple[float, float]] = {}
         self._last_commit_try = 0.0
         self._last_lag = 0.0
         self.last_loop = time.monotonic()
@@ -78,6 +106,7 @@ class Runner:
             {
                 **kafka_config,
                 "enable.auto.commit": False,
+                "enable.partition.eof": True,
                 "partition.assignment.strategy": "cooperative-sticky",
             }
         )
@@ -85,55 +114,66 @@ class Runner:
     # --- public ---------------------------------------------------------------------------
 
     @property
-    def assignment(self) -> list[tuple[str, int]]:
-        return list(self._assignment)
+    def assignment(self) -> list[TP]:
+        """The MCL partitions this consumer owns."""
+        return [tp for tp in self._assignment if tp[0] == self._topic]
+
+    @property
+    def ledger_assignment(self) -> list[int]:
+        return [p for t, p in self._assignment if t == self._ledger.topic]
 
     def stop(self) -> None:
         self.stopping.set()
 
     def run(self) -> None:
         self._consumer.subscribe(
-            [self._topic],
+            [self._topic, self._ledger.topic],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        self._driver.start()
         try:
             while not self.stopping.is_set():
                 self.last_loop = time.monotonic()
-                self._throttle()
-                # A batch per call: per-record poll() costs more than the key filter it feeds.
                 batch = self._consumer.consume(num_messages=_BATCH, timeout=0.2)
                 self._dead_letters.poll()
+                self._ledger.poll()
                 self._periodic()
+                skip: set[TP] = set()
                 for msg in batch:
-                    if self.stopping.is_set():
-                        break  # the rest stays uncommitted and is delivered again
                     error = msg.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
+                            self._on_eof(msg)
                             continue
                         log.error("consumer error: %s", error)
                         if error.fatal():
                             raise KafkaException(error)
                         continue
-                    self._on_record(msg)
-            self._drain()
+                    tp = (msg.topic() or "", msg.partition() or 0)
+                    if tp in skip:
+                        continue  # re-read from the seek position after the backoff
+                    if tp[0] == self._ledger.topic:
+                        self._on_ledger_record(msg)
+                    elif not self._on_record(msg):
+                        skip.add(tp)
+            self._shutdown()
         finally:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._consumer.close()
-            remaining = self._dead_letters.flush(10)
-            if remaining:
+            self._signals.shutdown(wait=False, cancel_futures=True)
+            self._consumer.close()  # leaves the group: the partitions move on at once
+            undelivered = self._ledger.flush(10) + self._dead_letters.flush(10)
+            if undelivered:
                 log.error(
-                    "%d dead-letter records were not delivered; their offsets were not committed",
-                    remaining,
+                    "%d records were not delivered; their offsets were not committed", undelivered
                 )
             self._dead_letters.close()
             log.info("consumer closed")
 
-    # --- one record ---------------------------------------------------------------------
+    # --- MCL records ----------------------------------------------------------------------
 
-    def _on_record(self, msg: Message) -> None:
+    def _on_record(self, msg: Message) -> bool:
+        """False when the record must be read again later (the registry is away)."""
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
         tp = (topic, partition)
         self._metrics.received.labels(topic=topic).inc()
@@ -141,86 +181,127 @@ class Runner:
         if not is_execution_request_key(key):
             self._metrics.key_discarded.labels(topic=topic).inc()
             self._tracker.seen(tp, offset)
-            return
-        change = self._decode(msg)
-        if change is None:
-            return  # dead-lettered, or handed back at shutdown
+            return True
+        try:
+            change = decode_change_log(msg.value(), self._registry)
+        except RegistryUnavailable as exc:
+            self._metrics.decode_failures.labels(reason=exc.reason).inc()
+            self._block(tp, offset, str(exc))
+            return False
+        except DecodeError as exc:
+            self._metrics.decode_failures.labels(reason=exc.reason).inc()
+            log.error("undecodable record at %s[%d]@%d: %s", topic, partition, offset, exc)
+            self._tracker.started(tp, offset)
+            self._dead_letters.send(
+                f"decode_{exc.reason}",
+                str(exc),
+                key=key if isinstance(key, bytes) else None,
+                value=msg.value(),
+                source=(topic, partition, offset),
+                on_delivered=lambda: self._tracker.finished(tp, offset),
+            )
+            return True
+        self._blocked.pop(tp, None)
         self._metrics.decoded.labels(topic=topic).inc()
         request = to_request(change, self._executor_id)
-        if request is None:
-            self._tracker.seen(tp, offset)
-            return
-        self._metrics.accepted.inc()
-        log.info("accepted run %s (partition %d, offset %d)", request.run_id, partition, offset)
-        self._tracker.started(tp, offset)
-        future = self._pool.submit(self._work, request, tp, offset)
-        self._futures.add(future)
-        future.add_done_callback(self._futures.discard)
+        if request is not None:
+            self._metrics.accepted.inc()
+            log.info("accepted run %s (partition %d, offset %d)", request.run_id, partition, offset)
+            if isinstance(request, Invalid):
+                record = invalid_record(request.run_id, request.message)
+                self._forward(tp, offset, request.run_id, None, record)
+            else:
+                record = request_record(request, change.actor)
+                self._forward(tp, offset, request.run_id, request.dataset_urn, record)
+            return True
+        signal = to_signal(change, self._executor_id)
+        if signal is not None:
+            self._tracker.started(tp, offset)
+            future = self._signals.submit(self._on_signal, signal, tp, offset)
+            self._signal_futures.add(future)
+            future.add_done_callback(self._signal_futures.discard)
+            return True
+        self._tracker.seen(tp, offset)
+        return True
 
-    def _decode(self, msg: Message) -> Any:
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        tp = (topic, partition)
+    def _forward(
+        self, tp: TP, offset: int, run_id: str, dataset: str | None, record: bytes
+    ) -> None:
+        """Into the ledger; the MCL offset may pass this record once the broker has it."""
+        self._tracker.started(tp, offset)
+
+        def delivered(error: KafkaError | None) -> None:
+            if error is None:
+                self._tracker.finished(tp, offset)
+                return
+            # Kafka is unwell: keep trying; the offset stays pinned until it works.
+            log.warning("run %s: ledger write failed (%s); retrying", run_id, error)
+            time.sleep(0.2)
+            self._ledger.send(run_id, dataset, record, delivered)
+
+        self._ledger.send(run_id, dataset, record, delivered)
+
+    def _on_signal(self, signal: CancelSignal, tp: TP, offset: int) -> None:
+        """Which dataset (and so which ledger partition)? Only DataHub knows."""
         delay = 0.5
         while True:
             try:
-                return decode_change_log(msg.value(), self._registry)
-            except RegistryUnavailable as exc:
-                # Transient: retry the same record; never dead-letter a good record because
-                # the registry blinked. At shutdown, leave it uncommitted.
-                self._metrics.decode_failures.labels(reason=exc.reason).inc()
-                log.warning("%s; retrying in %.1f s", exc, delay)
+                request = self._datahub.read_request(signal.run_id)
+                break
+            except DataHubUnavailable as exc:
                 if self.stopping.wait(delay):
-                    return None
+                    return  # uncommitted: read again after a restart
+                log.warning("cancel of %s: DataHub unavailable (%s)", signal.run_id, exc)
                 delay = min(delay * 2, 30.0)
-            except DecodeError as exc:
-                self._metrics.decode_failures.labels(reason=exc.reason).inc()
-                log.error("undecodable record at %s[%d]@%d: %s", topic, partition, offset, exc)
-                self._tracker.started(tp, offset)
-                self._dead_letters.send(
-                    f"decode_{exc.reason}",
-                    str(exc),
-                    key=msg.key() if isinstance(msg.key(), bytes) else None,
-                    value=msg.value() if isinstance(msg.value(), bytes) else None,
-                    source=(topic, partition, offset),
-                    on_delivered=lambda: self._tracker.finished(tp, offset),
-                )
-                return None
-
-    def _work(self, request: RunRequest | Invalid, tp: tuple[str, int], offset: int) -> Outcome:
-        try:
-            outcome = self._handler.handle(request)
-        except Exception:
-            # A bug must not kill the worker silently nor advance the offset past the record.
-            log.exception("run %s: unexpected error; the record stays uncommitted", request.run_id)
-            return Outcome.HANDED_BACK
-        if outcome is Outcome.DONE:
+        if request is not None and request.executorId != self._executor_id:
             self._tracker.finished(tp, offset)
-        return outcome
+            return
+        dataset = request.args.get("datasetUrn") if request is not None else None
+        log.info("run %s: cancel requested by %s", signal.run_id, signal.actor)
+        while True:
+            try:
+                self._ledger.write(
+                    signal.run_id, dataset, cancel_record(signal.run_id, dataset, signal.actor)
+                )
+                break
+            except KafkaException as exc:
+                if self.stopping.wait(1.0):
+                    return
+                log.warning("cancel of %s: ledger write failed (%s)", signal.run_id, exc)
+        self._tracker.finished(tp, offset)
 
-    def _final_write_failed(self, run_id: str, result: RunResult, error: str) -> None:
-        self._dead_letters.send(
-            "status_write_failed",
-            f"final status of run {run_id} not written: {error}",
-            key=f"urn:li:dataHubExecutionRequest:{run_id}".encode(),
-            value=json.dumps(result.to_aspect().to_obj()).encode(),
-            extra={"runId": run_id, "status": result.status.value},
-        )
+    def _block(self, tp: TP, offset: int, why: str) -> None:
+        """The registry did not answer: read this record again later, without blocking."""
+        _until, delay = self._blocked.get(tp, (0.0, 0.25))
+        delay = min(delay * 2, 30.0)
+        self._blocked[tp] = (time.monotonic() + delay, delay)
+        log.warning("%s; partition %s[%d] waits %.1f s", why, tp[0], tp[1], delay)
+        partition = TopicPartition(tp[0], tp[1], offset)
+        self._consumer.pause([partition])
+        self._consumer.seek(partition)
 
-    # --- loop housekeeping --------------------------------------------------------------
+    # --- ledger records -------------------------------------------------------------------
 
-    def _throttle(self) -> None:
-        """Bounded concurrency: stop fetching while every worker is busy, keep polling so the
-        group membership stays alive."""
-        busy = len(self._futures) >= self._max_inflight
-        if busy and not self._paused and self._assignment:
-            self._consumer.pause([TopicPartition(t, p) for t, p in self._assignment])
-            self._paused = True
-        elif not busy and self._paused:
-            self._consumer.resume([TopicPartition(t, p) for t, p in self._assignment])
-            self._paused = False
+    def _on_ledger_record(self, msg: Message) -> None:
+        key = msg.key()
+        if not isinstance(key, bytes):
+            return
+        try:
+            self._view.apply(msg.partition() or 0, key.decode(), msg.value())
+        except (LedgerFormatError, UnicodeDecodeError) as exc:
+            log.error("skipping a ledger record: %s", exc)
+
+    def _on_eof(self, msg: Message) -> None:
+        if msg.topic() == self._ledger.topic:
+            self._view.loaded(msg.partition() or 0)
+
+    # --- loop housekeeping ----------------------------------------------------------------
 
     def _periodic(self) -> None:
         now = time.monotonic()
+        for tp, (until, _delay) in list(self._blocked.items()):
+            if now >= until and tp in self._assignment:
+                self._consumer.resume([TopicPartition(*tp)])
         if now - self._last_commit_try >= self._commit_interval:
             self._last_commit_try = now
             self._commit()
@@ -228,7 +309,7 @@ class Runner:
             self._last_lag = now
             self._update_lag()
 
-    def _commit(self, tps: list[tuple[str, int]] | None = None) -> None:
+    def _commit(self, tps: list[TP] | None = None) -> None:
         offsets = self._tracker.committable(tps)
         if not offsets:
             return
@@ -244,68 +325,83 @@ class Runner:
         self._metrics.last_commit.set_to_current_time()
 
     def _update_lag(self) -> None:
-        if not self._assignment:
+        mcl = self.assignment
+        if not mcl:
             return
         try:
-            positions = self._consumer.position([TopicPartition(t, p) for t, p in self._assignment])
+            positions = self._consumer.position([TopicPartition(t, p) for t, p in mcl])
         except KafkaException:
             return
         for tp in positions:
             try:
-                # Asked of the broker, not the cache: the cached high watermark only moves
-                # with fetched messages, so paused partitions (all workers busy on a hung
-                # Lambda) would show no lag exactly when lag matters.
-                watermarks = self._consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+                # Cached: a broker round trip per partition would stall this loop; the cache
+                # is refreshed by fetches and by statistics, and paused partitions are rare now
+                # that nothing slow runs on this thread.
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
             except KafkaException:
                 continue
-            if watermarks is None:  # timed out: keep the last value
-                continue
-            low, high = watermarks
             position = tp.offset if tp.offset >= 0 else low
             if high >= 0 and position >= 0:
                 self._metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, high - position)
                 )
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assigned: list[TopicPartition] = []
+        for p in partitions:
+            if p.topic == self._ledger.topic:
+                # Always the whole (compacted) history: it is the state of the runs.
+                self._view.assign(p.partition)
+                self._driver.on_assign(p.partition)
+                assigned.append(TopicPartition(p.topic, p.partition, OFFSET_BEGINNING))
+            else:
+                assigned.append(TopicPartition(p.topic, p.partition, OFFSET_INVALID))
+        # Assign here rather than let the client do it: only this call takes the offsets.
+        consumer.incremental_assign(assigned)
         added = [(p.topic, p.partition) for p in partitions]
         self._assignment = sorted(set(self._assignment) | set(added))
         log.info("assigned %s", added)
-        if self._paused and partitions:
-            self._consumer.pause(partitions)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Give the new owner a clean start: wait briefly for in-flight runs of these
-        partitions, commit what finished. Runs still going keep going and write their
-        status; the new owner's redelivery finds the claim and skips them."""
+        """Give the new owner a clean start: ledger partitions are fenced (no invoke starts
+        here any more); MCL partitions commit what is recorded."""
         tps = [(p.topic, p.partition) for p in partitions]
+        for topic, partition in tps:
+            if topic == self._ledger.topic:
+                self._driver.on_revoke(partition)
+                self._view.revoke(partition)
         deadline = time.monotonic() + _REBALANCE_WAIT_SECONDS
         while self._tracker.pending(tps) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            self._ledger.poll()
+            time.sleep(0.02)
         self._commit(tps)
         self._release(tps)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._release([(p.topic, p.partition) for p in partitions])
+        tps = [(p.topic, p.partition) for p in partitions]
+        for topic, partition in tps:
+            if topic == self._ledger.topic:
+                self._driver.on_revoke(partition, timeout=0.0)
+                self._view.revoke(partition)
+        self._release(tps)
 
-    def _release(self, tps: list[tuple[str, int]]) -> None:
+    def _release(self, tps: list[TP]) -> None:
         self._tracker.forget(tps)
         self._assignment = [tp for tp in self._assignment if tp not in tps]
-        for topic, partition in tps:
+        for tp in tps:
+            self._blocked.pop(tp, None)
             with contextlib.suppress(KeyError):
-                self._metrics.lag.remove(topic, str(partition))
+                self._metrics.lag.remove(tp[0], str(tp[1]))
         log.info("revoked %s", tps)
 
-    def _drain(self) -> None:
-        """SIGTERM/SIGINT: no new records; wait up to the grace period for runs in flight;
-        commit what finished. Unfinished records stay uncommitted (delivered again later,
-        where their claim prevents a second invocation)."""
-        # Requests still queued for a worker never started: cancel them, so their offsets stay
-        # uncommitted and they are delivered again (to us after a restart, or to a new owner).
-        for future in list(self._futures):
-            future.cancel()
-        pending = {f for f in self._futures if not f.cancelled()}
-        if pending:
-            log.info("waiting up to %.0f s for %d runs in flight", self._grace, len(pending))
-            wait(pending, timeout=self._grace)
+    def _shutdown(self) -> None:
+        """SIGTERM/SIGINT, in order: no new records; the driver finishes the steps it runs
+        (every client is still open, so their final writes go out); cancels in hand finish;
+        MCL offsets are committed. Then `run` closes Kafka (leaving the group)."""
+        left = self._driver.stop(self._grace)
+        if left:
+            log.warning("%d run steps still running at shutdown; the next owner resumes them", left)
+        if self._signal_futures:
+            wait(set(self._signal_futures), timeout=5)
+        self._ledger.poll()
         self._commit()

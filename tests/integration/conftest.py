@@ -25,7 +25,7 @@ from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ApiSettings, ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_api.app import create_app
 from lambda_trigger_consumer.app import ConsumerApp
-from lambda_trigger_consumer.handler import HandlerConfig
+from lambda_trigger_consumer.driver import DriverConfig
 
 SIP = "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
 POLY = (
@@ -171,7 +171,12 @@ class RunningConsumer:
                 if m.name == "lambda_trigger_consumer_lag_messages"
                 for s in m.samples
             )
-            if received == last and lag == 0 and not self.app.runner._futures:
+            if (
+                received == last
+                and lag == 0
+                and not self.app.driver.busy()
+                and not self.app.view.size()
+            ):
                 return
             if time.monotonic() > deadline:
                 raise AssertionError("consumer did not become idle")
@@ -192,27 +197,30 @@ def start_consumer(env: Env) -> Iterator[Callable[..., RunningConsumer]]:
         *,
         max_inflight: int = 4,
         shutdown_grace_seconds: float = 30.0,
-        handler_config: HandlerConfig | None = None,
+        driver_config: DriverConfig | None = None,
         wait: bool = True,
+        **settings_overrides: Any,
     ) -> RunningConsumer:
         settings = ConsumerSettings(
             bootstrap_servers=env.stack.kafka_bootstrap,
             schema_registry_url=env.gms.schema_registry_url,
             group_id=env.group_id,
             dead_letter_topic=f"dlq-{env.executor_id}",
+            runs_topic=f"runs-{env.executor_id}",
             max_inflight=max_inflight,
             http_host="127.0.0.1",
             http_port=0,
             commit_interval_seconds=0.2,
             shutdown_grace_seconds=shutdown_grace_seconds,
             auto_offset_reset="earliest",
+            **settings_overrides,
         )
         app = ConsumerApp(
             settings,
             env.datahub_settings(),
             env.mapping_settings(),
             registry=CollectorRegistry(),
-            handler_config=handler_config,
+            driver_config=driver_config,
         )
         running = RunningConsumer(app)
         started.append(running)

@@ -15,7 +15,7 @@ import pytest
 
 from devstack.ports import free_port
 from lambda_trigger import cli
-from lambda_trigger_consumer.handler import HandlerConfig
+from lambda_trigger_consumer.driver import DriverConfig
 
 from .conftest import POLY, SIP, Env
 
@@ -66,7 +66,7 @@ def test_job_arn_property_starts_the_step_functions_execution(
     existing = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]]
     if arn not in existing:
         assert env.moto.create_state_machine("example-ingest") == arn
-    start_consumer(handler_config=HandlerConfig(job_arn_property_urn=JOB_ARN_PROPERTY))
+    start_consumer(driver_config=DriverConfig(job_arn_property_urn=JOB_ARN_PROPERTY))
     request = env.request(SIP, job_urn=JOB)
     result = env.wait_status(request.run_id, {"RUNNING"})
     deadline = time.monotonic() + 20

@@ -1,0 +1,749 @@
+"""Steps 4-6 for every run of the ledger partitions this consumer owns:
+target -> claim -> invoke -> track -> status, until DataHub holds a final status.
+
+A run moves through the ledger's phases (ledger.py). Each step is recorded in the ledger
+before the side effect it announces, so that whoever owns the run next knows what may have
+happened:
+
+    REQUESTED --resolve, dedupe--> CLAIMED --claim in DataHub--> INVOKING --AWS--> STARTED
+        |                            |                               |                |
+        +-- not started: FAILURE, CANCELLED, DUPLICATE               +-- result ------+--> tombstone
+
+- The claim is a RUNNING write with `If-Version-Match: -1` carrying a nonce minted by this
+  process: of two owners racing for a run (a rebalance, a restart), exactly one claim lands.
+- INVOKING is in the ledger before AWS is called. A new owner that finds INVOKING never calls
+  AWS again for a Lambda: it waits for the deadline and ends the run TIMEOUT ("outcome
+  unknown"). A Step Functions start is idempotent by execution name, so it is checked and, if
+  missing, started.
+- Every run has a deadline: a synchronous Lambda's own timeout plus a margin; for Event Lambdas
+  and Step Functions the target's `maxDurationSeconds` or the consumer's default.
+- An exception in a step ends the run FAILURE with a plain message; nothing strands a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from lambda_trigger.contract import (
+    CLAIM_KEY,
+    DataHubStatus,
+    RunRequest,
+    RunResult,
+    is_final,
+    lambda_payload,
+    now_ms,
+    report_details,
+)
+from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejected
+from lambda_trigger.mapping import LambdaTarget, Resolution
+from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger_consumer import status
+from lambda_trigger_consumer.invoke import Invoker, execution_arn
+from lambda_trigger_consumer.ledger import (
+    LedgerView,
+    LedgerWriter,
+    Phase,
+    RunEntry,
+    Target,
+    result_from_dict,
+    result_to_dict,
+)
+from lambda_trigger_consumer.metrics import ConsumerMetrics
+from lambda_trigger_consumer.target import NoTarget, resolve_target
+
+log = logging.getLogger(__name__)
+
+# A pre-start check that may refuse a request (the trust boundary's authoriser plugs in here):
+# returns None to go on, or the message for the FAILURE report.
+Gate = Callable[[RunRequest, str | None], str | None]
+
+
+@dataclass(frozen=True)
+class DriverConfig:
+    job_arn_property_urn: str | None = None
+    # Older requests are not started: after an outage or a consumer-group reset, a backlog of
+    # day-old clicks must not all fire at once.
+    max_request_age_seconds: float = 3600.0
+    # Added to a synchronous Lambda's own timeout before its run counts as lost.
+    sync_margin_seconds: float = 60.0
+    async_max_seconds: float = 7 * 3600.0  # Event Lambdas without maxDurationSeconds
+    sfn_max_seconds: float = 24 * 3600.0  # Step Functions without maxDurationSeconds
+    # How long a throttled invoke is retried (AWS guarantees the function did not run).
+    throttle_retry_seconds: float = 900.0
+    sfn_poll_max_seconds: float = 30.0
+    # One active run per dataset and target: a second request ends DUPLICATE.
+    one_active_run: bool = True
+    completion_queue_arn: str | None = None
+    max_inflight: int = 8
+
+
+class RunDriver:
+    def __init__(
+        self,
+        view: LedgerView,
+        ledger: LedgerWriter,
+        datahub: DataHubClient,
+        mappings: MappingSource,
+        invoker: Invoker,
+        metrics: ConsumerMetrics,
+        config: DriverConfig,
+        *,
+        gate: Gate | None = None,
+        on_unwritable: Callable[[RunEntry, str], None] | None = None,
+    ) -> None:
+        self._view = view
+        self._ledger = ledger
+        self._datahub = datahub
+        self._mappings = mappings
+        self._invoker = invoker
+        self._metrics = metrics
+        self._config = config
+        self._gate = gate
+        self._on_unwritable = on_unwritable
+        self._stopping = threading.Event()
+        # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
+        # the quick steps (claims, Step Functions polls, status writes) of other runs.
+        self._invokes = ThreadPoolExecutor(config.max_inflight, thread_name_prefix="invoke")
+        self._steps = ThreadPoolExecutor(4, thread_name_prefix="step")
+        self._lock = threading.Lock()
+        self._busy: dict[str, Future[None]] = {}
+        self._next_look: dict[str, float] = {}
+        self._backoff: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self._minted: set[str] = set()  # claim nonces this process made
+        self._stop_sent: set[str] = set()
+        self._dataset_locks: dict[str, threading.Lock] = {}
+        # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
+        self._fence = threading.Condition()
+        self._revoked: set[int] = set()
+        self._passing: dict[int, int] = {}
+        self._thread = threading.Thread(target=self._loop, name="run-driver", daemon=True)
+        self.last_loop = time.monotonic()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, grace_seconds: float) -> int:
+        """No new steps; wait up to the grace period for the running ones (their writes still
+        go out: no client is closed yet). Returns how many were still running."""
+        self._stopping.set()
+        self._view.changed.set()
+        self._thread.join(5)
+        with self._lock:
+            pending = list(self._busy.values())
+        if pending:
+            log.info("waiting up to %.0f s for %d run steps", grace_seconds, len(pending))
+            wait(pending, timeout=grace_seconds)
+        with self._lock:
+            left = sum(1 for f in self._busy.values() if not f.done())
+        self._invokes.shutdown(wait=False, cancel_futures=True)
+        self._steps.shutdown(wait=False, cancel_futures=True)
+        return left
+
+    def on_assign(self, partition: int) -> None:
+        with self._fence:
+            self._revoked.discard(partition)
+
+    def on_revoke(self, partition: int, timeout: float = 20.0) -> None:
+        """Called on the poll thread before the partition goes to another consumer: no run of
+        it may start an invoke after this, and every invoke already past the fence has its
+        INVOKING record in the ledger, so the next owner never starts it again."""
+        deadline = time.monotonic() + timeout
+        with self._fence:
+            self._revoked.add(partition)
+            while self._passing.get(partition, 0) and time.monotonic() < deadline:
+                self._fence.wait(0.05)
+
+    def busy(self) -> int:
+        with self._lock:
+            return sum(1 for f in self._busy.values() if not f.done())
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self.last_loop = time.monotonic()
+            self._view.changed.wait(0.5)
+            self._view.changed.clear()
+            if self._stopping.is_set():
+                return
+            for run_id in self._view.take_touched():
+                self._next_look.pop(run_id, None)
+            now = time.monotonic()
+            open_runs = 0
+            for partition, entry in self._view.runs():
+                open_runs += 1
+                with self._lock:
+                    if entry.run_id in self._busy:
+                        continue
+                    if self._next_look.get(entry.run_id, 0.0) > now:
+                        continue
+                    long_call = entry.phase == Phase.CLAIMED and (
+                        entry.target is not None and entry.target.kind == "lambda"
+                    )
+                    pool = self._invokes if long_call else self._steps
+                    future = pool.submit(self._step, partition, entry)
+                    self._busy[entry.run_id] = future
+            self._metrics.open_runs.set(open_runs)
+
+    def _step(self, partition: int, entry: RunEntry) -> None:
+        run_id = entry.run_id
+        delay: float | None
+        try:
+            delay = self._advance(partition, entry)
+            self._backoff.pop(run_id, None)
+            self._failures.pop(run_id, None)
+        except (DataHubUnavailable, KafkaException) as exc:
+            # Transient: DataHub or the ledger is away. Nothing was skipped; look again later.
+            delay = self._backoff.get(run_id, 0.5)
+            self._backoff[run_id] = min(delay * 2, 30.0)
+            log.warning("run %s: %s; retrying in %.1f s", run_id, exc, delay)
+        except Exception as exc:
+            delay = self._unexpected(partition, entry, exc)
+        finally:
+            with self._lock:
+                self._busy.pop(run_id, None)
+        self._next_look[run_id] = time.monotonic() + (delay if delay is not None else 3600.0)
+        self._view.changed.set()
+
+    def _advance(self, partition: int, entry: RunEntry) -> float | None:
+        """One step; returns seconds until the run needs another look (None: only when a new
+        ledger record for it arrives)."""
+        if entry.result is not None:
+            return self._finish(partition, entry)
+        if entry.phase == Phase.REQUESTED:
+            return self._begin(partition, entry)
+        if entry.phase == Phase.CLAIMED:
+            return self._claim_and_invoke(partition, entry)
+        if entry.phase == Phase.INVOKING:
+            return self._recover(partition, entry)
+        return self._track(partition, entry)
+
+    # --- REQUESTED: checks, target, duplicates --------------------------------------------
+
+    def _begin(self, partition: int, entry: RunEntry) -> float | None:
+        start = now_ms()
+        if entry.request is None and entry.invalid is None:
+            return self._orphan_fact(partition, entry)
+        if entry.invalid is not None:
+            return self._unstarted(partition, entry, DataHubStatus.FAILURE, entry.invalid)
+        request = entry.run_request()
+        assert request is not None
+        if entry.cancel_by:
+            return self._unstarted(
+                partition, entry, DataHubStatus.CANCELLED, f"cancelled by {entry.cancel_by}"
+            )
+        # A requestedAt in the future counts as now: it must not dodge the expiry.
+        age = max(0.0, (start - min(request.requested_at_ms, start)) / 1000)
+        if age > self._config.max_request_age_seconds:
+            return self._unstarted(
+                partition,
+                entry,
+                DataHubStatus.FAILURE,
+                f"request expired: requested {age:.0f} s ago, "
+                f"limit {self._config.max_request_age_seconds:.0f} s",
+            )
+        if self._gate is not None:
+            refusal = self._gate(request, entry.writer)
+            if refusal is not None:
+                self._metrics.refused.inc()
+                return self._unstarted(partition, entry, DataHubStatus.FAILURE, refusal)
+        resolution = resolve_target(
+            request, self._mappings.current(), self._datahub, self._config.job_arn_property_urn
+        )
+        if isinstance(resolution, NoTarget):
+            return self._unstarted(partition, entry, DataHubStatus.FAILURE, resolution.message)
+        target = self._target(resolution)
+        dataset = entry.dataset_urn or request.dataset_urn
+        with self._dataset_lock(dataset):
+            active = self._active_run(dataset, target.key, entry.run_id)
+            if active is not None and self._config.one_active_run:
+                self._metrics.duplicates.inc()
+                return self._unstarted(
+                    partition,
+                    entry,
+                    DataHubStatus.DUPLICATE,
+                    f"run {active} of this dataset and target is still active",
+                    duplicateOf=active,
+                )
+            entry.phase = Phase.CLAIMED
+            entry.target = target
+            entry.start_ms = start
+            entry.deadline_ms = start + int(self._max_seconds(target) * 1000)
+            entry.nonce = self._mint()
+            self._save(partition, entry)
+        return 0.0
+
+    def _target(self, resolution: Resolution) -> Target:
+        t = resolution.target
+        if isinstance(t, LambdaTarget):
+            target = Target(
+                kind="lambda-event" if t.invocation_type == "Event" else "lambda",
+                key=resolution.target_key,
+                label=resolution.label,
+                matched_by=resolution.matched_by,
+                function=t.function,
+                qualifier=t.qualifier,
+                region=t.region,
+                payload=dict(t.payload),
+                max_seconds=t.max_duration_seconds,
+            )
+            if target.kind == "lambda-event":
+                target.tracked = self._invoker.reports_to(target, self._config.completion_queue_arn)
+            return target
+        return Target(
+            kind="stepfunctions",
+            key=resolution.target_key,
+            label=resolution.label,
+            matched_by=resolution.matched_by,
+            state_machine_arn=t.state_machine_arn,
+            region=t.region,
+            payload=dict(t.payload),
+            max_seconds=t.max_duration_seconds,
+        )
+
+    def _max_seconds(self, target: Target) -> float:
+        if target.kind == "lambda":
+            timeout = self._invoker.function_timeout(target) or 900
+            return timeout + self._config.sync_margin_seconds
+        if target.max_seconds:
+            return float(target.max_seconds)
+        if target.kind == "lambda-event":
+            return self._config.async_max_seconds if target.tracked else 120.0
+        return self._config.sfn_max_seconds
+
+    def _active_run(self, dataset: str, target_key: str, other_than: str) -> str | None:
+        for _partition, run in self._view.runs():
+            if (
+                run.run_id != other_than
+                and run.dataset_urn == dataset
+                and run.result is None
+                and run.phase in (Phase.CLAIMED, Phase.INVOKING, Phase.STARTED)
+                and run.target is not None
+                and run.target.key == target_key
+            ):
+                return run.run_id
+        return None
+
+    def _dataset_lock(self, dataset: str) -> threading.Lock:
+        with self._lock:
+            return self._dataset_locks.setdefault(dataset, threading.Lock())
+
+    def _orphan_fact(self, partition: int, entry: RunEntry) -> float | None:
+        """A cancel or a completion for a run with no request in the ledger: the run ended
+        already (tombstoned), or its request has not been forwarded yet."""
+        stored = self._datahub.read_result(entry.run_id)
+        if entry.completion is not None:
+            # A destination record after the deadline: the truth beats our TIMEOUT guess.
+            if stored is not None and stored.status in (
+                DataHubStatus.RUNNING,
+                DataHubStatus.TIMEOUT,
+            ):
+                start = stored.startTimeMs or now_ms()
+                entry.result = result_to_dict(
+                    status.from_destination(start, None, entry.completion)
+                )
+                entry.result_guard = False
+                entry.seq += 1
+                self._save(partition, entry)
+                return self._finish(partition, entry)
+            self._close(partition, entry)
+            return None
+        if stored is None:
+            # Cancelled before its request arrived: claim it as CANCELLED so it never starts.
+            return self._unstarted(
+                partition, entry, DataHubStatus.CANCELLED, f"cancelled by {entry.cancel_by}"
+            )
+        self._close(partition, entry)
+        return None
+
+    def _unstarted(
+        self,
+        partition: int,
+        entry: RunEntry,
+        final: DataHubStatus,
+        message: str,
+        **details: Any,
+    ) -> float | None:
+        """End a run that was never started, unless someone else claimed it first."""
+        log.warning("run %s not started (%s): %s", entry.run_id, final.value, message)
+        result = status.not_started(now_ms(), message, final, **details)
+        outcome = self._datahub.claim(entry.run_id, result)
+        if outcome.ours:
+            self._metrics.status_writes.labels(status=final.value).inc()
+            self._metrics.runs_finished.labels(status=final.value).inc()
+        elif outcome.stored is not None and not is_final(outcome.stored.status):
+            # Claimed by an earlier owner of this run: find out what it did.
+            entry.phase = Phase.INVOKING
+            entry.seq += 1
+            self._save(partition, entry)
+            return 0.0
+        self._close(partition, entry)
+        return None
+
+    # --- CLAIMED: claim in DataHub, then invoke -------------------------------------------
+
+    def _claim_and_invoke(self, partition: int, entry: RunEntry) -> float | None:
+        target = entry.target
+        assert target is not None and entry.start_ms is not None and entry.deadline_ms
+        if entry.nonce not in self._minted:
+            # Claimed in the ledger by an earlier owner of the partition.
+            stored = self._datahub.read_result(entry.run_id)
+            if stored is not None and is_final(stored.status):
+                self._close(partition, entry)
+                return None
+            if stored is not None:
+                if report_details(stored).get(CLAIM_KEY) == entry.nonce:
+                    # It claimed the run but never recorded INVOKING, so it never called AWS.
+                    return self._set_result(
+                        partition,
+                        entry,
+                        status.not_started(
+                            entry.start_ms,
+                            "the consumer that claimed it stopped before starting it; "
+                            "request the run again",
+                        ),
+                        guard=True,
+                    )
+                entry.phase = Phase.INVOKING
+                entry.seq += 1
+                self._save(partition, entry)
+                return 0.0
+            entry.nonce = self._mint()
+            entry.seq += 1
+            self._save(partition, entry)
+        claim = status.running(entry.start_ms, target, entry.nonce, entry.deadline_ms)
+        outcome = self._datahub.claim(entry.run_id, claim)
+        if not outcome.ours:
+            stored = outcome.stored
+            if stored is None or is_final(stored.status):
+                self._close(partition, entry)
+                return None
+            log.info("run %s: claimed by an earlier owner; finding out what it did", entry.run_id)
+            entry.phase = Phase.INVOKING
+            entry.seq += 1
+            self._save(partition, entry)
+            return 0.0
+        self._metrics.status_writes.labels(status=DataHubStatus.RUNNING.value).inc()
+        if entry.cancel_by:
+            return self._set_result(
+                partition,
+                entry,
+                status.not_started(
+                    entry.start_ms, f"cancelled by {entry.cancel_by}", DataHubStatus.CANCELLED
+                ),
+            )
+        request = entry.run_request()
+        assert request is not None
+        if not self._pass_fence(partition):
+            log.info(
+                "run %s: partition %d was revoked; not starting it here", entry.run_id, partition
+            )
+            return None
+        try:
+            entry.phase = Phase.INVOKING
+            if target.kind == "lambda":
+                # The deadline counts from the call: a throttled run may have waited.
+                entry.deadline_ms = now_ms() + int(self._max_seconds(target) * 1000)
+            entry.seq += 1
+            self._save(partition, entry)
+        finally:
+            self._leave_fence(partition)
+        return self._invoke(partition, entry, target, request)
+
+    def _invoke(
+        self, partition: int, entry: RunEntry, target: Target, request: RunRequest
+    ) -> float | None:
+        assert entry.start_ms is not None
+        if request.requested_at_ms:
+            self._metrics.request_to_invoke.observe(
+                max(0.0, (now_ms() - request.requested_at_ms) / 1000)
+            )
+        log.info("run %s: invoking %s (%s)", entry.run_id, target.key, target.matched_by)
+        self._metrics.inflight.inc()
+        try:
+            invocation = self._invoker.invoke(
+                target, lambda_payload(request, target.payload), entry.run_id
+            )
+        finally:
+            self._metrics.inflight.dec()
+        self._metrics.invocations.labels(target=target.label, outcome=invocation.outcome).inc()
+        self._metrics.invocation_duration.labels(target=target.label).observe(
+            invocation.duration_seconds
+        )
+        log.info(
+            "run %s: %s in %.3f s", entry.run_id, invocation.outcome, invocation.duration_seconds
+        )
+        if invocation.outcome == "throttled":
+            waited = (now_ms() - entry.start_ms) / 1000
+            if waited < self._config.throttle_retry_seconds:
+                # AWS did not run it: back to CLAIMED, and try again a little later.
+                entry.phase = Phase.CLAIMED
+                entry.seq += 1
+                self._save(partition, entry)
+                return min(60.0, 2.0 + waited / 4)
+        if invocation.outcome == "started":
+            if target.kind == "lambda-event" and not target.tracked:
+                return self._set_result(
+                    partition, entry, status.accepted_untracked(entry.start_ms, target, invocation)
+                )
+            entry.phase = Phase.STARTED
+            entry.request_id = invocation.request_id
+            entry.execution_arn = invocation.execution_arn
+            entry.seq += 1
+            self._save(partition, entry)
+            return 1.0 if target.kind == "stepfunctions" else self._until_deadline(entry)
+        return self._set_result(
+            partition, entry, status.after_invocation(entry.start_ms, target, invocation)
+        )
+
+    # --- INVOKING found by a new owner ----------------------------------------------------
+
+    def _recover(self, partition: int, entry: RunEntry) -> float | None:
+        stored = self._datahub.read_result(entry.run_id)
+        if stored is not None and is_final(stored.status):
+            self._close(partition, entry)
+            return None
+        details = report_details(stored)
+        start = entry.start_ms or (stored.startTimeMs if stored else None) or now_ms()
+        entry.start_ms = start
+        if entry.deadline_ms is None:
+            entry.deadline_ms = int(details.get("deadlineMs") or start + 3600_000)
+        target = entry.target
+        request = entry.run_request()
+        if target is not None and target.kind == "stepfunctions" and request is not None:
+            arn = entry.execution_arn or execution_arn(target, entry.run_id)
+            execution = self._invoker.describe_execution(target, arn)
+            if execution.exists:
+                entry.phase = Phase.STARTED
+                entry.execution_arn = arn
+                entry.seq += 1
+                self._save(partition, entry)
+                return 0.0
+            # Never started: StartExecution is idempotent by name, so this cannot run it twice.
+            return self._invoke(partition, entry, target, request)
+        if target is not None and target.kind == "lambda-event" and target.tracked:
+            entry.phase = Phase.STARTED
+            entry.seq += 1
+            self._save(partition, entry)
+            return 0.0
+        if now_ms() < entry.deadline_ms:
+            # The owner that called the function may still be waiting for it: its final write
+            # (seen here, or as its ledger records) or the deadline ends the run.
+            return min(5.0, self._until_deadline(entry))
+        self._metrics.takeovers.labels(reason="lost_owner").inc()
+        return self._set_result(
+            partition,
+            entry,
+            status.timed_out(
+                start,
+                target,
+                "outcome unknown: the consumer that started it stopped before the job answered",
+                request_id=entry.request_id,
+            ),
+            guard=True,
+        )
+
+    # --- STARTED: follow the asynchronous job ---------------------------------------------
+
+    def _track(self, partition: int, entry: RunEntry) -> float | None:
+        target = entry.target
+        assert target is not None and entry.start_ms is not None and entry.deadline_ms
+        past_deadline = now_ms() >= entry.deadline_ms
+        if target.kind == "stepfunctions":
+            arn = entry.execution_arn or execution_arn(target, entry.run_id)
+            if entry.cancel_by or past_deadline:
+                why = (
+                    f"cancelled by {entry.cancel_by}"
+                    if entry.cancel_by
+                    else "deadline passed (maxDurationSeconds)"
+                )
+                with contextlib.suppress(Exception):  # already finished: describe tells
+                    self._invoker.stop_execution(
+                        target, arn, error="Cancelled" if entry.cancel_by else "Timeout", cause=why
+                    )
+            execution = self._invoker.describe_execution(target, arn)
+            final = status.sfn_final(entry.start_ms, target, entry.run_id, execution)
+            if final is not None and execution.status == "ABORTED" and not entry.cancel_by:
+                if past_deadline:
+                    self._metrics.takeovers.labels(reason="deadline").inc()
+                    final = status.timed_out(
+                        entry.start_ms,
+                        target,
+                        "stopped: it ran past its deadline (maxDurationSeconds)",
+                        execution_name=entry.run_id,
+                    )
+            elif final is not None and execution.status == "ABORTED":
+                final = status.cancelled(entry.start_ms, target, entry.cancel_by)
+            if final is None and not execution.exists:
+                final = status.timed_out(
+                    entry.start_ms, target, "the execution no longer exists in AWS"
+                )
+            if final is not None:
+                return self._set_result(partition, entry, final)
+            delay = self._backoff.get(f"poll:{entry.run_id}", 1.0)
+            self._backoff[f"poll:{entry.run_id}"] = min(
+                delay * 2, self._config.sfn_poll_max_seconds
+            )
+            return delay
+        # An Event Lambda whose destination reports to our queue.
+        if entry.completion is not None:
+            return self._set_result(
+                partition, entry, status.from_destination(entry.start_ms, target, entry.completion)
+            )
+        if entry.cancel_by and entry.run_id not in self._stop_sent:
+            self._stop_sent.add(entry.run_id)
+            log.warning("run %s: a Lambda function cannot be stopped; cancel ignored", entry.run_id)
+        if past_deadline:
+            self._metrics.takeovers.labels(reason="deadline").inc()
+            return self._set_result(
+                partition,
+                entry,
+                status.timed_out(
+                    entry.start_ms,
+                    target,
+                    "no completion record from Lambda before the deadline",
+                    request_id=entry.request_id,
+                ),
+                guard=True,
+            )
+        return self._until_deadline(entry)
+
+    # --- the end --------------------------------------------------------------------------
+
+    def _set_result(
+        self, partition: int, entry: RunEntry, result: RunResult, *, guard: bool = False
+    ) -> float | None:
+        entry.result = result_to_dict(result)
+        entry.result_guard = guard
+        entry.seq += 1
+        self._save(partition, entry)
+        return self._finish(partition, entry)
+
+    def _finish(self, partition: int, entry: RunEntry) -> float | None:
+        assert entry.result is not None
+        result = result_from_dict(entry.result)
+        if entry.result_guard:
+            stored = self._datahub.read_result(entry.run_id)
+            if stored is not None and is_final(stored.status):
+                log.info(
+                    "run %s: already ended %s; not writing %s",
+                    entry.run_id,
+                    stored.status,
+                    result.status,
+                )
+                self._close(partition, entry)
+                return None
+        try:
+            written = self._datahub.write_result(entry.run_id, result)
+        except WriteRejected as exc:
+            self._metrics.status_write_failures.inc()
+            log.error(
+                "run %s: DataHub refused the final status %s: %s", entry.run_id, result.status, exc
+            )
+            written = self._write_minimal(entry, result)
+        except DataHubUnavailable:
+            self._metrics.status_write_failures.inc()
+            raise
+        if written:
+            self._metrics.status_writes.labels(status=result.status.value).inc()
+            self._metrics.runs_finished.labels(status=result.status.value).inc()
+        self._close(partition, entry)
+        return None
+
+    def _write_minimal(self, entry: RunEntry, result: RunResult) -> bool:
+        """DataHub refused the report (size, validation): the status matters more than it."""
+        minimal = RunResult(
+            result.status, result.start_time_ms, result.report[:500], result.duration_ms, {}
+        )
+        try:
+            return self._datahub.write_result(entry.run_id, minimal)
+        except WriteRejected as exc:
+            if self._on_unwritable is not None:
+                self._on_unwritable(entry, str(exc))
+            return False
+
+    def _unexpected(self, partition: int, entry: RunEntry, exc: Exception) -> float | None:
+        """A bug must not strand a run: end it FAILURE with a plain message. If even that
+        fails again and again, give it to the dead-letter topic and let it go."""
+        count = self._failures.get(entry.run_id, 0) + 1
+        self._failures[entry.run_id] = count
+        log.exception(
+            "run %s: unexpected error in phase %s", entry.run_id, entry.phase, exc_info=exc
+        )
+        self._metrics.unexpected_errors.inc()
+        message = (
+            f"internal error in the consumer ({type(exc).__name__}); "
+            f"the consumer log has the details for run {entry.run_id}"
+        )
+        try:
+            if count >= 3:
+                if self._on_unwritable is not None:
+                    self._on_unwritable(entry, message)
+                self._close(partition, entry)
+                return None
+            if entry.phase == Phase.REQUESTED and entry.result is None:
+                return self._unstarted(partition, entry, DataHubStatus.FAILURE, message)
+            start = entry.start_ms or now_ms()
+            return self._set_result(
+                partition,
+                entry,
+                RunResult(
+                    DataHubStatus.FAILURE,
+                    start,
+                    message,
+                    max(0, now_ms() - start),
+                    {"error": message},
+                ),
+                guard=entry.phase != Phase.INVOKING,
+            )
+        except Exception:
+            log.exception("run %s: could not record the failure; retrying", entry.run_id)
+            return 5.0
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _mint(self) -> str:
+        nonce = secrets.token_hex(8)
+        self._minted.add(nonce)
+        return nonce
+
+    def _save(self, partition: int, entry: RunEntry) -> None:
+        self._ledger.state(entry)
+        self._view.update_local(partition, entry)
+
+    def _close(self, partition: int, entry: RunEntry) -> None:
+        self._ledger.tombstone(entry)
+        self._view.close_local(partition, entry.run_id)
+        self._backoff.pop(f"poll:{entry.run_id}", None)
+        self._stop_sent.discard(entry.run_id)
+        if entry.nonce:
+            self._minted.discard(entry.nonce)
+
+    def _until_deadline(self, entry: RunEntry) -> float:
+        assert entry.deadline_ms is not None
+        return max(0.0, (entry.deadline_ms - now_ms()) / 1000) + 0.05
+
+    def _pass_fence(self, partition: int) -> bool:
+        with self._fence:
+            if partition in self._revoked or not self._view.owns(partition):
+                return False
+            self._passing[partition] = self._passing.get(partition, 0) + 1
+            return True
+
+    def _leave_fence(self, partition: int) -> None:
+        with self._fence:
+            self._passing[partition] -= 1
+            self._fence.notify_all()

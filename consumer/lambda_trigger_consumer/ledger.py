@@ -1,0 +1,388 @@
+"""The run ledger: a compacted Kafka topic holding every run the consumer group has not finished.
+
+Nothing about a run lives only in memory. A run is recorded here before anything is done for
+it; whoever owns the ledger partition drives it to a final status in DataHub and then writes a
+tombstone. A consumer that dies loses nothing: the partition's new owner (a surviving consumer,
+or the same one restarted) reads the partition from the beginning and carries on.
+
+- Key: the runId. Value: one JSON record; a tombstone (no value) once the run is final in
+  DataHub, so compaction keeps the topic as small as the number of unfinished runs.
+- Partition: crc32(datasetUrn) % partitions. Every run of one dataset has a single owner, which
+  makes "one active run per dataset and target" a local decision and needs no lock service.
+- Kinds: `request`, `cancel`, `completion` are facts that any consumer writes for the owner
+  (it read a request or a cancel signal from the MCL, or a destination record from SQS);
+  `state` is the owner's full snapshot of the run. Records are folded in offset order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from lambda_trigger.contract import DataHubStatus, RunRequest, RunResult
+
+FORMAT_VERSION = 1
+
+
+class Phase(StrEnum):
+    REQUESTED = "requested"  # known, nothing done yet
+    CLAIMED = "claimed"  # target chosen; the owner is claiming it in DataHub (not invoked)
+    INVOKING = "invoking"  # the owner is calling AWS: it may have started the job
+    STARTED = "started"  # an asynchronous job runs (Event Lambda, Step Functions)
+
+
+@dataclass
+class Target:
+    """The resolved target, as the owner needs it later (internal: never leaves the consumer)."""
+
+    kind: str  # "lambda" (RequestResponse), "lambda-event", "stepfunctions"
+    key: str  # the mapping's target name, or the job's ARN
+    label: str
+    matched_by: str
+    function: str | None = None
+    qualifier: str | None = None
+    state_machine_arn: str | None = None
+    region: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    tracked: bool = True  # Event targets: a destination to our queue reports the outcome
+    max_seconds: int | None = None  # the mapping's maxDurationSeconds
+
+
+@dataclass
+class RunEntry:
+    run_id: str
+    dataset_urn: str | None
+    phase: Phase = Phase.REQUESTED
+    request: dict[str, Any] | None = None  # RunRequest fields + "writer"
+    invalid: str | None = None  # ours, but unusable: the message for the FAILURE report
+    nonce: str | None = None
+    target: Target | None = None
+    start_ms: int | None = None
+    deadline_ms: int | None = None
+    request_id: str | None = None
+    execution_arn: str | None = None
+    result: dict[str, Any] | None = None  # a final RunResult waiting to be written
+    result_guard: bool = False  # write the result only over a RUNNING status (a takeover)
+    cancel_by: str | None = None  # who asked to cancel
+    completion: dict[str, Any] | None = None  # the outcome an SQS destination record reported
+    seq: int = 0  # the owner's snapshot number: an older snapshot never replaces a newer one
+    closing: bool = False  # in memory only: the tombstone is written, its echo not yet read
+
+    # --- conversions ----------------------------------------------------------------------
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        data.pop("closing")
+        data["kind"] = "state"
+        data["v"] = FORMAT_VERSION
+        return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunEntry:
+        target = data.get("target")
+        return cls(
+            run_id=str(data["run_id"]),
+            dataset_urn=data.get("dataset_urn"),
+            phase=Phase(data.get("phase", Phase.REQUESTED)),
+            request=data.get("request"),
+            invalid=data.get("invalid"),
+            nonce=data.get("nonce"),
+            target=Target(**target) if isinstance(target, dict) else None,
+            start_ms=data.get("start_ms"),
+            deadline_ms=data.get("deadline_ms"),
+            request_id=data.get("request_id"),
+            execution_arn=data.get("execution_arn"),
+            result=data.get("result"),
+            result_guard=bool(data.get("result_guard")),
+            cancel_by=data.get("cancel_by"),
+            completion=data.get("completion"),
+            seq=int(data.get("seq") or 0),
+        )
+
+    def run_request(self) -> RunRequest | None:
+        if self.request is None:
+            return None
+        fields = {k: v for k, v in self.request.items() if k != "writer"}
+        return RunRequest(**fields)
+
+    @property
+    def writer(self) -> str | None:
+        return (self.request or {}).get("writer")
+
+
+def result_to_dict(result: RunResult) -> dict[str, Any]:
+    return {
+        "status": result.status.value,
+        "start_time_ms": result.start_time_ms,
+        "report": result.report,
+        "duration_ms": result.duration_ms,
+        "details": result.details,
+    }
+
+
+def result_from_dict(data: dict[str, Any]) -> RunResult:
+    return RunResult(
+        DataHubStatus(data["status"]),
+        int(data["start_time_ms"]),
+        str(data["report"]),
+        data.get("duration_ms"),
+        dict(data.get("details") or {}),
+    )
+
+
+# --- facts written by non-owners ---------------------------------------------------------
+
+
+def request_record(request: RunRequest, writer: str | None) -> bytes:
+    data = asdict(request)
+    data["writer"] = writer
+    return _fact("request", request.run_id, request.dataset_urn, request=data)
+
+
+def invalid_record(run_id: str, message: str) -> bytes:
+    return _fact("request", run_id, None, invalid=message)
+
+
+def cancel_record(run_id: str, dataset_urn: str | None, actor: str | None) -> bytes:
+    return _fact("cancel", run_id, dataset_urn, cancel_by=actor or "unknown")
+
+
+def completion_record(run_id: str, dataset_urn: str | None, completion: dict[str, Any]) -> bytes:
+    return _fact("completion", run_id, dataset_urn, completion=completion)
+
+
+def _fact(kind: str, run_id: str, dataset_urn: str | None, **fields: Any) -> bytes:
+    data = {"v": FORMAT_VERSION, "kind": kind, "run_id": run_id, "dataset_urn": dataset_urn}
+    data.update(fields)
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+class LedgerFormatError(ValueError):
+    pass
+
+
+def fold(entry: RunEntry | None, value: bytes | None, run_id: str) -> RunEntry | None:
+    """Apply one ledger record to what is known of a run. Idempotent for repeated facts."""
+    if value is None:
+        return None  # tombstone: the run is final in DataHub
+    try:
+        data = json.loads(value)
+        kind = data["kind"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LedgerFormatError(f"ledger record for {run_id} is not ours: {exc}") from exc
+    if kind == "state":
+        snapshot = RunEntry.from_dict(data)
+        if entry is not None and (entry.closing or snapshot.seq < entry.seq):
+            return entry  # the echo of a snapshot the owner has already moved past
+        if entry is not None:
+            # A fact written after the owner's last read must survive the owner's snapshot.
+            snapshot.cancel_by = snapshot.cancel_by or entry.cancel_by
+            snapshot.completion = snapshot.completion or entry.completion
+        return snapshot
+    if entry is None:
+        entry = RunEntry(run_id=run_id, dataset_urn=data.get("dataset_urn"))
+    if kind == "request":
+        if entry.request is None and entry.invalid is None:
+            entry = replace(entry, request=data.get("request"), invalid=data.get("invalid"))
+            entry.dataset_urn = entry.dataset_urn or data.get("dataset_urn")
+        return entry  # a redelivered request changes nothing
+    if kind == "cancel":
+        entry.cancel_by = entry.cancel_by or data.get("cancel_by") or "unknown"
+        return entry
+    if kind == "completion":
+        entry.completion = entry.completion or data.get("completion")
+        return entry
+    raise LedgerFormatError(f"ledger record for {run_id} has unknown kind {kind!r}")
+
+
+def partition_for(dataset_urn: str | None, run_id: str, partitions: int) -> int:
+    key = dataset_urn or run_id
+    return zlib.crc32(key.encode()) % partitions
+
+
+class LedgerWriter:
+    """Produces ledger records and waits until the broker has them: a step that is recorded
+    here is never lost, and one that could not be recorded is not taken."""
+
+    def __init__(self, producer_config: dict[str, Any], topic: str, partitions: int) -> None:
+        self._producer = Producer(
+            {
+                **producer_config,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+                # Fail a write within seconds rather than librdkafka's 5 minutes: the caller
+                # retries it or gives the run back, and a partition's new owner must not wait.
+                "message.timeout.ms": 15000,
+            }
+        )
+        self.topic = topic
+        self.partitions = partitions
+        self._lock = threading.Lock()
+
+    def write(
+        self, run_id: str, dataset_urn: str | None, value: bytes | None, timeout: float = 20.0
+    ) -> None:
+        """Raises KafkaException when the record was not stored."""
+        done = threading.Event()
+        errors: list[KafkaError] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err)
+            done.set()
+
+        with self._lock:
+            self._producer.produce(
+                self.topic,
+                key=run_id.encode(),
+                value=value,
+                partition=partition_for(dataset_urn, run_id, self.partitions),
+                on_delivery=delivered,
+            )
+        deadline = timeout
+        while not done.is_set() and deadline > 0:
+            self._producer.poll(0.05)
+            deadline -= 0.05
+        if errors:
+            raise KafkaException(errors[0])
+        if not done.is_set():
+            raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "ledger write timed out"))
+
+    def send(
+        self,
+        run_id: str,
+        dataset_urn: str | None,
+        value: bytes | None,
+        on_delivery: Callable[[KafkaError | None], None],
+    ) -> None:
+        """Without waiting: `on_delivery` runs from a later `poll()` (the poll loop's path)."""
+        with self._lock:
+            self._producer.produce(
+                self.topic,
+                key=run_id.encode(),
+                value=value,
+                partition=partition_for(dataset_urn, run_id, self.partitions),
+                on_delivery=lambda err, _msg: on_delivery(err),
+            )
+
+    def poll(self) -> None:
+        self._producer.poll(0)
+
+    def state(self, entry: RunEntry) -> None:
+        self.write(entry.run_id, entry.dataset_urn, entry.to_json())
+
+    def tombstone(self, entry: RunEntry) -> None:
+        self.write(entry.run_id, entry.dataset_urn, None)
+
+    def flush(self, timeout: float = 10.0) -> int:
+        return self._producer.flush(timeout)
+
+
+@dataclass
+class _Partition:
+    loaded: bool = False
+    entries: dict[str, RunEntry] = field(default_factory=dict)
+
+
+class LedgerView:
+    """The runs of the ledger partitions this consumer owns, folded from the topic.
+
+    The poll loop feeds records in; the run driver reads. A partition counts only once it has
+    been read to its end (partition EOF): acting on half a history could start a run whose
+    later records say it already ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partitions: dict[int, _Partition] = {}
+        self._touched: set[str] = set()
+        self.changed = threading.Event()
+
+    def assign(self, partition: int) -> None:
+        with self._lock:
+            self._partitions[partition] = _Partition()
+
+    def revoke(self, partition: int) -> None:
+        with self._lock:
+            self._partitions.pop(partition, None)
+
+    def owns(self, partition: int) -> bool:
+        with self._lock:
+            part = self._partitions.get(partition)
+            return part is not None and part.loaded
+
+    def loaded(self, partition: int) -> None:
+        with self._lock:
+            part = self._partitions.get(partition)
+            if part is not None and not part.loaded:
+                part.loaded = True
+                self.changed.set()
+
+    def apply(self, partition: int, run_id: str, value: bytes | None) -> None:
+        with self._lock:
+            part = self._partitions.get(partition)
+            if part is None:
+                return
+            entry = fold(part.entries.get(run_id), value, run_id)
+            if entry is None:
+                part.entries.pop(run_id, None)
+            else:
+                part.entries[run_id] = entry
+            self._touched.add(run_id)
+        self.changed.set()
+
+    def take_touched(self) -> set[str]:
+        """Runs that got a new record since the last call (a cancel, a completion...)."""
+        with self._lock:
+            touched, self._touched = self._touched, set()
+            return touched
+
+    def update_local(self, partition: int, entry: RunEntry) -> None:
+        """The owner's own snapshot, as soon as the broker has it (before its echo is read)."""
+        with self._lock:
+            part = self._partitions.get(partition)
+            if part is None:
+                return
+            current = part.entries.get(entry.run_id)
+            if current is None or (not current.closing and current.seq <= entry.seq):
+                if current is not None:  # facts read meanwhile stay
+                    entry.cancel_by = entry.cancel_by or current.cancel_by
+                    entry.completion = entry.completion or current.completion
+                part.entries[entry.run_id] = entry
+
+    def close_local(self, partition: int, run_id: str) -> None:
+        """The owner wrote the tombstone: nothing more to do until its echo removes the run."""
+        with self._lock:
+            part = self._partitions.get(partition)
+            current = part.entries.get(run_id) if part else None
+            if current is not None:
+                current.closing = True
+
+    def get(self, partition: int, run_id: str) -> RunEntry | None:
+        with self._lock:
+            part = self._partitions.get(partition)
+            entry = part.entries.get(run_id) if part else None
+            return replace(entry) if entry is not None else None
+
+    def runs(self) -> Iterator[tuple[int, RunEntry]]:
+        """A snapshot of every run in the loaded partitions."""
+        with self._lock:
+            items = [
+                (number, replace(entry))
+                for number, part in self._partitions.items()
+                if part.loaded
+                for entry in part.entries.values()
+                if not entry.closing
+            ]
+        return iter(items)
+
+    def size(self) -> int:
+        with self._lock:
+            return sum(len(p.entries) for p in self._partitions.values())

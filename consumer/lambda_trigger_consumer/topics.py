@@ -1,0 +1,103 @@
+"""Start-up checks on Kafka: the MCL topic must exist; our own topics are created if missing.
+
+Production clusters (MSK, Confluent Cloud, most self-run ones) turn broker auto-creation off,
+so the consumer creates what it owns itself, with the AdminClient:
+- the dead-letter topic (plain retention);
+- the run ledger (`cleanup.policy=compact`: only unfinished runs stay, see ledger.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+log = logging.getLogger(__name__)
+
+# Compaction settings for the ledger: segments roll hourly so tombstoned runs are cleaned
+# within about a day, and tombstones are kept a day so a consumer that was away still sees them.
+LEDGER_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(3600 * 1000),
+    "delete.retention.ms": str(24 * 3600 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+
+class TopicSetupError(RuntimeError):
+    """A one-line reason why the consumer cannot start."""
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    mcl_topic: str
+    ledger_topic: str
+    dead_letter_topic: str
+    partitions: int = 3
+    replication: int = 1
+
+
+def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float = 15.0) -> int:
+    """Check and create; returns the ledger topic's partition count."""
+    admin = AdminClient(admin_config)
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise TopicSetupError(
+            f"cannot reach Kafka at {admin_config.get('bootstrap.servers')}: {exc}"
+        ) from exc
+    topics = metadata.topics
+    mcl = topics.get(plan.mcl_topic)
+    if mcl is None or mcl.error is not None:
+        raise TopicSetupError(
+            f"the MCL topic {plan.mcl_topic!r} does not exist at "
+            f"{admin_config.get('bootstrap.servers')}: is this DataHub's Kafka, and is "
+            "METADATA_CHANGE_LOG_VERSIONED_TOPIC_NAME right?"
+        )
+    wanted = [
+        NewTopic(
+            plan.ledger_topic,
+            num_partitions=plan.partitions,
+            replication_factor=plan.replication,
+            config=LEDGER_CONFIG,
+        ),
+        NewTopic(
+            plan.dead_letter_topic,
+            num_partitions=plan.partitions,
+            replication_factor=plan.replication,
+        ),
+    ]
+    missing = [t for t in wanted if t.topic not in topics or topics[t.topic].error is not None]
+    if missing:
+        futures = admin.create_topics(missing, request_timeout=timeout)
+        for name, future in futures.items():
+            try:
+                future.result(timeout)
+                log.info("created topic %s", name)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                code = error.code() if isinstance(error, KafkaError) else None
+                if code == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue  # another consumer created it a moment ago
+                if code in (
+                    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                ):
+                    raise TopicSetupError(
+                        f"not allowed to create topic {name!r}: create it beforehand "
+                        "(see the README's Kafka section) or grant CREATE on it"
+                    ) from exc
+                raise TopicSetupError(f"could not create topic {name!r}: {exc}") from exc
+    # A new topic's metadata reaches every broker a moment after CreateTopics returns.
+    for _ in range(50):
+        ledger = admin.list_topics(topic=plan.ledger_topic, timeout=timeout).topics.get(
+            plan.ledger_topic
+        )
+        if ledger is not None and ledger.error is None and ledger.partitions:
+            return len(ledger.partitions)
+        time.sleep(0.1)
+    raise TopicSetupError(f"the ledger topic {plan.ledger_topic!r} has no partitions")
