@@ -194,6 +194,8 @@ def _install_sfn_backend() -> None:
                 ).start()
             return execution
 
+    # moto finds a backend's URL table through the class's module.
+    DevstackStepFunctions.__module__ = StepFunctionBackend.__module__
     stepfunctions_backends.backend = DevstackStepFunctions
 
 
