@@ -96,6 +96,8 @@ def test_consumer_process_stops_cleanly_on_sigterm(env: Env, tmp_path: Any) -> N
         "DATAHUB_GMS_TOKEN": env.gms.admin_token,
         "LAMBDA_TRIGGER_EXECUTOR_ID": env.executor_id,
         "LAMBDA_TRIGGER_CONSUMER_GROUP": env.group_id,
+        "LAMBDA_TRIGGER_RUNS_TOPIC": f"runs-{env.executor_id}",
+        "LAMBDA_TRIGGER_DEAD_LETTER_TOPIC": f"dlq-{env.executor_id}",
         "DATAHUB_INGESTION_LAMBDA_MAPPING": json.dumps(env.mapping),
         "LAMBDA_TRIGGER_CONSUMER_HTTP_HOST": "127.0.0.1",
         "LAMBDA_TRIGGER_CONSUMER_HTTP_PORT": str(port),
