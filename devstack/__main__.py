@@ -93,7 +93,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         state_dir,
         kafka_bootstrap=args.kafka_bootstrap,
         kafka_mode=args.kafka,
-        gms_state_file=state_dir / "gms-state.json",
+        gms_state_file=state_dir / "gms-state.sqlite3",
         with_services=args.with_services,
     )
     exit_code = 0

@@ -25,7 +25,7 @@ from lambda_trigger.datahub import (
 )
 from lambda_trigger.mapping import Resolution
 from lambda_trigger.mapping_source import MappingSource
-from lambda_trigger.runid import is_run_id, new_run_id
+from lambda_trigger.runid import is_readable_run_id, new_run_id
 from lambda_trigger.settings import ApiSettings
 from lambda_trigger.urns import (
     DatasetUrn,
@@ -179,7 +179,7 @@ class RunService:
         return {"runId": request.run_id, "status": "started", "message": f"{label} requested"}
 
     def run_status(self, run_id: str) -> dict[str, Any]:
-        if not is_run_id(run_id):
+        if not is_readable_run_id(run_id):
             raise ApiError(404, "run_not_found", f"no run {run_id}")
         request = self._datahub("read_request", lambda: self.datahub.read_request(run_id))
         if request is None or request.executorId != self.executor_id:

@@ -7,7 +7,15 @@ import secrets
 from datetime import UTC, datetime
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # base32, lower case: no URL or URN escaping
-RUN_ID_RE = re.compile(r"^lt-\d{8}T\d{9}Z-[a-z2-7]{10}$")
+RUN_ID_RE = re.compile(r"lt-\d{8}T\d{9}Z-[a-z2-7]{10}")
+
+# The id of any execution request a user may look up, whoever wrote it (the api's `lt-` ids, the
+# README's `airflow-<uuid>`, DataHub's own UI runs, which use a bare UUID). Strict but general:
+# RFC 3986 unreserved characters only, so the id is one URL path segment and one URN key part
+# without escaping (no `/`, `%`, `:`, `,`, parentheses, whitespace or control characters), and
+# at most READABLE_RUN_ID_MAX characters.
+READABLE_RUN_ID_MAX = 200
+READABLE_RUN_ID_RE = re.compile(rf"[A-Za-z0-9._~-]{{1,{READABLE_RUN_ID_MAX}}}")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -23,4 +31,12 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def is_run_id(value: str) -> bool:
-    return RUN_ID_RE.match(value) is not None
+    """Whether `value` is an id of the api's own format (what `new_run_id` makes)."""
+    return RUN_ID_RE.fullmatch(value) is not None
+
+
+def is_readable_run_id(value: str) -> bool:
+    """Whether `value` may name an execution request to read (any writer's id; see
+    READABLE_RUN_ID_RE). `fullmatch`, so a trailing newline or any other extra character
+    fails."""
+    return READABLE_RUN_ID_RE.fullmatch(value) is not None

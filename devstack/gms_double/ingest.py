@@ -24,7 +24,17 @@ Sources (all in datahub-project/datahub):
   silent drop), `ExecutionRequestResultValidator` (a dataHubExecutionRequestResult whose stored
   status is SUCCESS, ABORTED, CANCELLED or DUPLICATE cannot be written again).
 
-Not modelled: PATCH and DELETE change types, browsePaths/browsePathsV2/dataPlatformInstance
+Hard delete (`delete_urn`, what `POST /entities?action=delete` runs): EntityServiceImpl.deleteUrn
+deletes the key aspect with `hardDelete=true` through deleteAspectWithoutMCL, which removes every
+row of the entity (EbeanAspectDao.deleteUrn) and yields one RollbackResult for the key aspect
+(changeType DELETE, old value = the key, no new value); deleteUrn then produces exactly that one
+MCL (alwaysProduceMCLAsync -> PegasusUtils.constructMCL: no `aspect`, no `systemMetadata`,
+`previousAspectValue`/`previousSystemMetadata` = the key row's, `created` = the system actor).
+No MCL per non-key aspect: consumers treat the key aspect's DELETE as the entity's removal.
+A soft delete is an ordinary UPSERT of the `status` aspect (removed=true) and goes through
+`ingest`; an entity without a `status` aspect (dataHubExecutionRequest) rejects it.
+
+Not modelled: PATCH and DELETE change types in proposals, browsePaths/browsePathsV2/dataPlatformInstance
 default aspects (only the key aspect is generated), authorization policies (every authenticated
 actor may write), MCP side effects, the async (`async=true`) path through the MCP topic (the double
 processes such a request synchronously).
@@ -209,6 +219,41 @@ class WritePipeline:
         if versioned:
             results.extend(self._ingest_versioned(versioned, audit))
         return results
+
+    # -- hard delete ---------------------------------------------------------------------------
+
+    def delete_urn(self, urn: str) -> tuple[int, int]:
+        """EntityServiceImpl.deleteUrn plus EntityResource.deleteTimeseriesAspects: returns
+        (rows deleted, timeseries values deleted). Nothing stored: (0, 0) and no MCL."""
+        parsed = reg.parse_urn(urn)
+        spec = reg.require_entity(parsed.entity_type)
+        key = self._store.latest(urn, spec.key_aspect)
+        if key is None:
+            # "Entity to delete does not exist": an empty RollbackRunResult. Timeseries values
+            # of a never-keyed entity cannot exist in the double (their write stores the key).
+            return 0, 0
+        rows, timeseries = self._store.delete_urn(urn)
+        self._on_commit()
+        mcl: dict[str, Any] = {
+            "auditHeader": None,
+            "entityType": spec.name,
+            "entityUrn": urn,
+            "entityKeyAspect": None,
+            "changeType": "DELETE",
+            "aspectName": spec.key_aspect,
+            "aspect": None,
+            "systemMetadata": None,
+            "headers": None,
+            "previousAspectValue": {
+                "value": aspect_json_bytes(key.value),
+                "contentType": reg.JSON_CONTENT_TYPE,
+            },
+            "previousSystemMetadata": key.system_metadata,
+            # createSystemAuditStamp(): the deletion is attributed to the system actor.
+            "created": {"time": now_ms(), "actor": SYSTEM_ACTOR},
+        }
+        self._produce([MclRequest(self._versioned_topic, urn, mcl)])
+        return rows, timeseries
 
     # -- proposal -> item --------------------------------------------------------------------
 

@@ -1,17 +1,20 @@
 """GmsDouble: the project's one protocol-faithful test double of DataHub GMS (v1.7.0).
 
-It serves, on one HTTP port:
+It serves, on one HTTP port, routed as GMS's servlets route (routes.py):
 
-- GMS's Rest.li aspect API (`POST /aspects?action=ingestProposal|ingestProposalBatch`,
-  `GET /aspects/{urn}?aspect=&version=`) and the OpenAPI v3 entity API
-  (`POST /openapi/v3/entity/{entityName}`, `GET /openapi/v3/entity/{entityName}/{urn}/{aspect}`),
-  with GMS's write semantics (ingest.py) and a MetadataChangeLog produced to a real Kafka
-  broker for every stored change (mcl.py);
+- GMS's Rest.li API: `POST /aspects?action=ingestProposal|ingestProposalBatch`,
+  `GET /aspects/{urn}?aspect=&version=`, `GET /entitiesV2/{urn}[?aspects=List(..)]`,
+  `GET /entitiesV2?ids=List(..)`, `POST /entities?action=delete` (each with or without a trailing
+  slash, raw or URL-encoded URN keys); the OpenAPI v3 entity API
+  (`POST /openapi/v3/entity/{entityName}`, `GET /openapi/v3/entity/{entityName}/{urn}/{aspect}`)
+  and the timeline (`GET /openapi/v2/timeline/v1/{urn}`); GMS's write semantics (ingest.py) and
+  a MetadataChangeLog produced to a real Kafka broker for every stored change (mcl.py);
 - `GET /config`, GMS's GraphQL `POST /api/graphql` (bearer token) and datahub-frontend's
-  `POST /api/v2/graphql` (session cookie), answering `me` only (gql.py);
+  `POST /api/v2/graphql` (session cookie), answering `me` and `scrollAcrossEntities` (gql.py,
+  search.py);
 - GMS's internal schema registry under `/schema-registry/api/` (schema_registry.py).
 
-State lives in memory and, with `state_file`, in a JSON file rewritten after every change.
+State lives in memory and, with `state_file`, in a SQLite file written row by row (persist.py).
 Everything a behaviour was taken from is cited in the module that implements it.
 """
 
@@ -27,9 +30,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from devstack.gms_double import api, gql
+from devstack.gms_double import api, gql, routes
 from devstack.gms_double import entity_registry as reg
 from devstack.gms_double.auth import (
     UNAUTHORIZED_MESSAGE,
@@ -39,26 +42,26 @@ from devstack.gms_double.auth import (
     is_excluded,
     jetty_error_page,
 )
-from devstack.gms_double.errors import GmsError
+from devstack.gms_double.errors import GmsError, GmsUnsupportedOperation
 from devstack.gms_double.faults import Faults
-from devstack.gms_double.ingest import WritePipeline, now_ms
+from devstack.gms_double.ingest import SYSTEM_ACTOR, WritePipeline, now_ms
 from devstack.gms_double.mcl import MclCodec, MclProducer, ProducedMcl, create_mcl_topics
+from devstack.gms_double.persist import StateDb
 from devstack.gms_double.schema_registry import (
     TIMESERIES_MCL_TOPIC,
     VERSIONED_MCL_TOPIC,
     Answer,
     InternalSchemaRegistry,
 )
+from devstack.gms_double.search import SearchIndex
 from devstack.gms_double.seed import ADMIN_USER, seed
-from devstack.gms_double.store import AspectStore, write_json_atomically
+from devstack.gms_double.store import AspectStore
 from devstack.lifecycle import StartStop
 
 log = logging.getLogger(__name__)
 
 DATAHUB_VERSION = "v1.7.0"
-SCHEMA_REGISTRY_PREFIX = "/schema-registry/api"
-OPENAPI_V3_ENTITY = "/openapi/v3/entity/"
-STATE_FORMAT = 1
+SCHEMA_REGISTRY_PREFIX = routes.SCHEMA_REGISTRY_PREFIX
 
 
 class _Server(ThreadingHTTPServer):
@@ -163,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         raw_path = split.path
         path = unquote(raw_path)
-        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        query = routes.query_params(split.query)
         body = self._body()
         double._count_request()
 
@@ -178,17 +181,18 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
 
+        route = routes.match(method, self.path)
         try:
-            if raw_path.startswith(SCHEMA_REGISTRY_PREFIX):
-                self._schema_registry(method, raw_path[len(SCHEMA_REGISTRY_PREFIX) :], query, body)
-            elif method == "GET" and path == "/config":
+            if route is not None and route.handler == "schema_registry":
+                self._schema_registry(method, route.params["sub"], query, body)
+            elif route is not None and route.handler == "config":
                 self._send_json(200, double.config())
-            elif method == "GET" and path in ("/health", "/health/live"):
+            elif route is not None and route.handler == "health":
                 self._send(200, b"GOOD", "text/plain")
-            elif method == "POST" and path == "/api/v2/graphql":
+            elif route is not None and route.handler == "frontend_graphql":
                 self._frontend_graphql(body)
             else:
-                self._gms(method, raw_path, path, query, body)
+                self._gms(method, route, path, query, split.query, body)
         except Exception:
             log.exception("GMS double failed on %s %s", method, self.path)
             self._send_json(500, {"error": "Internal server error occurred"})
@@ -199,7 +203,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _gms(
-        self, method: str, raw_path: str, path: str, query: dict[str, str], body: bytes
+        self,
+        method: str,
+        route: routes.Route | None,
+        path: str,
+        query: dict[str, str],
+        raw_query: str,
+        body: bytes,
     ) -> None:
         principal = self._principal()
         if principal is None and not is_excluded(path):
@@ -210,37 +220,43 @@ class _Handler(BaseHTTPRequestHandler):
                 "text/html;charset=iso-8859-1",
             )
             return
-        assert principal is not None or is_excluded(path)
-
-        if method == "POST" and path == "/aspects" and "action" in query:
-            assert principal is not None
-            self._restli_ingest(principal, query["action"], body)
-        elif method == "GET" and raw_path.startswith("/aspects/"):
-            self._restli_get(unquote(raw_path[len("/aspects/") :]), query)
-        elif (
-            method == "POST" and raw_path.startswith(OPENAPI_V3_ENTITY) and raw_path.count("/") == 4
-        ):
-            assert principal is not None
-            self._openapi_create(
-                principal, unquote(raw_path[len(OPENAPI_V3_ENTITY) :]), query, body
+        if route is None:
+            self._no_endpoint(method, path)
+            return
+        assert principal is not None
+        handler, params = route.handler, route.params
+        if handler == "restli.ingest":
+            self._restli_ingest(principal, params["action"], body)
+        elif handler == "restli.get_aspect":
+            self._restli_get(params["urn"], query)
+        elif handler == "restli.get_entity_v2":
+            self._restli_entity_v2(params["urn"], routes.raw_query_params(raw_query))
+        elif handler == "restli.batch_get_entity_v2":
+            self._restli_batch_entity_v2(routes.raw_query_params(raw_query))
+        elif handler == "restli.delete_entity":
+            self._restli_delete(body)
+        elif handler == "openapi.create":
+            self._openapi_create(principal, params["entity"], query, body)
+        elif handler == "openapi.get_aspect":
+            self._openapi_get_aspect(params["entity"], params["urn"], params["aspect"], query)
+        elif handler == "openapi.timeline":
+            self._openapi_timeline(params["urn"])
+        elif handler == "graphql":
+            self._send_json(
+                200, gql.execute(principal, _json_or_none(body), self.server.double.search)
             )
-        elif method == "GET" and raw_path.startswith(OPENAPI_V3_ENTITY):
-            parts = raw_path[len(OPENAPI_V3_ENTITY) :].split("/")
-            if len(parts) == 3:
-                self._openapi_get_aspect(
-                    unquote(parts[0]), unquote(parts[1]), unquote(parts[2]), query
-                )
-            else:
-                self._no_endpoint(method)
-        elif method == "POST" and path == "/api/graphql":
-            assert principal is not None
-            self._send_json(200, gql.execute(principal, _json_or_none(body)))
-        else:
-            self._no_endpoint(method)
+        else:  # pragma: no cover - routes.match only returns the handlers above
+            self._no_endpoint(method, path)
 
-    def _no_endpoint(self, method: str) -> None:
-        # GlobalControllerExceptionHandler.handleNoHandlerFoundException
-        self._send_json(404, {"error": f"No endpoint {method} {self.path}."})
+    def _no_endpoint(self, method: str, path: str) -> None:
+        if path.startswith(("/openapi/", "/api/")):
+            # GlobalControllerExceptionHandler.handleNoHandlerFoundException
+            self._send_json(404, {"error": f"No endpoint {method} {self.path}."})
+        else:
+            # RestLiRouter: RoutingException(404) for an unknown resource or method.
+            self._send_reply(
+                api.restli_error(404, f"No resource or method for {method} {path}"), restli=True
+            )
 
     # -- GMS endpoints -------------------------------------------------------------------------
 
@@ -329,6 +345,97 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send_json(200, api.openapi_aspect(row, with_sm))
 
+    def _restli_entity_v2(self, urn: str, raw_query: dict[str, str]) -> None:
+        """EntityV2Resource.get -> EntityServiceImpl.getEntityV2: an EntityResponse. The key
+        aspect is always added unless `alwaysIncludeKeyAspect=false`, so an entity that was
+        never written still answers 200 with only its key aspect (what the SDK warns about)."""
+        try:
+            reg.parse_urn(urn)
+            aspects = _restli_aspects_param(raw_query)
+        except (GmsError, ValueError) as exc:
+            self._send_reply(api.restli_error(400, str(exc)), restli=True)
+            return
+        include_key = raw_query.get("alwaysIncludeKeyAspect", "true").lower() != "false"
+        response = self.server.double._entity_response(urn, aspects, include_key)
+        if response is None:
+            # A null EntityResponse from a Rest.li GET resource method is a 404.
+            self._send_reply(api.restli_not_found(), restli=True)
+            return
+        self._send_reply(api.Reply(200, response), restli=True)
+
+    def _restli_batch_entity_v2(self, raw_query: dict[str, str]) -> None:
+        """EntityV2Resource.batchGet: Rest.li's BatchKVResponse {results, statuses, errors};
+        a URN of another entity type than the first is looked up all the same."""
+        try:
+            urns = routes.parse_restli_list(raw_query["ids"])
+            for urn in urns:
+                reg.parse_urn(urn)
+            aspects = _restli_aspects_param(raw_query)
+        except (GmsError, ValueError) as exc:
+            self._send_reply(api.restli_error(400, str(exc)), restli=True)
+            return
+        include_key = raw_query.get("alwaysIncludeKeyAspect", "true").lower() != "false"
+        results: dict[str, Any] = {}
+        for urn in urns:
+            response = self.server.double._entity_response(urn, aspects, include_key)
+            if response is not None:
+                results[urn] = response
+        self._send_reply(
+            api.Reply(200, {"results": results, "statuses": {}, "errors": {}}), restli=True
+        )
+
+    def _restli_delete(self, body: bytes) -> None:
+        """EntityResource.deleteEntity (`POST /entities?action=delete {urn, aspectName?, ...}`):
+        answers the action's DeleteEntityResponse as {"value": {urn, rows, timeseriesRows}}."""
+        parsed = _json_or_none(body)
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("urn"), str):
+            self._send_reply(
+                api.restli_error(
+                    400,
+                    "Input field validation failure, reason: ERROR :: /urn :: field is required "
+                    "but not found and has no default value",
+                ),
+                restli=True,
+            )
+            return
+        urn = parsed["urn"]
+        aspect_name = parsed.get("aspectName")
+        try:
+            reg.parse_urn(urn)
+            if aspect_name is not None and not reg.is_timeseries(str(aspect_name)):
+                # "Not supported for non-timeseries aspect %s." (UnsupportedOperationException)
+                raise GmsUnsupportedOperation(
+                    f"Not supported for non-timeseries aspect {aspect_name}."
+                )
+            if aspect_name is not None:
+                rows, timeseries = 0, self.server.double._delete_timeseries(urn, str(aspect_name))
+            else:
+                rows, timeseries = self.server.double._delete_urn(urn)
+        except GmsError as exc:
+            self._send_reply(api.restli_error_for(exc), restli=True)
+            return
+        value: dict[str, Any] = {"urn": urn, "timeseriesRows": timeseries}
+        if aspect_name is None:
+            value["rows"] = rows
+        self._send_reply(api.Reply(200, {"value": value}), restli=True)
+
+    def _openapi_timeline(self, urn: str) -> None:
+        """TimelineControllerV2.getTimeline -> TimelineServiceImpl.getTimeline: entity types
+        without change-event generators (everything but dataset and glossaryTerm, e.g.
+        dataHubExecutionRequest) throw UnsupportedOperationException("Entity Type ... not
+        supported"), which GlobalControllerExceptionHandler does not map: 500."""
+        try:
+            parsed = reg.parse_urn(urn)
+        except GmsError as exc:
+            self._send_reply(api.openapi_error_for(exc))
+            return
+        if parsed.entity_type in ("dataset", "glossaryTerm"):
+            self._send_json(
+                501, {"error": "GMS test double: timeline diffs are not modelled for this entity"}
+            )
+            return
+        self._send_json(500, {"error": "Internal server error occurred"})
+
     # -- frontend --------------------------------------------------------------------------------
 
     def _frontend_graphql(self, body: bytes) -> None:
@@ -341,7 +448,7 @@ class _Handler(BaseHTTPRequestHandler):
             # datahub-frontend Authenticator.onUnauthorized: Play's unauthorized(), empty body.
             self._send(401, b"", None)
             return
-        self._send_json(200, gql.execute(principal, _json_or_none(body)))
+        self._send_json(200, gql.execute(principal, _json_or_none(body), self.server.double.search))
 
     # -- schema registry -------------------------------------------------------------------------
 
@@ -406,6 +513,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_answer(answer)
 
 
+def _restli_aspects_param(raw_query: dict[str, str]) -> list[str] | None:
+    # `aspects=List(a,b)`; absent: every aspect of the entity (getEntityAspectNames).
+    raw = raw_query.get("aspects")
+    return routes.parse_restli_list(raw) if raw is not None else None
+
+
 def _json_or_none(body: bytes) -> Any:
     try:
         return json.loads(body or b"null")
@@ -446,6 +559,8 @@ class GmsDouble(StartStop):
         self._seed_on_empty = seed_on_empty
 
         self.store = AspectStore()
+        self.search = SearchIndex(self.store)
+        self._db: StateDb | None = None
         self.credentials = Credentials()
         self.faults = Faults()
         # GMS renames the MCL topics with METADATA_CHANGE_LOG_{VERSIONED,TIMESERIES}_TOPIC_NAME.
@@ -487,13 +602,13 @@ class GmsDouble(StartStop):
         self._pipeline = WritePipeline(
             self.store,
             self._producer.produce_all,
-            self._save,
+            self._commit,
             versioned_topic=self.versioned_topic,
             timeseries_topic=self.timeseries_topic,
         )
         self._serve()
         self._started = True
-        self._save()
+        self._save_settings()
         log.info("GMS double serving %s (Kafka %s)", self.url, self.bootstrap_servers)
         return self
 
@@ -503,7 +618,11 @@ class GmsDouble(StartStop):
         self._stop_serving()
         if self._producer is not None:
             self._producer.close()
-        self._save()
+        if self._db is not None:
+            with self._lock:
+                self._db.close()
+                self.store.attach(None)
+                self._db = None
         self._started = False
 
     def _serve(self) -> None:
@@ -607,41 +726,94 @@ class GmsDouble(StartStop):
         with self._lock:
             return self.store.timeseries_latest(urn, aspect)
 
+    def _entity_response(
+        self, urn: str, aspects: list[str] | None, include_key: bool
+    ) -> dict[str, Any] | None:
+        """EntityServiceImpl.getEntityV2 / EntityUtils.toEntityResponse: the latest version of
+        each asked-for (or every) versioned aspect as an EnvelopedAspect {name, type, version,
+        value, created, systemMetadata}; unknown or timeseries names are simply not found; the
+        key aspect is built from the URN when not stored (getKeyEnvelopedAspect: version 0,
+        created by the system actor now, no systemMetadata)."""
+        parsed = reg.parse_urn(urn)
+        spec = reg.entity_spec(parsed.entity_type)
+        if spec is None:
+            return None
+        names = aspects if aspects is not None else sorted(spec.aspects)
+        envelopes: dict[str, Any] = {}
+        with self._lock:
+            for name in names:
+                row = self.store.latest(urn, name)
+                if row is None:
+                    continue
+                envelopes[name] = {
+                    "name": name,
+                    "type": "VERSIONED",
+                    "version": 0,
+                    "value": row.value,
+                    "created": {"time": row.created_on, "actor": row.created_by},
+                    "systemMetadata": row.system_metadata,
+                }
+        if include_key and spec.key_aspect not in envelopes:
+            key_name, key_value = reg.key_aspect_of(urn)
+            envelopes[key_name] = {
+                "name": key_name,
+                "type": "VERSIONED",
+                "version": 0,
+                "value": key_value,
+                "created": {"time": now_ms(), "actor": SYSTEM_ACTOR},
+            }
+        return {"entityName": spec.name, "urn": urn, "aspects": envelopes}
+
+    def _delete_urn(self, urn: str) -> tuple[int, int]:
+        assert self._pipeline is not None
+        with self._lock:
+            return self._pipeline.delete_urn(urn)
+
+    def _delete_timeseries(self, urn: str, aspect: str) -> int:
+        # TimeseriesAspectService.deleteAspectValues: the double keeps one value per aspect.
+        with self._lock:
+            row = self.store.timeseries_latest(urn, aspect)
+            if row is None:
+                return 0
+            self.store.drop_timeseries(urn, aspect)
+            self._commit()
+            return 1
+
     # -- persistence ---------------------------------------------------------------------------
 
     def _load_or_seed(self) -> None:
         with self._lock:
-            if self.state_file is not None and self.state_file.exists():
-                data = json.loads(self.state_file.read_text("utf-8"))
-                self.store.load_json(data.get("store", {}))
-                self.credentials.load_json(data.get("credentials", {}))
-                self._admin_token = str(data.get("admin_token") or self._admin_token)
-                return
+            if self.state_file is not None and self._db is None:
+                self._db = StateDb(self.state_file)
+                if not self._db.is_empty():
+                    settings = self._db.load(self.store)
+                    self.credentials.load_json(settings.get("credentials") or {})
+                    self._admin_token = str(settings.get("admin_token") or self._admin_token)
+                self.store.attach(self._db)
             if self._seed_on_empty and len(self.store) == 0:
                 rows = seed(self.store, now_ms())
                 log.info("seeded %d aspect rows", rows)
+            self._commit()
 
-    def _save(self) -> None:
-        # Before start() the file still holds the previous run's state, which start() loads.
-        if self.state_file is None or not self._started:
+    def _commit(self) -> None:
+        # Called by the write pipeline once per ingested batch, under the double's lock.
+        if self._db is not None:
+            self._db.commit()
+
+    def _save_settings(self) -> None:
+        if self._db is None:
             return
         with self._lock:
-            write_json_atomically(
-                self.state_file,
-                {
-                    "format": STATE_FORMAT,
-                    "admin_token": self._admin_token,
-                    "store": self.store.to_json(),
-                    "credentials": self.credentials.to_json(),
-                },
-            )
+            self._db.put_setting("admin_token", self._admin_token)
+            self._db.put_setting("credentials", self.credentials.to_json())
+            self._db.commit()
 
     # -- test helpers ----------------------------------------------------------------------------
 
     def add_token(self, token: str, actor_urn: str, username: str, manage_ingestion: bool) -> None:
         """Make `token` a valid bearer token for `actor_urn` (GMS and frontend)."""
         self.credentials.add_token(token, Principal(actor_urn, username, manage_ingestion))
-        self._save()
+        self._save_settings()
 
     def add_session_cookie(
         self, cookie: str, actor_urn: str, username: str, manage_ingestion: bool
@@ -649,7 +821,7 @@ class GmsDouble(StartStop):
         """Make a datahub-frontend session valid: `cookie` is the PLAY_SESSION value or a whole
         Cookie header containing it."""
         self.credentials.add_session(cookie, Principal(actor_urn, username, manage_ingestion))
-        self._save()
+        self._save_settings()
 
     def get_aspect(self, urn: str, aspect_name: str, version: int = 0) -> dict[str, Any] | None:
         """The stored Pegasus JSON of an aspect (timeseries: the latest value), or None."""

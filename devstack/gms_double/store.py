@@ -12,17 +12,17 @@ the number `If-Version-Match` compares with (ConditionalWriteValidator).
 
 Timeseries aspects are not stored in SQL by GMS (they go straight to Elasticsearch through the
 MCL); the double keeps only the latest value per URN/aspect so tests can look at it.
+
+Reads are served from memory. With a `StateDb` (persist.py) every write is also applied to a
+SQLite table laid out like `metadata_aspect_v2` (one row per urn/aspect/version), so a write
+costs one or two row upserts, whatever the number of stored aspects.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 AspectKey = tuple[str, str]
 
@@ -60,12 +60,30 @@ class StoreState:
     timeseries: dict[AspectKey, AspectRow] = field(default_factory=dict)
 
 
+class RowSink(Protocol):
+    """Where the store mirrors each change (persist.StateDb); called under the double's lock."""
+
+    def put_row(self, urn: str, aspect: str, version: int, row: AspectRow) -> None: ...
+
+    def put_timeseries(self, urn: str, aspect: str, row: AspectRow) -> None: ...
+
+    def delete_urn(self, urn: str) -> None: ...
+
+    def drop_timeseries(self, urn: str, aspect: str) -> None: ...
+
+
 class AspectStore:
     """Not thread-safe on its own: the double serialises every write under one lock, as the
     transaction around EntityServiceImpl.ingestAspectsToLocalDB does for one batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: RowSink | None = None) -> None:
         self._state = StoreState()
+        self._sink = sink
+        # urn -> its versioned aspect names, so an entity's aspects are found without a scan.
+        self._by_urn: dict[str, set[str]] = {}
+
+    def attach(self, sink: RowSink | None) -> None:
+        self._sink = sink
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -96,7 +114,20 @@ class AspectStore:
         return row.copy() if row else None
 
     def urns(self) -> set[str]:
-        return {urn for urn, _ in self._state.latest}
+        return set(self._by_urn)
+
+    def aspect_names(self, urn: str) -> set[str]:
+        """The versioned aspects stored for `urn` (latest rows)."""
+        return set(self._by_urn.get(urn, ()))
+
+    def row_count(self, urn: str) -> int:
+        """Rows of `urn` in metadata_aspect_v2: latest rows plus history rows."""
+        return sum(
+            1 + len(self._state.history.get((urn, a), [])) for a in self._by_urn.get(urn, ())
+        )
+
+    def timeseries_names(self, urn: str) -> set[str]:
+        return {a for (u, a) in self._state.timeseries if u == urn}
 
     def __len__(self) -> int:
         return len(self._state.latest)
@@ -109,11 +140,65 @@ class AspectStore:
         key = (urn, aspect)
         old = self._state.latest.get(key)
         if keep_previous and old is not None:
-            self._state.history.setdefault(key, []).append(old)
+            history = self._state.history.setdefault(key, [])
+            history.append(old)
+            if self._sink is not None:
+                self._sink.put_row(urn, aspect, len(history), old)
         self._state.latest[key] = row.copy()
+        self._by_urn.setdefault(urn, set()).add(aspect)
+        if self._sink is not None:
+            self._sink.put_row(urn, aspect, 0, row)
 
     def put_timeseries(self, urn: str, aspect: str, row: AspectRow) -> None:
         self._state.timeseries[(urn, aspect)] = row.copy()
+        if self._sink is not None:
+            self._sink.put_timeseries(urn, aspect, row)
+
+    def delete_urn(self, urn: str) -> tuple[int, int]:
+        """EbeanAspectDao.deleteUrn: every row of the entity goes (all aspects, all versions);
+        returns (versioned rows, timeseries values) removed."""
+        rows = self.row_count(urn)
+        for aspect in self._by_urn.pop(urn, set()):
+            self._state.latest.pop((urn, aspect), None)
+            self._state.history.pop((urn, aspect), None)
+        timeseries = [k for k in self._state.timeseries if k[0] == urn]
+        for key in timeseries:
+            del self._state.timeseries[key]
+        if self._sink is not None:
+            self._sink.delete_urn(urn)
+        return rows, len(timeseries)
+
+    def drop_timeseries(self, urn: str, aspect: str) -> None:
+        self._state.timeseries.pop((urn, aspect), None)
+        if self._sink is not None:
+            self._sink.drop_timeseries(urn, aspect)
+
+    def clear(self) -> None:
+        """Forget everything held in memory (before loading a persisted state)."""
+        self._state = StoreState()
+        self._by_urn = {}
+
+    def load_row(self, urn: str, aspect: str, version: int, row: AspectRow) -> None:
+        """Restore one persisted row (history rows must come in ascending version order)."""
+        key = (urn, aspect)
+        if version == 0:
+            self._state.latest[key] = row
+            self._by_urn.setdefault(urn, set()).add(aspect)
+        else:
+            self._state.history.setdefault(key, []).append(row)
+
+    def load_timeseries(self, urn: str, aspect: str, row: AspectRow) -> None:
+        self._state.timeseries[(urn, aspect)] = row
+
+    def rows(self) -> list[tuple[str, str, int, AspectRow]]:
+        """Every versioned row as (urn, aspect, version, row): what a StateDb is filled from."""
+        out = [(u, a, 0, r) for (u, a), r in self._state.latest.items()]
+        for (u, a), hist in self._state.history.items():
+            out.extend((u, a, i + 1, r) for i, r in enumerate(hist))
+        return out
+
+    def timeseries_rows(self) -> list[tuple[str, str, AspectRow]]:
+        return [(u, a, r) for (u, a), r in self._state.timeseries.items()]
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -142,16 +227,6 @@ class AspectStore:
         for d in data.get("timeseries", []):
             state.timeseries[(d["urn"], d["aspect"])] = row(d)
         self._state = state
-
-
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Replace the state file in one rename so a crash never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        self._by_urn = {}
+        for urn, aspect in state.latest:
+            self._by_urn.setdefault(urn, set()).add(aspect)

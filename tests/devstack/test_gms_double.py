@@ -693,7 +693,7 @@ def test_graphql_me_with_token_and_with_cookie(double: GmsDouble) -> None:
     )
     assert other.status_code == 200
     assert "search" in other.json()["errors"][0]["message"]
-    assert "only the `me` query" in other.json()["errors"][0]["extensions"]["note"]
+    assert "only `me` and `scrollAcrossEntities`" in other.json()["errors"][0]["extensions"]["note"]
 
 
 @pytest.mark.parametrize("openapi", MODES)

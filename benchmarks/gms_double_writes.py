@@ -1,0 +1,99 @@
+"""Write latency of the GMS double as its store fills: flat, because a write touches only its own
+rows in the SQLite state file (devstack/gms_double/persist.py) instead of rewriting the state.
+
+    python -m benchmarks.gms_double_writes [--writes 10000] [--buckets 10]
+
+Starts a real Kafka broker (Kafka from jars) and a GMS double with a state file, then sends
+`--writes` Rest.li ingestProposal requests one after the other over one kept-alive connection,
+each a new execution request (so every write adds two rows: its key aspect and the request) and
+measures each round trip, MCL production to the broker included. Prints p50/p99 per bucket of
+writes and, last, the ratio of the last bucket's p50 to the first one's (1.0 = flat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from devstack.gms_double import GmsDouble
+from devstack.kafka import KafkaBroker
+
+
+def _proposal(i: int) -> dict[str, object]:
+    value = {
+        "task": "LAMBDA_TRIGGER_RUN",
+        "args": {"datasetUrn": f"urn:li:dataset:(urn:li:dataPlatform:athena,bench.t{i},PROD)"},
+        "executorId": "lambda-trigger",
+        "source": {"type": "BENCHMARK"},
+        "requestedAt": 1764100000000 + i,
+    }
+    return {
+        "proposal": {
+            "entityType": "dataHubExecutionRequest",
+            "entityUrn": f"urn:li:dataHubExecutionRequest:bench-{uuid.uuid4()}",
+            "changeType": "UPSERT",
+            "aspectName": "dataHubExecutionRequestInput",
+            "aspect": {"contentType": "application/json", "value": json.dumps(value)},
+        },
+        "async": "false",
+    }
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--writes", type=int, default=10_000)
+    parser.add_argument("--buckets", type=int, default=10)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, KafkaBroker() as broker:
+        state = Path(tmp) / "gms-state.sqlite3"
+        with GmsDouble(broker.bootstrap_servers, state_file=state) as gms:
+            headers = {
+                "Authorization": f"Bearer {gms.admin_token}",
+                "X-RestLi-Protocol-Version": "2.0.0",
+            }
+            latencies: list[float] = []
+            with httpx.Client(base_url=gms.url, headers=headers, timeout=30) as client:
+                for i in range(20):  # warm up the connection and the producer
+                    client.post("/aspects?action=ingestProposal", json=_proposal(-i - 1))
+                for i in range(args.writes):
+                    body = _proposal(i)
+                    began = time.perf_counter()
+                    answer = client.post("/aspects?action=ingestProposal", json=body)
+                    latencies.append((time.perf_counter() - began) * 1000)
+                    answer.raise_for_status()
+            stored = len(gms.store)
+        size = state.stat().st_size + sum(
+            p.stat().st_size for p in Path(tmp).glob("gms-state.sqlite3-*")
+        )
+
+    per_bucket = max(1, len(latencies) // args.buckets)
+    medians = []
+    print(f"{args.writes} writes, {stored} aspects stored at the end, state {size / 1e6:.1f} MB")
+    print("writes            p50 ms   p99 ms")
+    for b in range(args.buckets):
+        chunk = latencies[b * per_bucket : (b + 1) * per_bucket]
+        if not chunk:
+            continue
+        medians.append(statistics.median(chunk))
+        print(
+            f"{b * per_bucket + 1:>6}-{(b + 1) * per_bucket:<6}  "
+            f"{medians[-1]:>7.2f}  {_quantile(chunk, 0.99):>7.2f}"
+        )
+    print(f"last_over_first_p50={medians[-1] / medians[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
