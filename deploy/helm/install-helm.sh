@@ -5,11 +5,12 @@
 # tests in tests/deploy look for helm in the same place.
 #
 # A cold build downloads helm's modules (about 300 MB into the Go module cache) and compiles for
-# 3-5 minutes on 2 cores; it needs Go >= 1.21 (Go then fetches the toolchain helm's go.mod asks
-# for from the same proxy). Without Go, Debian's golang-go is installed when run as root.
+# 3-5 minutes on 2 cores. Without Go, Debian's golang-go is installed when run as root.
 set -euo pipefail
 
 HELM_VERSION="v3.22.0"
+# What helm v3.22.0's go.mod asks for (go 1.26.0), when the local go is too old to fetch it itself.
+GO_TOOLCHAIN="go1.26.8"
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/datahub-lambda-trigger/helm-$HELM_VERSION"
 if [[ -x "$cache/helm" ]]; then
@@ -17,28 +18,40 @@ if [[ -x "$cache/helm" ]]; then
     exit 0
 fi
 
-if ! command -v go > /dev/null 2>&1; then
+go="${GO:-go}"
+if ! command -v "$go" > /dev/null 2>&1; then
     if [[ "$(id -u)" == 0 ]] && command -v apt-get > /dev/null 2>&1; then
         echo "install-helm: no go on PATH; installing Debian's golang-go" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go >&2 ||
-            { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go >&2; }
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q --no-install-recommends golang-go >&2 ||
+            { apt-get update -q >&2 && apt-get install -y -q --no-install-recommends golang-go >&2; }
+        go=go
     else
-        echo "install-helm: go is not on PATH (install Go >= 1.21, or helm $HELM_VERSION yourself and set HELM=/path/to/helm)" >&2
+        echo "install-helm: go is not on PATH (install Go, or helm $HELM_VERSION yourself and set HELM=/path/to/helm)" >&2
         exit 1
     fi
 fi
-# Go 1.21+ switches to the toolchain a module asks for by itself (GOTOOLCHAIN=auto); older ones
-# cannot build helm 3.22 at all.
-go_minor="$(go env GOVERSION | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p')"
+# helm's go.mod asks for a newer Go than Debian's. Go >= 1.21 fetches that toolchain from the
+# module proxy by itself (GOTOOLCHAIN=auto); for an older go, fetch the same toolchain module
+# the way the go command would, and build with it.
+go_minor="$("$go" env GOVERSION | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p')"
 if [[ -z "$go_minor" ]] || ((go_minor < 21)); then
-    echo "install-helm: $(go env GOVERSION) is too old to build helm $HELM_VERSION (needs Go >= 1.21)" >&2
-    exit 1
+    toolchain="golang.org/toolchain@v0.0.1-$GO_TOOLCHAIN.$("$go" env GOOS)-$("$go" env GOARCH)"
+    echo "install-helm: $("$go" env GOVERSION) is too old for helm $HELM_VERSION; fetching $toolchain" >&2
+    dir="$("$go" mod download -json "$toolchain" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')"
+    # Module files carry no execute bit; the go command sets it on its own toolchains too.
+    chmod u+x "$dir"/bin/* "$dir"/pkg/tool/*/* 2> /dev/null || true
+    go="$dir/bin/go"
+    if [[ ! -x "$go" ]]; then
+        echo "install-helm: could not fetch $toolchain" >&2
+        exit 1
+    fi
 fi
 export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
 # helm's own Makefile stamps its version and the Kubernetes version it defaults to (for
 # `helm template` and `helm lint`) at link time; without them it claims Kubernetes 1.20.
-gomod="$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+gomod="$("$go" mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
 k8s_minor="$(awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2] }' "$gomod")"
 if [[ -z "$k8s_minor" ]]; then
     echo "install-helm: cannot read the client-go version from $gomod" >&2
@@ -54,8 +67,9 @@ done
 mkdir -p "$(dirname "$cache")"
 work="$(mktemp -d "$(dirname "$cache")/.helm-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-echo "install-helm: building helm $HELM_VERSION with $(go env GOVERSION) (a few minutes, once)" >&2
-CGO_ENABLED=0 GOBIN="$work/bin" go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+trap 'exit 130' INT TERM
+echo "install-helm: building helm $HELM_VERSION with $("$go" env GOVERSION) (a few minutes, once)" >&2
+CGO_ENABLED=0 GOBIN="$work/bin" "$go" install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
 "$work/bin/helm" version --short >&2
 rm -rf "$cache"
 mv "$work/bin" "$cache"

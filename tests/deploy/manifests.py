@@ -38,7 +38,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _m
 
 
 def parse_manifests(text: str) -> list[dict[str, Any]]:
-    docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d]  # noqa: S506
+    docs = [d for d in yaml.load_all(text, Loader=_StrictLoader) if d]
     assert all(isinstance(d, dict) for d in docs)
     return docs
 

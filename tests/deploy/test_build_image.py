@@ -82,7 +82,7 @@ def stand_ins(tmp_path: Path) -> dict[str, str]:
         "#!/bin/sh\n"
         'echo "$DOCKER_BUILDKIT $*" >> "$LOG_DIR/docker.calls"\n'
         'if [ "$1" = build ]; then\n'
-        '  for last; do :; done\n'
+        "  for last; do :; done\n"
         '  (cd "$last" && find . -type f | sort) > "$LOG_DIR/context.files"\n'
         '  echo "$last" > "$LOG_DIR/context.dir"\n'
         "fi\n",
@@ -213,7 +213,9 @@ def test_build_runs_gradle_then_docker_on_a_small_context(
     assert gradle[0] == str(checkout)
     assert gradle[1] == ":datahub-frontend:dist"
     calls = (log / "docker.calls").read_text().splitlines()
-    assert calls[0].startswith(f"1 build -f {checkout}/docker/datahub-frontend/Dockerfile -t {TAG} ")
+    assert calls[0].startswith(
+        f"1 build -f {checkout}/docker/datahub-frontend/Dockerfile -t {TAG} "
+    )
     assert calls[1] == f" push {TAG}"
     files = {line.removeprefix("./") for line in (log / "context.files").read_text().split()}
     assert files == CONTEXT_FILES, "the context holds exactly what the Dockerfile copies"

@@ -172,7 +172,9 @@ def test_copy_sources_exist_and_are_in_the_context(component: str) -> None:
             words = copy.split()
             flags = [w for w in words if w.startswith("--")]
             sources = [w for w in words if not w.startswith("--")][:-1]
-            source_stage = next((f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None)
+            source_stage = next(
+                (f.split("=", 1)[1] for f in flags if f.startswith("--from=")), None
+            )
             if source_stage is not None:
                 assert source_stage in stage_names, f"{path.name}: no stage {source_stage}"
                 continue

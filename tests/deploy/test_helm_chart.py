@@ -86,14 +86,13 @@ def test_default_and_full_render_what_they_should(
     def kinds(docs: list[dict[str, Any]]) -> list[str]:
         return sorted(d["kind"] for d in docs)
 
-    assert kinds(default_docs) == sorted(
-        ["ConfigMap", "Deployment", "Deployment", "NetworkPolicy", "NetworkPolicy"]
-        + ["PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service", "ServiceAccount"]
-    )
+    common = [
+        *["ConfigMap", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget"],
+        *["PodDisruptionBudget", "Service", "Service", "ServiceAccount", "Deployment"],
+    ]
+    assert kinds(default_docs) == sorted([*common, "Deployment"])
     assert kinds(full_docs) == sorted(
-        ["ConfigMap", "ConfigMap", "Deployment", "StatefulSet", "NetworkPolicy", "NetworkPolicy"]
-        + ["PodDisruptionBudget", "PodDisruptionBudget", "Service", "Service", "ServiceAccount"]
-        + ["ServiceMonitor", "PrometheusRule"]
+        [*common, "StatefulSet", "ConfigMap", "ServiceMonitor", "PrometheusRule"]
     )
     for doc in full_docs + default_docs:
         assert doc["metadata"]["name"], doc
@@ -377,7 +376,9 @@ def test_service_monitor_gives_the_job_names_the_rules_use(
         assert selector["matchLabels"].items() <= labels.items()
         assert all(e["key"] in labels for e in selector["matchExpressions"])
         jobs.add(labels[job_label])
-        assert [p["name"] for p in service["spec"]["ports"]] == [monitor["spec"]["endpoints"][0]["port"]]
+        assert [p["name"] for p in service["spec"]["ports"]] == [
+            monitor["spec"]["endpoints"][0]["port"]
+        ]
     assert jobs == {"lambda-trigger-api", "lambda-trigger-consumer"}
     for job in jobs:
         assert f'job="{job}"' in rules
@@ -386,7 +387,9 @@ def test_service_monitor_gives_the_job_names_the_rules_use(
 
 
 def test_dashboard_configmap_for_grafanas_sidecar(full_docs: list[dict[str, Any]]) -> None:
-    (configmap,) = [c for c in by_kind(full_docs, "ConfigMap") if "lambda-trigger.json" in c["data"]]
+    (configmap,) = [
+        c for c in by_kind(full_docs, "ConfigMap") if "lambda-trigger.json" in c["data"]
+    ]
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert configmap["metadata"]["annotations"] == {"grafana_folder": "DataHub"}
     dashboard = json.loads(configmap["data"]["lambda-trigger.json"])
