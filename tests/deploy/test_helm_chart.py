@@ -291,10 +291,6 @@ def test_static_membership_only_with_a_statefulset(
     service = one(full_docs, "Service", "consumer")
     assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
     assert service["spec"]["clusterIP"] == "None"
-    bogus = render(sets=("consumer.kind=DaemonSet",))
-    assert bogus.returncode != 0 and "consumer.kind must be Deployment or StatefulSet" in (
-        bogus.stderr
-    )
 
 
 # --- services, PDBs and selectors ---------------------------------------------------------------
@@ -400,3 +396,25 @@ def test_monitoring_objects_are_off_by_default(default_docs: list[dict[str, Any]
     assert not by_kind(default_docs, "ServiceMonitor")
     assert not by_kind(default_docs, "PrometheusRule")
     assert not [c for c in by_kind(default_docs, "ConfigMap") if "lambda-trigger.json" in c["data"]]
+
+
+# --- values.schema.json -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sets", "where"),
+    [
+        (("consumer.kind=DaemonSet",), "/consumer/kind"),
+        (("api.requiredPrivilege=admin",), "/api/requiredPrivilege"),
+        (("consumer.serviceAccount.irsaRoleArn=my-role",), "/consumer/serviceAccount/irsaRoleArn"),
+        (("datahub.gmsUrl=datahub-gms:8080",), "/datahub/gmsUrl"),
+        (("api.resources=null",), "/api"),
+        (("consumer.topics.replication=0",), "/consumer/topics/replication"),
+        (("datahub.tokenSecret.name=",), "/datahub/tokenSecret/name"),
+    ],
+)
+def test_values_schema_refuses_bad_values_before_rendering(
+    sets: tuple[str, ...], where: str
+) -> None:
+    result = render(sets=sets)
+    assert result.returncode != 0
+    assert "don't meet the specifications of the schema" in result.stderr
+    assert f"at '{where}'" in result.stderr
