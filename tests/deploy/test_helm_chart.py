@@ -159,6 +159,8 @@ def test_no_aws_variable_or_identity_reaches_the_api(docs: list[dict[str, Any]])
     spec = pod_spec(api)
     for container in containers(api):
         assert [n for n in env_names(container) if n.startswith("AWS_")] == []
+        # Nor Kafka: the api only calls DataHub.
+        assert [n for n in env_names(container) if "KAFKA" in n or "SCHEMA_REGISTRY" in n] == []
         assert "envFrom" not in container
         assert all("aws" not in m["mountPath"].lower() for m in container["volumeMounts"])
     assert spec["automountServiceAccountToken"] is False
