@@ -41,7 +41,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# tests/deploy needs helm: built once from the Go module proxy into ~/.cache (deploy/helm/install-helm.sh).
 test-py: $(STAMP) $(NPM_STAMP)
+	bash deploy/helm/install-helm.sh > /dev/null
 	$(VENV)/bin/pytest
 
 test-frontend: $(NPM_STAMP)

@@ -73,7 +73,13 @@ class ApiSettings(_Settings):
 
 
 class ConsumerSettings(_Settings):
-    bootstrap_servers: str = Field("localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
+    # DataHub's own containers and Helm chart say KAFKA_BOOTSTRAP_SERVER (singular), so a pod
+    # that shares their environment works as it is; the plural, this project's older name, wins
+    # when both are set.
+    bootstrap_servers: str = Field(
+        "localhost:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVER"),
+    )
     schema_registry_url: str = Field(
         "http://localhost:8080/schema-registry/api/", validation_alias="SCHEMA_REGISTRY_URL"
     )
