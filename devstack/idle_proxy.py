@@ -132,6 +132,7 @@ class IdleProxy(StartStop):
         peers = {client: upstream, upstream: client}
         for sock in peers:
             sock.setblocking(False)
+        peers_by_fd = {sock.fileno(): sock for sock in peers}
         selector = selectors.DefaultSelector()
         for sock in peers:
             selector.register(sock, selectors.EVENT_READ)
@@ -141,8 +142,7 @@ class IdleProxy(StartStop):
         try:
             while not self._stopping.is_set():
                 for key, _ in selector.select(tick):
-                    sock = key.fileobj
-                    assert isinstance(sock, socket.socket)
+                    sock = peers_by_fd[key.fd]
                     try:
                         data = sock.recv(65536)
                     except BlockingIOError:

@@ -16,8 +16,8 @@ import sys
 import time
 from typing import Any
 
-from lambda_trigger.contract import RunRequest, SourceType, now_ms, run_state
 from lambda_trigger import mapping_cli
+from lambda_trigger.contract import RunRequest, SourceType, now_ms, run_state
 from lambda_trigger.datahub import (
     DataHubClient,
     DataHubUnavailable,

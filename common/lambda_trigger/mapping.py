@@ -221,9 +221,11 @@ class Mapping:
         problems = [
             p
             for index, rule in enumerate(document.rules)
-            if (p := self._reference_problem(
-                rule.target, f"rule #{index + 1} ({rule.describe()}), field 'target'"
-            ))
+            if (
+                p := self._reference_problem(
+                    rule.target, f"rule #{index + 1} ({rule.describe()}), field 'target'"
+                )
+            )
         ]
         if document.default is not None and (
             p := self._reference_problem(document.default, "field 'default'")

@@ -47,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cmds = mapping.add_subparsers(dest="mapping_command", required=True)
     check = cmds.add_parser("check", help="validate mapping files; list every error")
     check.add_argument("files", nargs="+", metavar="FILE")
-    explain = cmds.add_parser("explain", help="which rule and target a dataset resolves to, and why")
+    explain = cmds.add_parser(
+        "explain", help="which rule and target a dataset resolves to, and why"
+    )
     explain.add_argument("dataset_urn")
     explain.add_argument(
         "--tags", default="", help="comma-separated tags the dataset carries (name or tag URN)"

@@ -98,14 +98,14 @@ class MappingSource:
         return load_mapping(s.mapping_file, s.mapping_inline, s.default_lambda, file_text=text)
 
     def current(self) -> Mapping:
-        if self._path and time.monotonic() - self._checked >= self._reload_seconds:
-            # Never wait behind a reload in progress (it may be settling): the mapping in
-            # force is valid until the new one is installed.
-            if self._lock.acquire(blocking=False):
-                try:
-                    self._reload_locked()
-                finally:
-                    self._lock.release()
+        due = self._path is not None and time.monotonic() - self._checked >= self._reload_seconds
+        # Never wait behind a reload in progress (it may be settling): the mapping in force
+        # is valid until the new one is installed.
+        if due and self._lock.acquire(blocking=False):
+            try:
+                self._reload_locked()
+            finally:
+                self._lock.release()
         return self._mapping
 
     def reload_if_changed(self) -> bool:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from lambda_trigger.datahub import DataHubClient
-from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger_consumer.aws_client import endpoint_of  # operability
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import SchemaRegistry
+from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
 from lambda_trigger_consumer.handler import Handler, HandlerConfig
-from lambda_trigger_consumer.health import HealthServer
+from lambda_trigger_consumer.health import HealthServer, liveness, readiness
 from lambda_trigger_consumer.invoke import Invoker
+from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.runner import Runner
 
@@ -47,12 +49,30 @@ class ConsumerApp:
             on_reload=self._on_mapping_reload,
         )
         self.metrics.known_targets(self.mappings.current().labels())
+        registry.register(MappingInfoCollector("lambda_trigger_consumer", self.mappings))
+        # operability: who is reachable (logs the "X unreachable at ... since ..." lines)
+        self.dependencies = DependencyMonitor(self.metrics.dependency_up)
+        register_defaults(
+            self.dependencies,
+            kafka=self.settings.bootstrap_servers,
+            gms_url=datahub_settings.gms_url,
+            schema_registry_url=self.settings.schema_registry_url,
+            aws_endpoint=endpoint_of("lambda", mapping_settings.resolved_region()),
+        )
+        self.kafka_logging = KafkaLogging(self.dependencies)
+        self._threads: dict[str, threading.Thread | None] = {
+            "mapping-reload": None,
+            "dependency-probe": None,
+        }
         self.datahub = DataHubClient(datahub_settings)
         self.registry = SchemaRegistry(self.settings.schema_registry_url)
         invoker = Invoker(
             mapping_settings.resolved_region(), excerpt_bytes=self.settings.report_payload_bytes
         )
-        kafka: dict[str, Any] = {"bootstrap.servers": self.settings.bootstrap_servers}
+        kafka: dict[str, Any] = {
+            "bootstrap.servers": self.settings.bootstrap_servers,
+            **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
+        }
         if self.settings.kafka_config_json:
             kafka.update(json.loads(self.settings.kafka_config_json))
         dead_letters = DeadLetters(kafka, self.settings.dead_letter_topic, self.metrics)
@@ -83,7 +103,6 @@ class ConsumerApp:
             commit_interval_seconds=self.settings.commit_interval_seconds,
             shutdown_grace_seconds=self.settings.shutdown_grace_seconds,
         )
-        self._registry_ok = (0.0, False)
         self.health = HealthServer(
             self.settings.http_host, self.settings.http_port, registry, self._live, self._ready
         )
@@ -94,16 +113,17 @@ class ConsumerApp:
             self.metrics.known_targets(self.mappings.current().labels())
 
     def _live(self) -> tuple[bool, dict[str, object]]:
-        age = time.monotonic() - self.runner.last_loop
-        return age < 60, {"loopAgeSeconds": round(age, 1)}
+        # The process only: dependencies never restart the pod (docs/operations.md).
+        return liveness(self.runner.last_loop, threads=self._threads)
 
     def _ready(self) -> tuple[bool, dict[str, object]]:
-        checked, ok = self._registry_ok
-        if time.monotonic() - checked > 5:
-            ok = self.registry.reachable()
-            self._registry_ok = (time.monotonic(), ok)
         partitions = len(self.runner.assignment)
-        return partitions > 0 and ok, {"assignedPartitions": partitions, "schemaRegistry": ok}
+        deps = self.dependencies.status()
+        return readiness(
+            (partitions > 0, {"assignedPartitions": partitions}),
+            (not deps["failing"], deps),
+            (True, self.mappings.status()),
+        )
 
     def _watch_mapping(self) -> None:
         """Check the mapping file on a clock, not only when a request arrives: a broken edit
@@ -114,7 +134,10 @@ class ConsumerApp:
 
     def run(self) -> None:
         self.health.start()
-        threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True).start()
+        watcher = threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True)
+        watcher.start()
+        self._threads["mapping-reload"] = watcher
+        self._threads["dependency-probe"] = self.dependencies.start_probes(self.runner.stopping)
         log.info(
             "consuming %s as group %s; metrics on :%d",
             self.settings.topic,

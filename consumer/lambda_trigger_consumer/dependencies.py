@@ -53,8 +53,8 @@ def _clock(wall: float) -> str:
     return datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S UTC")
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+def _duration(elapsed: float) -> str:
+    seconds = round(elapsed)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -251,7 +251,12 @@ HINTS = {
     "aws": "check the region (DATAHUB_INGESTION_LAMBDA_REGION / AWS_REGION), AWS_ENDPOINT_URL if "
     "set, and the network path to AWS (NAT gateway, VPC endpoint, proxy)",
 }
-DISPLAY = {"kafka": "Kafka", "gms": "DataHub GMS", "schema_registry": "Schema registry", "aws": "AWS"}
+DISPLAY = {
+    "kafka": "Kafka",
+    "gms": "DataHub GMS",
+    "schema_registry": "Schema registry",
+    "aws": "AWS",
+}
 
 
 def register_defaults(

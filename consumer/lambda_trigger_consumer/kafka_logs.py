@@ -37,7 +37,10 @@ LOGGER_NAME = "lambda_trigger_consumer.kafka"
 
 # Parts of a librdkafka message that change between otherwise identical lines.
 _VOLATILE = [
-    (re.compile(r"\s*\(after \d+ms in state [A-Z_]+(, \d+ identical error\(s\) suppressed)?\)"), ""),
+    (
+        re.compile(r"\s*\(after \d+ms in state [A-Z_]+(, \d+ identical error\(s\) suppressed)?\)"),
+        "",
+    ),
     (re.compile(r"\b\d+ms\b"), "Nms"),
 ]
 _UNREACHABLE = {
@@ -158,7 +161,9 @@ class KafkaLogging:
             return
         brokers = stats.get("brokers", {}).values() if isinstance(stats, dict) else []
         self._brokers_up = sum(
-            1 for b in brokers if isinstance(b, dict) and b.get("state") == "UP" and b.get("nodeid", -1) >= 0
+            1
+            for b in brokers
+            if isinstance(b, dict) and b.get("state") == "UP" and b.get("nodeid", -1) >= 0
         )
         if self._brokers_up and self._deps is not None:
             self._deps.up("kafka")

@@ -119,7 +119,9 @@ rules:
     assert done.returncode == 1
     assert "INVALID, 3 error(s)" in done.stderr
     assert "rule #1 (dataset " + SIP + "), field 'target': unknown target 'earnigns'" in done.stderr
-    assert "rule #3 (pattern platform=hive), field 'target': unknown target 'polygon'" in done.stderr
+    assert (
+        "rule #3 (pattern platform=hive), field 'target': unknown target 'polygon'" in done.stderr
+    )
     assert f"dataset {SIP} has more than one exact rule" in done.stderr
 
 
@@ -142,9 +144,17 @@ def test_explain_names_the_winner_and_why_each_other_rule_lost(tmp_path: Path) -
     assert "-> label 'Catch-all'" in out
     assert "#1 dataset " + SIP + " [Earnings loader]: no: names another dataset" in out
     assert "#2 tag urn:li:tag:finance [Finance pipeline]: no: the dataset does not carry" in out
-    assert "#3 pattern platform=athena,name=AwsDataCatalog.financial_data.* [Catch-all]: MATCH" in out
-    assert "#4 pattern platform=athena,name=AwsDataCatalog.* [Broad]: matches, but rule #3 is more specific" in out
-    assert "#5 pattern platform=hive [Catch-all]: no: platform is 'athena', the rule wants 'hive'" in out
+    assert (
+        "#3 pattern platform=athena,name=AwsDataCatalog.financial_data.* [Catch-all]: MATCH" in out
+    )
+    assert (
+        "#4 pattern platform=athena,name=AwsDataCatalog.* [Broad]: matches, but rule #3 is more specific"
+        in out
+    )
+    assert (
+        "#5 pattern platform=hive [Catch-all]: no: platform is 'athena', the rule wants 'hive'"
+        in out
+    )
     assert "default:  none" in out
     assert "secret" not in out  # labels only
 
@@ -155,12 +165,21 @@ def test_explain_tags_and_show_targets(tmp_path: Path) -> None:
     done = cli("explain", POLY, "--mapping", str(path), "--tags", "pii, finance")
     assert "result:   rule #2 (tag urn:li:tag:finance) -> label 'Finance pipeline'" in done.stdout
     assert "tags:     urn:li:tag:finance, urn:li:tag:pii" in done.stdout
-    assert "#3 pattern platform=athena,name=AwsDataCatalog.financial_data.* [Catch-all]: matches, but rule #2 wins: tag rules come before pattern rules" in done.stdout
+    assert (
+        "#3 pattern platform=athena,name=AwsDataCatalog.financial_data.* [Catch-all]: matches, but rule #2 wins: tag rules come before pattern rules"
+        in done.stdout
+    )
     assert "secret" not in done.stdout
     shown = cli("explain", POLY, "--mapping", str(path), "--tags", "finance", "--show-targets")
-    assert "target 'fin': Step Functions arn:aws:states:us-east-1:123456789012:stateMachine:fin-secret" in shown.stdout
+    assert (
+        "target 'fin': Step Functions arn:aws:states:us-east-1:123456789012:stateMachine:fin-secret"
+        in shown.stdout
+    )
     exact = cli("explain", SIP, "--mapping", str(path), "--tags", "finance")
-    assert "#2 tag urn:li:tag:finance [Finance pipeline]: matches, but rule #1 wins: exact rules come before tag rules" in exact.stdout
+    assert (
+        "#2 tag urn:li:tag:finance [Finance pipeline]: matches, but rule #1 wins: exact rules come before tag rules"
+        in exact.stdout
+    )
 
 
 def test_explain_without_a_match_and_with_the_default(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -67,7 +68,7 @@ def _source(path: Path, writer: Writer, results: list[bool]) -> MappingSource:
 def test_a_valid_prefix_caught_mid_write_is_never_installed(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(FULL.replace("polygon-lambda", "polygon-v1"))
-    writer, results = Writer(path), []
+    writer, results = Writer(path), list[bool]()
     source = _source(path, writer, results)
     before = source.hash
 
@@ -89,7 +90,7 @@ def test_a_partial_invalid_file_is_rejected_counted_once_and_the_last_good_kept(
 ) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(FULL)
-    writer, results = Writer(path), []
+    writer, results = Writer(path), list[bool]()
     source = _source(path, writer, results)
     good = source.hash
 
@@ -115,7 +116,7 @@ def test_changes_are_found_by_content_not_mtime(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(FULL)
     os.utime(path, (1_000, 1_000))
-    writer, results = Writer(path), []
+    writer, results = Writer(path), list[bool]()
     source = _source(path, writer, results)
 
     os.utime(path, (2_000, 2_000))  # touched, same content: nothing to reload
@@ -131,25 +132,31 @@ def test_the_hash_ignores_formatting_and_the_info_metric_reports_it(tmp_path: Pa
     yaml_file, json_file = tmp_path / "m.yaml", tmp_path / "m.json"
     yaml_file.write_text("# comment\n" + FULL)
     source = MappingSource(MappingSettings(mapping_file=str(yaml_file)))
-    json_file.write_text(
-        '{"rules": [{"dataset": "%s", "target": "earnings"}, {"dataset": "%s", "target": "polygon"}],'
-        ' "default": "fallback", "targets": {"fallback": {"function": "fallback-lambda", "label":'
-        ' "Fallback"}, "polygon": {"function": "polygon-lambda", "label": "Polygon loader"},'
-        ' "earnings": {"function": "earnings-lambda", "label": "Earnings loader",'
-        ' "invocationType": "RequestResponse"}}}' % (SIP, POLY)
-    )
+    document = {
+        "rules": [{"dataset": SIP, "target": "earnings"}, {"dataset": POLY, "target": "polygon"}],
+        "default": "fallback",
+        "targets": {
+            "fallback": {"function": "fallback-lambda", "label": "Fallback"},
+            "polygon": {"function": "polygon-lambda", "label": "Polygon loader"},
+            "earnings": {
+                "function": "earnings-lambda",
+                "label": "Earnings loader",
+                "invocationType": "RequestResponse",
+            },
+        },
+    }
+    json_file.write_text(json.dumps(document))
     other = MappingSource(MappingSettings(mapping_file=str(json_file)))
     assert source.hash == other.hash and len(source.hash) == 12
 
     registry = CollectorRegistry()
     registry.register(MappingInfoCollector("lambda_trigger_consumer", source))
-    assert registry.get_sample_value(
-        "lambda_trigger_consumer_mapping_info", {"hash": source.hash}
-    ) == 1.0
+    assert (
+        registry.get_sample_value("lambda_trigger_consumer_mapping_info", {"hash": source.hash})
+        == 1.0
+    )
     yaml_file.write_text(FULL.replace("Fallback", "Other"))
     source.reload_if_changed()
-    samples = [
-        s for m in registry.collect() for s in m.samples if s.name.endswith("_mapping_info")
-    ]
+    samples = [s for m in registry.collect() for s in m.samples if s.name.endswith("_mapping_info")]
     assert [(s.labels, s.value) for s in samples] == [({"hash": source.hash}, 1.0)]
     assert source.hash != other.hash
