@@ -20,6 +20,7 @@ A dependency nobody has reported on yet is "unknown" and does not fail readiness
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import time
@@ -195,13 +196,15 @@ class DependencyMonitor:
 
 
 def _connect_reason(exc: BaseException) -> str:
-    text = str(exc)
-    for cause in (exc.__cause__, exc.__context__):
-        if isinstance(cause, OSError) and cause.strerror:
-            return str(cause.strerror)
-    if isinstance(exc, OSError) and exc.strerror:
-        return str(exc.strerror)
-    return text or type(exc).__name__
+    """The OS's words ("Connection refused") from anywhere in the exception chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        current = current.__cause__ or current.__context__
+    return re.sub(r"^\[Errno -?\d+\] ", "", str(exc)) or type(exc).__name__
 
 
 def http_probe(url: str, *, timeout: float = 5.0) -> Probe:
