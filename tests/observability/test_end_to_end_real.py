@@ -384,7 +384,7 @@ def check_mapping_reloads(t: Traffic) -> None:
 def _mapping_hash(scrape: Any, name: str) -> str:
     [labels] = scrape.label_sets(name)  # one mapping in force at a time
     assert scrape.total(name) == 1
-    return labels["hash"]
+    return str(labels["hash"])
 
 
 def check_consumer_mapping_info(t: Traffic) -> None:

@@ -104,9 +104,7 @@ def test_gms_outage_fails_readiness_not_liveness(
     assert ready["dependencies"]["gms"]["status"] == "up"
 
     running.double.set_down(True)  # GMS and its schema registry: connection refused
-    running.wait(
-        lambda: _failing(running) == ["gms", "schema_registry"], "readiness did not fail"
-    )
+    running.wait(lambda: _failing(running) == ["gms", "schema_registry"], "readiness did not fail")
     body = running.get("/readyz").json()
     assert body["status"] == "unavailable" and body["assignedPartitions"] >= 1
     gms = body["dependencies"]["gms"]
@@ -153,10 +151,12 @@ def test_a_record_waiting_for_the_registry_does_not_stall_the_poll_loop(
     )
     assert producer.flush(10) == 0
     running.wait(
-        lambda: running.app.metrics.registry.get_sample_value(
-            "lambda_trigger_consumer_received_messages_total", {"topic": running.topic}
-        )
-        == 1,
+        lambda: (
+            running.app.metrics.registry.get_sample_value(
+                "lambda_trigger_consumer_received_messages_total", {"topic": running.topic}
+            )
+            == 1
+        ),
         "record not received",
     )
     for _ in range(20):

@@ -59,9 +59,7 @@ def _wait(predicate: Any, timeout: float, what: str, log: Path) -> None:
         time.sleep(0.2)
 
 
-def test_a_closed_kafka_port_gives_one_clear_line_not_a_flood(
-    stack: Any, tmp_path: Path
-) -> None:
+def test_a_closed_kafka_port_gives_one_clear_line_not_a_flood(stack: Any, tmp_path: Path) -> None:
     kafka_port, http_port = free_port(), free_port()
     address = f"127.0.0.1:{kafka_port}"
     log_path = tmp_path / "consumer.log"
