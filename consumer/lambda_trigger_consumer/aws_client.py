@@ -50,6 +50,12 @@ class Keepalive:
     interval: int = 15
     count: int = 4
 
+    @classmethod
+    def every(cls, seconds: int) -> Keepalive:
+        """LAMBDA_TRIGGER_AWS_KEEPALIVE_SECONDS: the first probe after `seconds` of silence,
+        then every quarter of it."""
+        return cls(idle=seconds, interval=max(1, seconds // 4), count=4)
+
     def socket_options(self) -> list[tuple[int, int, int]]:
         options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
         for name, value in (
