@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lambda_trigger import __version__
 from lambda_trigger.contract import MAX_REASON_LENGTH
 from lambda_trigger.datahub import DataHubClient
-from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
 from lambda_trigger_api.errors import (
     ApiError,
@@ -79,11 +79,13 @@ def create_app(
     identity = IdentityClient(
         datahub_settings.gms_url, datahub_settings.frontend_url, datahub_settings.timeout_seconds
     )
+    mappings = MappingSource(mapping_settings)  # raises MappingError: a bad mapping stops the start
+    registry.register(MappingInfoCollector("lambda_trigger_api", mappings))  # operability
     service = RunService(
         settings,
         datahub,
         identity,
-        MappingSource(mapping_settings),  # raises MappingError: a bad mapping stops the start
+        mappings,
         metrics,
         executor_id=datahub_settings.executor_id,
         job_arn_property_urn=mapping_settings.job_arn_property_urn,
@@ -151,7 +153,7 @@ def create_app(
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
         if datahub.reachable():
-            return JSONResponse({"status": "ok"})
+            return JSONResponse({"status": "ok", **mappings.status()})
         return error_response(503, "datahub_unavailable", "DataHub does not answer")
 
     return app

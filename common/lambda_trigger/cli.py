@@ -2,6 +2,7 @@
 
     datahub-lambda-trigger request DATASET_URN [--job JOB_URN] [--reason TEXT] [--wait]
     datahub-lambda-trigger status RUN_ID
+    datahub-lambda-trigger mapping check FILE... | explain DATASET_URN  (see mapping_cli)
 
 Reads DATAHUB_GMS_URL and DATAHUB_GMS_TOKEN like the services. The same request can be
 written from anywhere with the SDK (see README, "Trigger from code"): this CLI is that code.
@@ -15,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from lambda_trigger import mapping_cli
 from lambda_trigger.contract import RunRequest, SourceType, now_ms, run_state
 from lambda_trigger.datahub import (
     DataHubClient,
@@ -83,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     req.add_argument("--timeout", type=float, default=900.0)
     st = sub.add_parser("status", help="print a run's state as JSON")
     st.add_argument("run_id")
+    mapping_cli.add_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "mapping":  # offline: no DataHub client
+        return mapping_cli.run(args)
 
     client = DataHubClient(DataHubSettings())
     try:

@@ -66,7 +66,18 @@ _SFN_ARN_RE = re.compile(
 
 
 class MappingError(ValueError):
-    """A mapping that cannot be used; the message names the source, the rule and the field."""
+    """A mapping that cannot be used; the message names the source, the rule and the field.
+
+    `problems` lists every error found (not only the first), each prefixed with the source,
+    so `datahub-lambda-trigger mapping check` can print them one per line."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+def _mapping_error(source: str, problems: list[str]) -> MappingError:
+    return MappingError(f"{source}: {'; '.join(problems)}", [f"{source}: {p}" for p in problems])
 
 
 def _json_payload(value: dict[str, Any]) -> dict[str, Any]:
@@ -241,32 +252,41 @@ class Mapping:
         self.source = source
         self._doc = document
         self._named = dict(document.targets)
-        for index, rule in enumerate(document.rules):
-            self._check_reference(
-                rule.target, f"rule #{index + 1} ({rule.describe()}), field 'target'"
+        # Every problem, not the first: `mapping check` lists them all.
+        problems = [
+            p
+            for index, rule in enumerate(document.rules)
+            if (
+                p := self._reference_problem(
+                    rule.target, f"rule #{index + 1} ({rule.describe()}), field 'target'"
+                )
             )
-        if document.default is not None:
-            self._check_reference(document.default, "field 'default'")
+        ]
+        if document.default is not None and (
+            p := self._reference_problem(document.default, "field 'default'")
+        ):
+            problems.append(p)
         self._exact = {r.dataset: (i, r) for i, r in enumerate(document.rules) if r.dataset}
         duplicates = [r.dataset for r in document.rules if r.dataset]
         seen: set[str] = set()
         for urn in duplicates:
             if urn in seen:
-                raise MappingError(f"{source}: dataset {urn} has more than one exact rule")
+                problems.append(f"dataset {urn} has more than one exact rule")
             seen.add(urn)
+        if problems:
+            raise _mapping_error(source, problems)
         self._tags = [(i, r) for i, r in enumerate(document.rules) if r.tag]
         self._patterns = [
             (i, r) for i, r in enumerate(document.rules) if r.dataset is None and r.tag is None
         ]
 
-    def _check_reference(
+    def _reference_problem(
         self, target: str | LambdaTarget | StepFunctionsTarget, where: str
-    ) -> None:
+    ) -> str | None:
         if isinstance(target, str) and target not in self._named:
             known = ", ".join(sorted(self._named)) or "none defined"
-            raise MappingError(
-                f"{self.source}: {where}: unknown target {target!r} (targets: {known})"
-            )
+            return f"{where}: unknown target {target!r} (targets: {known})"
+        return None
 
     def _resolved(
         self, target: str | LambdaTarget | StepFunctionsTarget, key: str, matched_by: str
@@ -381,18 +401,41 @@ def parse_mapping(raw: Any, source: str) -> Mapping:
         meaningful = [
             e for e in errors if e["type"] != "string_type" or not isinstance(e.get("input"), dict)
         ]
-        problems = "; ".join(
+        problems = [
             f"{_format_loc(err['loc'], raw)}: {err['msg']}" for err in (meaningful or errors)
-        )
-        raise MappingError(f"{source}: {problems}") from None
+        ]
+        raise _mapping_error(source, problems + _raw_reference_problems(raw)) from None
     return Mapping(document, source)
 
 
-def read_mapping_file(path: Path) -> Mapping:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MappingError(f"{path}: cannot read the mapping file: {exc.strerror or exc}") from None
+def _raw_reference_problems(raw: AbcMapping[str, Any]) -> list[str]:
+    """Unknown target names, found even when the document failed validation elsewhere (the
+    same wording as Mapping's check), so one `mapping check` run reports both kinds."""
+    targets = raw.get("targets")
+    named = set(targets) if isinstance(targets, dict) else set()
+    known = ", ".join(sorted(named)) or "none defined"
+    problems = []
+    rules = raw.get("rules")
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        target = rule.get("target") if isinstance(rule, dict) else None
+        if isinstance(target, str) and target not in named:
+            where = _format_loc(("rules", index, "target"), raw)
+            problems.append(f"{where}: unknown target {target!r} (targets: {known})")
+    default = raw.get("default")
+    if isinstance(default, str) and default not in named:
+        problems.append(f"field 'default': unknown target {default!r} (targets: {known})")
+    return problems
+
+
+def read_mapping_file(path: Path, text: str | None = None) -> Mapping:
+    """`text`: the file's content already read (MappingSource hashes exactly what it parses)."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise MappingError(
+                f"{path}: cannot read the mapping file: {exc.strerror or exc}"
+            ) from None
     try:
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
@@ -406,6 +449,8 @@ def load_mapping(
     mapping_file: str | None,
     inline_json: str | None,
     default_lambda: str | None,
+    *,
+    file_text: str | None = None,
 ) -> Mapping:
     """Combine the seed's three sources into one mapping.
 
@@ -418,7 +463,7 @@ def load_mapping(
     sources: list[str] = []
     doc: dict[str, Any] = {"version": 1, "targets": {}, "rules": [], "default": None}
     if mapping_file:
-        base = read_mapping_file(Path(mapping_file)).document
+        base = read_mapping_file(Path(mapping_file), file_text).document
         doc = base.model_dump(by_alias=True, exclude_none=True)
         doc.setdefault("default", None)
         sources.append(mapping_file)

@@ -108,6 +108,11 @@ class ConsumerSettings(_Settings):
         10.0, validation_alias="LAMBDA_TRIGGER_MAPPING_RELOAD_SECONDS"
     )
     report_payload_bytes: int = Field(4000, validation_alias="LAMBDA_TRIGGER_REPORT_PAYLOAD_BYTES")
+    # Silence before the first TCP keepalive probe on AWS connections (aws_client.Keepalive):
+    # below the idle timeout of every NAT gateway / firewall between the consumer and AWS.
+    aws_keepalive_seconds: int = Field(
+        60, ge=1, le=3600, validation_alias="LAMBDA_TRIGGER_AWS_KEEPALIVE_SECONDS"
+    )
     # A new group starts at the beginning, so a request written before the consumer's first
     # start is not lost; old ones are then skipped (claimed) or expired, never fired late.
     auto_offset_reset: Literal["earliest", "latest"] = Field(

@@ -13,14 +13,17 @@ import boto3
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from lambda_trigger.datahub import DataHubClient
-from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger_consumer.aws_client import endpoint_of
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import SchemaRegistry
+from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
 from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
-from lambda_trigger_consumer.health import HealthServer
+from lambda_trigger_consumer.health import HealthServer, liveness, readiness
 from lambda_trigger_consumer.invoke import Invoker
+from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.runner import Runner
@@ -53,11 +56,29 @@ class ConsumerApp:
             on_reload=self._on_mapping_reload,
         )
         self.metrics.known_targets(self.mappings.current().labels())
+        registry.register(MappingInfoCollector("lambda_trigger_consumer", self.mappings))
+        # Who is reachable: logs "X unreachable at ... since ..." once, and its recovery.
+        self.dependencies = DependencyMonitor(self.metrics.dependency_up)
+        register_defaults(
+            self.dependencies,
+            kafka=settings.bootstrap_servers,
+            gms_url=datahub_settings.gms_url,
+            schema_registry_url=settings.schema_registry_url,
+            aws_endpoint=endpoint_of("lambda", mapping_settings.resolved_region()),
+        )
+        self.kafka_logging = KafkaLogging(self.dependencies)
+        self._threads: dict[str, threading.Thread | None] = {
+            "mapping-reload": None,
+            "dependency-probe": None,
+        }
         self.datahub = DataHubClient(datahub_settings)
         self.registry = SchemaRegistry(settings.schema_registry_url)
         region = mapping_settings.resolved_region()
         invoker = Invoker(region, excerpt_bytes=settings.report_payload_bytes)
-        kafka: dict[str, Any] = {"bootstrap.servers": settings.bootstrap_servers}
+        kafka: dict[str, Any] = {
+            "bootstrap.servers": settings.bootstrap_servers,
+            **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
+        }
         if settings.kafka_config_json:
             kafka.update(json.loads(settings.kafka_config_json))
         # Refuses to start (TopicSetupError) without the MCL topic; creates ours if missing.
@@ -135,7 +156,6 @@ class ConsumerApp:
             commit_interval_seconds=settings.commit_interval_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
-        self._registry_ok = (0.0, False)
         self.health = HealthServer(
             settings.http_host, settings.http_port, registry, self._live, self._ready
         )
@@ -157,26 +177,28 @@ class ConsumerApp:
             self.metrics.known_targets(self.mappings.current().labels())
 
     def _live(self) -> tuple[bool, dict[str, object]]:
-        now = time.monotonic()
-        loop_age = now - self.runner.last_loop
-        driver_age = now - self.driver.last_loop
-        return loop_age < 60 and driver_age < 60, {
-            "loopAgeSeconds": round(loop_age, 1),
-            "driverAgeSeconds": round(driver_age, 1),
-        }
+        # The process only (poll loop, run driver, helper threads): a dependency outage never
+        # restarts the pod and kills the runs it is waiting for (docs/operations.md).
+        live, info = liveness(
+            min(self.runner.last_loop, self.driver.last_loop), threads=self._threads
+        )
+        return live, info
 
     def _ready(self) -> tuple[bool, dict[str, object]]:
-        checked, ok = self._registry_ok
-        if time.monotonic() - checked > 5:
-            ok = self.registry.reachable()
-            self._registry_ok = (time.monotonic(), ok)
         partitions = len(self.runner.assignment)
-        return partitions > 0 and ok, {
-            "assignedPartitions": partitions,
-            "ledgerPartitions": len(self.runner.ledger_assignment),
-            "openRuns": self.view.size(),
-            "schemaRegistry": ok,
-        }
+        deps = self.dependencies.status()
+        return readiness(
+            (
+                partitions > 0,
+                {
+                    "assignedPartitions": partitions,
+                    "ledgerPartitions": len(self.runner.ledger_assignment),
+                    "openRuns": self.view.size(),
+                },
+            ),
+            (not deps["failing"], deps),
+            (True, self.mappings.status()),
+        )
 
     def _watch_mapping(self) -> None:
         """Check the mapping file on a clock, not only when a request arrives: a broken edit
@@ -187,7 +209,10 @@ class ConsumerApp:
 
     def run(self) -> None:
         self.health.start()
-        threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True).start()
+        watcher = threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True)
+        watcher.start()
+        self._threads["mapping-reload"] = watcher
+        self._threads["dependency-probe"] = self.dependencies.start_probes(self.runner.stopping)
         if self.completions is not None:
             self.completions.start()
         log.info(

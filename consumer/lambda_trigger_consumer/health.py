@@ -1,11 +1,19 @@
-"""`/metrics`, `/healthz` (the loop is alive) and `/readyz` (partitions assigned and the
-schema registry reachable) on one small HTTP server beside the consumer."""
+"""`/metrics`, `/healthz` and `/readyz` on one small HTTP server beside the consumer.
+
+- `/healthz` (Kubernetes livenessProbe): is the process alive? The poll loop turned within
+  `max_loop_age` seconds and the consumer's own threads run. Nothing outside the process
+  counts: a GMS, registry, Kafka or AWS outage must not get the pod restarted, which would
+  kill the synchronous Lambda invocations still in flight (docs/operations.md).
+- `/readyz` (readinessProbe): can it do its work? Partitions assigned and no dependency
+  known to be down; the JSON names the failing ones (`failing`) and the mapping hash in force.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -54,3 +62,27 @@ class HealthServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def liveness(
+    last_loop: float,
+    *,
+    max_loop_age: float = 60.0,
+    threads: Mapping[str, threading.Thread | None] | None = None,
+) -> tuple[bool, dict[str, object]]:
+    """`last_loop`: time.monotonic() of the poll loop's latest turn. `threads`: threads that
+    must be alive while the consumer runs (None: not started yet, not counted)."""
+    age = time.monotonic() - last_loop
+    dead = sorted(name for name, t in (threads or {}).items() if t is not None and not t.is_alive())
+    detail: dict[str, object] = {"loopAgeSeconds": round(age, 1)}
+    if dead:
+        detail["deadThreads"] = dead
+    return age < max_loop_age and not dead, detail
+
+
+def readiness(*parts: tuple[bool, dict[str, object]]) -> tuple[bool, dict[str, object]]:
+    """Ready when every part is; the details merged into one JSON object."""
+    detail: dict[str, object] = {}
+    for _, part in parts:
+        detail.update(part)
+    return all(ok for ok, _ in parts), detail

@@ -132,6 +132,12 @@ class ConsumerMetrics:
             ["result"],
             registry=registry,
         )
+        self.dependency_up = Gauge(
+            f"{p}_dependency_up",
+            "1 while the dependency is reachable, 0 while not (dependencies.py)",
+            ["dependency"],
+            registry=registry,
+        )
         self.info = Info(f"{p}", "Build and configuration", registry=registry)
         self.info.info({"version": __version__, "executor_id": executor_id})
         # Children for every known label value exist from the start, so dashboards show 0

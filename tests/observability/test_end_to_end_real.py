@@ -381,6 +381,44 @@ def check_mapping_reloads(t: Traffic) -> None:
     _only_in(t, "consumer", name, {"mapping_reload_error"}, result="error")
 
 
+def _mapping_hash(scrape: Any, name: str) -> str:
+    [labels] = scrape.label_sets(name)  # one mapping in force at a time
+    assert scrape.total(name) == 1
+    return str(labels["hash"])
+
+
+def check_consumer_mapping_info(t: Traffic) -> None:
+    name = "lambda_trigger_consumer_mapping_info"
+    before, after = t.steps["mapping_reload_success"]
+    old, new = _mapping_hash(before.consumer, name), _mapping_hash(after.consumer, name)
+    assert _mapping_hash(t.start.consumer, name) == old != new
+    # The broken edit was rejected: the hash in force did not move.
+    before, after = t.steps["mapping_reload_error"]
+    assert _mapping_hash(before.consumer, name) == _mapping_hash(after.consumer, name) == new
+    assert _mapping_hash(t.final.consumer, name) == new
+
+
+def check_api_mapping_info(t: Traffic) -> None:
+    name = "lambda_trigger_api_mapping_info"
+    consumer = "lambda_trigger_consumer_mapping_info"
+    # Both services loaded the same file at start: the same hash.
+    assert _mapping_hash(t.start.api, name) == _mapping_hash(t.start.consumer, consumer)
+    # The api reloads on its own clock: at the end it runs the start's or the edited mapping.
+    seen = {_mapping_hash(t.start.consumer, consumer), _mapping_hash(t.final.consumer, consumer)}
+    for step in t.steps.values():
+        for snap in step:
+            assert _mapping_hash(snap.api, name) in seen
+    assert _mapping_hash(t.final.api, name) in seen
+
+
+def check_dependency_up(t: Traffic) -> None:
+    name = "lambda_trigger_consumer_dependency_up"
+    deps = {s["dependency"] for s in t.final.consumer.label_sets(name)}
+    assert deps == {"kafka", "gms", "schema_registry", "aws"}
+    for dep in deps:
+        assert t.final.consumer.total(name, {"dependency": dep}) == 1, dep
+
+
 def check_consumer_info(t: Traffic) -> None:
     assert t.final.consumer.label_sets("lambda_trigger_consumer_info") == [
         {"version": __version__, "executor_id": "lambda-trigger"}
@@ -466,12 +504,15 @@ METRIC_EVENTS: dict[str, Check] = {
     "lambda_trigger_consumer_lag_messages": check_lag,
     "lambda_trigger_consumer_last_commit_timestamp_seconds": check_last_commit,
     "lambda_trigger_consumer_mapping_reloads_total": check_mapping_reloads,
+    "lambda_trigger_consumer_dependency_up": check_dependency_up,
+    "lambda_trigger_consumer_mapping_info": check_consumer_mapping_info,
     "lambda_trigger_consumer_info": check_consumer_info,
     "lambda_trigger_api_requests_total": check_api_requests,
     "lambda_trigger_api_request_duration_seconds": check_api_request_duration,
     "lambda_trigger_api_datahub_request_duration_seconds": check_datahub_request_duration,
     "lambda_trigger_api_datahub_request_failures_total": check_datahub_request_failures,
     "lambda_trigger_api_runs_requested_total": check_runs_requested,
+    "lambda_trigger_api_mapping_info": check_api_mapping_info,
     "lambda_trigger_api_info": check_api_info,
 }
 
