@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger_consumer.authorize import Authorizer
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import SchemaRegistry
 from lambda_trigger_consumer.handler import Handler, HandlerConfig
@@ -61,9 +62,19 @@ class ConsumerApp:
             max_request_age_seconds=self.settings.max_request_age_seconds,
         )
 
+        # trust boundary: who may start runs by writing the request aspect (authorize.py).
+        authorizer = Authorizer(self.datahub, datahub_settings, registry=registry)
+
         def handler_factory(stopping: threading.Event, fallback: Any) -> Handler:
             return Handler(
-                self.datahub, self.mappings, invoker, self.metrics, config, stopping, fallback
+                self.datahub,
+                self.mappings,
+                invoker,
+                self.metrics,
+                config,
+                stopping,
+                fallback,
+                authorizer=authorizer,
             )
 
         self.runner = Runner(

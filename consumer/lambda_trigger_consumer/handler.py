@@ -22,6 +22,7 @@ from lambda_trigger.contract import DataHubStatus, RunRequest, RunResult, lambda
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejected
 from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger_consumer import status
+from lambda_trigger_consumer.authorize import Authorizer
 from lambda_trigger_consumer.invoke import Invoker
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.request import Invalid
@@ -29,6 +30,8 @@ from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Clocks differ a little between writers and the consumer; more than this is not skew.
+FUTURE_TOLERANCE_SECONDS = 300.0
 
 
 class Outcome(Enum):
@@ -63,6 +66,7 @@ class Handler:
         config: HandlerConfig,
         stopping: threading.Event,
         on_final_write_failed: FinalWriteFallback,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self._datahub = datahub
         self._mappings = mappings
@@ -71,6 +75,7 @@ class Handler:
         self._config = config
         self._stopping = stopping
         self._on_final_write_failed = on_final_write_failed
+        self._authorizer = authorizer
 
     def handle(self, request: RunRequest | Invalid) -> Outcome:
         self._metrics.inflight.inc()
@@ -93,6 +98,13 @@ class Handler:
             self._finish_unstarted(request.run_id, start_ms, request.message)
             return
         age = (start_ms - request.requested_at_ms) / 1000
+        # trust boundary: a requestedAt in the future is the writer's claim, not a reason to
+        # skip expiry (lambda_trigger_consumer.authorize).
+        if age < -FUTURE_TOLERANCE_SECONDS:
+            self._finish_unstarted(
+                request.run_id, start_ms, "request refused: requestedAt is in the future"
+            )
+            return
         if age > self._config.max_request_age_seconds:
             self._finish_unstarted(
                 request.run_id,
@@ -100,6 +112,16 @@ class Handler:
                 f"request expired: requested {age:.0f} s ago, limit {self._config.max_request_age_seconds:.0f} s",
             )
             return
+        # trust boundary: authorise the writer before resolving the target (authorize.py).
+        if self._authorizer is not None:
+            authorizer, asked = self._authorizer, request
+            decision = self._until_stopping(
+                "authorise", lambda: authorizer.check(asked), is_write=False
+            )
+            if decision.refusal is not None:
+                self._finish_unstarted(request.run_id, start_ms, decision.refusal)
+                return
+            request = decision.request  # requestedBy is the writer unless the api wrote it
         resolution = self._until_stopping(
             "resolve target",
             lambda: resolve_target(

@@ -9,6 +9,7 @@ named after the runId, which makes StartExecution idempotent for the same input.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_trigger.mapping import LambdaTarget, StepFunctionsTarget
+from lambda_trigger.sanitize import aws_error
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["success", "function_error", "invoke_error", "started"]
 _THROTTLED = {"TooManyRequestsException", "ThrottlingException", "ExecutionLimitExceeded"}
@@ -86,17 +90,23 @@ class Invoker:
                     attempt += 1
                     time.sleep(min(2**attempt * 0.2, 5.0))
                     continue
+                # AWS messages name account ids and ARNs: raw text to the log (keyed by runId),
+                # a stable sentence to the run's report (lambda_trigger.sanitize).
+                log.warning("run %s: AWS error %s: %s", run_id, code, exc)
                 return Invocation(
                     "invoke_error",
                     time.monotonic() - started,
                     request_id=exc.response.get("ResponseMetadata", {}).get("RequestId"),
                     status_code=exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
-                    error=f"{code}: {exc.response.get('Error', {}).get('Message', '')}",
+                    error=aws_error(code),
                 )
             except BotoCoreError as exc:
                 # Includes read timeouts: the function may have run. Not retried, reported.
+                log.warning("run %s: AWS call failed: %s", run_id, exc)
                 return Invocation(
-                    "invoke_error", time.monotonic() - started, error=f"{type(exc).__name__}: {exc}"
+                    "invoke_error",
+                    time.monotonic() - started,
+                    error=f"AWS could not be reached ({type(exc).__name__})",
                 )
 
     def _excerpt(self, raw: bytes) -> str:

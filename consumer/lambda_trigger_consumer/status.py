@@ -9,10 +9,12 @@ names and ARNs stay out of the browser.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from lambda_trigger.contract import DataHubStatus, RunResult, now_ms
 from lambda_trigger.mapping import Resolution
+from lambda_trigger.sanitize import redact
 from lambda_trigger_consumer.invoke import Invocation
 
 
@@ -36,6 +38,15 @@ def not_started(start_ms: int, message: str) -> RunResult:
 
 
 def after_invocation(start_ms: int, resolution: Resolution, invocation: Invocation) -> RunResult:
+    # The function's response and any error text pass lambda_trigger.sanitize.redact: DataHub
+    # shows reports to users, and no ARN, account id or URL may reach a browser.
+    invocation = replace(
+        invocation,
+        response_excerpt=redact(invocation.response_excerpt)
+        if invocation.response_excerpt is not None
+        else None,
+        error=redact(invocation.error) if invocation.error is not None else None,
+    )
     details: dict[str, Any] = {
         "target": resolution.label,
         "matchedBy": resolution.matched_by,
