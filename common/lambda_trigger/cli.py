@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from lambda_trigger import iam_policy
 from lambda_trigger.contract import RunRequest, SourceType, now_ms, run_state
 from lambda_trigger.datahub import (
     DataHubClient,
@@ -83,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     req.add_argument("--timeout", type=float, default=900.0)
     st = sub.add_parser("status", help="print a run's state as JSON")
     st.add_argument("run_id")
+    iam_policy.add_arguments(
+        sub.add_parser("iam-policy", help="print the consumer's least IAM policy")
+    )
     args = parser.parse_args(argv)
+    if args.command == "iam-policy":
+        return iam_policy.run(args)
 
     client = DataHubClient(DataHubSettings())
     try:
