@@ -162,23 +162,31 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._starts: dict[str, deque[float]] = {}
 
-    def acquire(self, key: str) -> int | None:
-        """Count one start for `key`; None when allowed, else the seconds to wait
-        (for `Retry-After`, rounded up, at least 1)."""
+    def check(self, key: str) -> int | None:
+        """None when `key` may start another run now, else the seconds to wait (for
+        `Retry-After`, rounded up, at least 1). Counts nothing: see `record`."""
         if self.limit <= 0:
             return None
         now = self._clock()
         with self._lock:
-            starts = self._starts.setdefault(key, deque())
+            starts = self._starts.get(key)
+            if starts is None:
+                return None
             while starts and starts[0] <= now - self.window:
                 starts.popleft()
             if len(starts) >= self.limit:
                 return max(1, math.ceil(starts[0] + self.window - now))
-            starts.append(now)
+            return None
+
+    def record(self, key: str) -> None:
+        """Count one run started by `key` (only written runs count: a 404 starts nothing)."""
+        if self.limit <= 0:
+            return
+        now = self._clock()
+        with self._lock:
+            self._starts.setdefault(key, deque()).append(now)
             # Forget idle callers so the table does not grow with every user ever seen.
             if len(self._starts) > 10_000:
-                for other in [
-                    k for k, v in self._starts.items() if not v or v[-1] <= now - self.window
-                ]:
+                idle = [k for k, v in self._starts.items() if not v or v[-1] <= now - self.window]
+                for other in idle:
                     del self._starts[other]
-            return None

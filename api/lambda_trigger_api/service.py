@@ -215,7 +215,7 @@ class RunService:
             raise ApiError(400, "invalid_request", f"reason must not contain {describe_char(bad)}")
         require_start(self.settings, caller)
         if self.rate_limiter is not None:
-            wait = self.rate_limiter.acquire(caller.urn)
+            wait = self.rate_limiter.check(caller.urn)
             if wait is not None:
                 raise ApiError(
                     429,
@@ -247,6 +247,8 @@ class RunService:
             log.warning("run %s: DataHub refused the request write: %s", request.run_id, exc)
             raise ApiError(502, "datahub_rejected", "DataHub refused the run request") from exc
         self.metrics.runs_requested.labels(source=SourceType.API.value).inc()
+        if self.rate_limiter is not None:
+            self.rate_limiter.record(caller.urn)
         label = check.resolution.label if check.resolution else DEFAULT_LABEL
         log.info("run %s requested by %s for %s", request.run_id, caller.urn, dataset.urn)
         return {"runId": request.run_id, "status": "started", "message": f"{label} requested"}

@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     req.add_argument("dataset_urn")
     req.add_argument("--job", dest="job_urn")
     req.add_argument("--reason")
-    req.add_argument("--actor", help="corpuser URN recorded as the requester")
+    req.add_argument(
+        "--actor",
+        help="corpuser URN recorded as the requester; the consumer believes it only when the "
+        "request is written with the api's service token, else the token's user is the requester",
+    )
     req.add_argument(
         "--wait", action="store_true", help="poll until the run ends; exit 1 if it failed"
     )

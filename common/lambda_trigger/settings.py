@@ -75,7 +75,7 @@ class ApiSettings(_Settings):
         16 * 1024, ge=1024, validation_alias="LAMBDA_TRIGGER_API_MAX_BODY_BYTES"
     )
     # Runs one caller may start per window (429 with Retry-After beyond); 0 turns it off.
-    rate_limit_runs: int = Field(10, ge=0, validation_alias="LAMBDA_TRIGGER_API_RATE_LIMIT_RUNS")
+    rate_limit_runs: int = Field(20, ge=0, validation_alias="LAMBDA_TRIGGER_API_RATE_LIMIT_RUNS")
     rate_limit_window_seconds: float = Field(
         60.0, gt=0, validation_alias="LAMBDA_TRIGGER_API_RATE_LIMIT_WINDOW_SECONDS"
     )
