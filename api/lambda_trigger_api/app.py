@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lambda_trigger import __version__
@@ -19,14 +20,17 @@ from lambda_trigger.contract import MAX_REASON_LENGTH
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
+from lambda_trigger_api.authmode import GmsAuthMode
 from lambda_trigger_api.errors import (
     ApiError,
     api_error_handler,
     error_response,
     http_error_handler,
+    unexpected_error_handler,
     validation_error_handler,
 )
 from lambda_trigger_api.identity import IdentityClient
+from lambda_trigger_api.limits import RateLimiter, RequestLimits
 from lambda_trigger_api.metrics import ApiMetrics
 from lambda_trigger_api.service import RunService
 
@@ -59,7 +63,8 @@ class ErrorBody(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 415, 422, 502, 503)
+    code: {"model": ErrorBody}
+    for code in (400, 401, 403, 404, 405, 413, 415, 422, 429, 431, 500, 502, 503)
 }
 
 
@@ -81,6 +86,11 @@ def create_app(
     )
     mappings = MappingSource(mapping_settings)  # raises MappingError: a bad mapping stops the start
     registry.register(MappingInfoCollector("lambda_trigger_api", mappings))  # operability
+    auth_mode = (
+        GmsAuthMode(datahub_settings.gms_url, min(datahub_settings.timeout_seconds, 5.0))
+        if settings.detect_auth_off and not settings.dev_mode_no_auth
+        else None
+    )
     service = RunService(
         settings,
         datahub,
@@ -89,10 +99,16 @@ def create_app(
         metrics,
         executor_id=datahub_settings.executor_id,
         job_arn_property_urn=mapping_settings.job_arn_property_urn,
+        auth_mode=auth_mode,
+        rate_limiter=RateLimiter(settings.rate_limit_runs, settings.rate_limit_window_seconds),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if auth_mode is not None:
+            # At start-up, so the log says at once whether GMS checks tokens; if GMS does
+            # not answer yet, the first Bearer call asks again.
+            await run_in_threadpool(auth_mode.auth_off)
         yield
         identity.close()
         datahub.close()
@@ -107,7 +123,10 @@ def create_app(
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
     app.middleware("http")(metrics.middleware)
+    # Outermost: size limits apply before anything reads the body or asks DataHub.
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
 
     @app.post("/api/ingestion/run", status_code=202, response_model=RunAccepted, responses=_ERRORS)
     def run(
@@ -130,8 +149,8 @@ def create_app(
         authorization: Annotated[str | None, Header()] = None,
         cookie: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        service.caller(authorization, cookie)
-        return service.run_status(run_id)
+        caller = service.caller(authorization, cookie)
+        return service.run_status(caller, run_id)
 
     @app.get("/api/ingestion/targets", responses=_ERRORS)
     def targets(

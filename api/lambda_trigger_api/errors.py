@@ -2,29 +2,47 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lambda_trigger.sanitize import printable
+
+log = logging.getLogger(__name__)
+
 
 class ApiError(Exception):
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
+        self.headers = headers
 
 
-def error_response(status_code: int, code: str, message: str) -> JSONResponse:
+def error_response(
+    status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        {"status": "failed", "error": code, "message": message}, status_code=status_code
+        {"status": "failed", "error": code, "message": message},
+        status_code=status_code,
+        headers=dict(headers) if headers else None,
     )
 
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.message)
+    return error_response(exc.status_code, exc.code, exc.message, exc.headers)
 
 
 async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -35,11 +53,20 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-    return error_response(400, "invalid_request", "; ".join(problems) or "invalid request")
+    # Field names come from the caller: never echo control or bidi characters, nor much text.
+    message = printable("; ".join(problems[:5]), 500) or "invalid request"
+    return error_response(400, "invalid_request", message)
 
 
 async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     """Unknown paths and wrong methods get the same error shape as everything else."""
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail))
+    # Starlette puts `Allow` on its 405 (RFC 9110 15.5.6 requires it): keep it.
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Last resort: a bug must not answer with a stack trace or plain text."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal error; see the api's log")

@@ -31,6 +31,11 @@ class IdentityUnavailable(Exception):
     pass
 
 
+class CredentialsRejected(Exception):
+    """DataHub refused the credentials as malformed (a 4xx other than 401/403, e.g. 431 for
+    a huge token): the caller's problem, not an outage."""
+
+
 class IdentityClient:
     def __init__(self, gms_url: str, frontend_url: str | None, timeout: float = 10.0) -> None:
         self._gms = gms_url.rstrip("/")
@@ -58,6 +63,10 @@ class IdentityClient:
             raise IdentityUnavailable(f"DataHub did not answer: {exc}") from exc
         if response.status_code in (401, 403):
             raise Unauthenticated("DataHub did not accept the session or token: sign in again")
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise CredentialsRejected(
+                f"DataHub refused the session or token as malformed (HTTP {response.status_code})"
+            )
         if response.status_code != 200:
             raise IdentityUnavailable(
                 f"DataHub answered HTTP {response.status_code} to the identity check"

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import requests
+
 from lambda_trigger.contract import (
     DEFAULT_EXECUTOR_ID,
     RunRequest,
@@ -23,9 +25,11 @@ from lambda_trigger.datahub import (
     PreconditionFailed,
     WriteRejected,
 )
-from lambda_trigger.mapping import Resolution
+from lambda_trigger.job_targets import JobRefused, resolve_job_target
+from lambda_trigger.mapping import DEFAULT_LABEL, Resolution
 from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.runid import is_readable_run_id, new_run_id
+from lambda_trigger.sanitize import describe_char, hostile_char, redact
 from lambda_trigger.settings import ApiSettings
 from lambda_trigger.urns import (
     DatasetUrn,
@@ -33,12 +37,32 @@ from lambda_trigger.urns import (
     parse_dataset_urn,
     validate_data_job_urn,
 )
+from lambda_trigger_api.access import may_start, require_read, require_start
+from lambda_trigger_api.authmode import GmsAuthMode
 from lambda_trigger_api.errors import ApiError
-from lambda_trigger_api.identity import Caller, IdentityClient, IdentityUnavailable, Unauthenticated
+from lambda_trigger_api.identity import (
+    Caller,
+    CredentialsRejected,
+    IdentityClient,
+    IdentityUnavailable,
+    Unauthenticated,
+)
+from lambda_trigger_api.limits import RateLimiter
 from lambda_trigger_api.metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_OUR_TOKEN_REFUSED = frozenset({401, 403})  # our service token is wrong: an outage, not the caller
+
+
+def _client_error_status(exc: BaseException) -> int | None:
+    """The HTTP status when GMS answered a read with a 4xx that is about the request."""
+    cause = exc.__cause__
+    if isinstance(cause, requests.HTTPError) and cause.response is not None:
+        status = cause.response.status_code
+        if 400 <= status < 500 and status not in _OUR_TOKEN_REFUSED and status not in (408, 429):
+            return status
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,7 +84,11 @@ class RunService:
         *,
         executor_id: str = DEFAULT_EXECUTOR_ID,
         job_arn_property_urn: str | None = None,
+        auth_mode: GmsAuthMode | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
+        self.auth_mode = auth_mode
+        self.rate_limiter = rate_limiter
         self.settings = settings
         self.datahub = datahub
         self.identity = identity
@@ -87,34 +115,62 @@ class RunService:
             raise ApiError(
                 401, "unauthenticated", "no DataHub session or token: sign in to DataHub"
             )
+        if authorization and self.auth_mode is not None:
+            authorization = self._bearer_allowed(authorization, cookie)
         try:
             with self.metrics.datahub_call("identify", failures=(IdentityUnavailable,)):
                 return self.identity.identify(authorization, cookie)
         except Unauthenticated as exc:
             raise ApiError(401, "unauthenticated", str(exc)) from exc
+        except CredentialsRejected as exc:
+            raise ApiError(400, "invalid_request", str(exc)) from exc
         except IdentityUnavailable as exc:
+            log.warning("identity check failed: %s", exc)
             raise ApiError(
-                503, "datahub_unavailable", f"cannot check who is calling: {exc}"
+                503, "datahub_unavailable", "cannot check who is calling: DataHub is unavailable"
             ) from exc
 
-    def may_run(self, caller: Caller) -> bool:
-        return self.settings.required_privilege == "authenticated" or caller.manage_ingestion
-
-    def _require_run_privilege(self, caller: Caller) -> None:
-        if not self.may_run(caller):
+    def _bearer_allowed(self, authorization: str, cookie: str | None) -> str | None:
+        """A Bearer token is checked only if GMS checks tokens (see authmode.py)."""
+        assert self.auth_mode is not None
+        auth_off = self.auth_mode.auth_off()
+        if auth_off is False:
+            return authorization
+        if auth_off is None:
             raise ApiError(
-                403,
-                "forbidden",
-                f"{caller.username or caller.urn} lacks the DataHub privilege 'Manage Metadata Ingestion' "
-                "needed to run ingestion",
+                503, "datahub_unavailable", "cannot check who is calling: DataHub is unavailable"
             )
+        if cookie:
+            return None  # the session cookie identifies the caller through datahub-frontend
+        log.warning(
+            "refused a Bearer caller: GMS authentication is off (METADATA_SERVICE_AUTH_ENABLED="
+            "false), so GMS accepts any token and a token proves nothing; only DataHub UI "
+            "sessions are accepted until GMS authentication is turned on"
+        )
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "bearer tokens are not accepted: DataHub's metadata service runs without "
+            "authentication; sign in to the DataHub UI",
+        )
+
+    def may_run(self, caller: Caller) -> bool:
+        return may_start(self.settings, caller)
 
     def _datahub(self, operation: str, call: Callable[[], T]) -> T:
         try:
             with self.metrics.datahub_call(operation, failures=(DataHubUnavailable,)):
                 return call()
         except DataHubUnavailable as exc:
-            raise ApiError(503, "datahub_unavailable", f"DataHub is unavailable: {exc}") from exc
+            status = _client_error_status(exc)
+            if status is not None:
+                # GMS refused what the caller sent (a URN it cannot parse, ...): a 4xx here.
+                log.info("DataHub answered HTTP %s to %s: %s", status, operation, exc)
+                raise ApiError(
+                    400, "invalid_request", f"DataHub refused the request (HTTP {status})"
+                ) from exc
+            log.warning("DataHub unavailable during %s: %s", operation, exc)
+            raise ApiError(503, "datahub_unavailable", "DataHub is unavailable") from exc
 
     def check_target(self, dataset: DatasetUrn, job_urn: str | None = None) -> TargetCheck:
         state = self._datahub("dataset", lambda: self.datahub.dataset_state(dataset.urn))
@@ -123,11 +179,16 @@ class RunService:
             return TargetCheck(False, None, reason, dataset_found=False)
         property_urn = self.job_arn_property_urn
         if job_urn and property_urn:
-            values = self._datahub(
-                "job", lambda: self.datahub.structured_property(job_urn, property_urn)
+            job = self._datahub(
+                "job",
+                lambda: resolve_job_target(
+                    self.datahub, self.mappings.current(), job_urn, dataset.urn, property_urn
+                ),
             )
-            if values:
-                return TargetCheck(True, None, None)
+            if isinstance(job, JobRefused):
+                return TargetCheck(False, None, job.message)
+            if job is not None:
+                return TargetCheck(True, job, None)
         mapping = self.mappings.current()
         tags = (
             self._datahub("tags", lambda: self.datahub.tags(dataset.urn))
@@ -149,7 +210,20 @@ class RunService:
             job = validate_data_job_urn(job_urn) if job_urn else None
         except InvalidUrnError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from exc
-        self._require_run_privilege(caller)
+        bad = hostile_char(reason) if reason else None
+        if bad is not None:
+            raise ApiError(400, "invalid_request", f"reason must not contain {describe_char(bad)}")
+        require_start(self.settings, caller)
+        if self.rate_limiter is not None:
+            wait = self.rate_limiter.check(caller.urn)
+            if wait is not None:
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    f"too many runs started by {caller.username or caller.urn}: "
+                    f"try again in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
         check = self.check_target(dataset, job)
         if not check.available:
             if not check.dataset_found:
@@ -170,20 +244,22 @@ class RunService:
         except ApiError:
             raise
         except (WriteRejected, PreconditionFailed) as exc:
-            raise ApiError(
-                502, "datahub_rejected", f"DataHub refused the run request: {exc}"
-            ) from exc
+            log.warning("run %s: DataHub refused the request write: %s", request.run_id, exc)
+            raise ApiError(502, "datahub_rejected", "DataHub refused the run request") from exc
         self.metrics.runs_requested.labels(source=SourceType.API.value).inc()
-        label = check.resolution.label if check.resolution else "the job's pipeline"
+        if self.rate_limiter is not None:
+            self.rate_limiter.record(caller.urn)
+        label = check.resolution.label if check.resolution else DEFAULT_LABEL
         log.info("run %s requested by %s for %s", request.run_id, caller.urn, dataset.urn)
         return {"runId": request.run_id, "status": "started", "message": f"{label} requested"}
 
-    def run_status(self, run_id: str) -> dict[str, Any]:
+    def run_status(self, caller: Caller, run_id: str) -> dict[str, Any]:
         if not is_readable_run_id(run_id):
-            raise ApiError(404, "run_not_found", f"no run {run_id}")
+            raise ApiError(404, "run_not_found", "no such run")
         request = self._datahub("read_request", lambda: self.datahub.read_request(run_id))
         if request is None or request.executorId != self.executor_id:
             raise ApiError(404, "run_not_found", f"no run {run_id}")
+        require_read(self.settings, caller, request.actorUrn)
         result = self._datahub("read_result", lambda: self.datahub.read_result(run_id))
         status = result.status if result else None
         report = (result.report or "") if result else ""
@@ -197,7 +273,9 @@ class RunService:
             "requestedBy": request.actorUrn,
             "startTimeMs": result.startTimeMs if result else None,
             "durationMs": result.durationMs if result else None,
-            "message": report.splitlines()[0]
+            # Reports are written by the consumer, which keeps AWS details out; redact again
+            # in case an older consumer or another writer did not.
+            "message": redact(report.splitlines()[0])
             if report
             else "waiting for the consumer to pick up the run",
         }

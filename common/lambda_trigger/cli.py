@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from lambda_trigger import mapping_cli
+from lambda_trigger import iam_policy, mapping_cli
 from lambda_trigger.contract import RunRequest, SourceType, now_ms, run_state
 from lambda_trigger.datahub import (
     DataHubClient,
@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     req.add_argument("dataset_urn")
     req.add_argument("--job", dest="job_urn")
     req.add_argument("--reason")
-    req.add_argument("--actor", help="corpuser URN recorded as the requester")
+    req.add_argument(
+        "--actor",
+        help="corpuser URN recorded as the requester; the consumer believes it only when the "
+        "request is written with the api's service token, else the token's user is the requester",
+    )
     req.add_argument(
         "--wait", action="store_true", help="poll until the run ends; exit 1 if it failed"
     )
@@ -86,9 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("status", help="print a run's state as JSON")
     st.add_argument("run_id")
     mapping_cli.add_parser(sub)
+    iam_policy.add_arguments(
+        sub.add_parser("iam-policy", help="print the consumer's least IAM policy")
+    )
     args = parser.parse_args(argv)
     if args.command == "mapping":  # offline: no DataHub client
         return mapping_cli.run(args)
+    if args.command == "iam-policy":
+        return iam_policy.run(args)
 
     client = DataHubClient(DataHubSettings())
     try:

@@ -118,6 +118,9 @@ class RunRequest:
     reason: str | None = None
     actor_urn: str | None = None
     extra_args: dict[str, str] = field(default_factory=dict)
+    # Who wrote the request: the MCL's `created.actor`, which GMS authenticated (consumer
+    # only; never written to DataHub). `actor_urn` is what the aspect claims.
+    writer_urn: str | None = None
 
     @property
     def urn(self) -> str:

@@ -224,11 +224,48 @@ class Rule(_Model):
         return (literal, int(self.platform is not None), int(self.env is not None))
 
 
+# An allow-list pattern names one region and one account literally; only the function or
+# state machine name may be a glob (`*`, `?`). "Any account" cannot be written.
+_JOB_ARN_PATTERN_RE = re.compile(
+    r"^arn:aws[a-zA-Z-]*:(lambda:[a-z0-9-]+:\d{12}:function|states:[a-z0-9-]+:\d{12}:stateMachine):"
+    r"[A-Za-z0-9_*?$:-]+$"
+)
+JOB_TARGET_LABEL = "Job's own pipeline"
+
+
+class JobTargetGroup(_Model):
+    """ARNs a DataJob's structured property may name (DATAHUB_INGESTION_JOB_ARN_PROPERTY_URN).
+
+    A metadata edit must not be able to invoke any function in any account: only ARNs matching
+    one of `arns` are ever invoked, and nothing is when the mapping has no `jobTargets`."""
+
+    arns: list[str] = Field(min_length=1)
+    label: str | None = None
+    invocation_type: Literal["RequestResponse", "Event"] = Field(
+        default="RequestResponse", alias="invocationType"
+    )
+
+    @field_validator("arns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not _JOB_ARN_PATTERN_RE.match(pattern):
+                raise ValueError(
+                    f"not a Lambda function or Step Functions state machine ARN pattern with a "
+                    f"literal region and account (a glob is allowed in the name only): {pattern!r}"
+                )
+        return value
+
+    def allows(self, arn: str) -> bool:
+        return any(fnmatch.fnmatchcase(arn, pattern) for pattern in self.arns)
+
+
 class MappingDocument(_Model):
     version: Literal[1] = 1
     targets: dict[str, Target] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     default: str | Target | None = None
+    job_targets: dict[str, JobTargetGroup] = Field(default_factory=dict, alias="jobTargets")
 
 
 @dataclass(frozen=True)
@@ -305,7 +342,33 @@ class Mapping:
         targets += [r.target for r in self._doc.rules if not isinstance(r.target, str)]
         if self._doc.default is not None and not isinstance(self._doc.default, str):
             targets.append(self._doc.default)
-        return {t.label or DEFAULT_LABEL for t in targets}
+        job_labels = {g.label or JOB_TARGET_LABEL for g in self._doc.job_targets.values()}
+        return {t.label or DEFAULT_LABEL for t in targets} | job_labels
+
+    def job_target(self, arn: str) -> Resolution | None:
+        """The target for an ARN found on a DataJob, if the `jobTargets` allow-list has it
+        (first group in file order); None means it must not be invoked."""
+        region = arn.split(":")[3] if arn.count(":") >= 3 else None
+        for name, group in self._doc.job_targets.items():
+            if not group.allows(arn):
+                continue
+            target: LambdaTarget | StepFunctionsTarget
+            label = group.label or JOB_TARGET_LABEL
+            if _SFN_ARN_RE.match(arn):
+                target = StepFunctionsTarget(
+                    type="stepfunctions", state_machine_arn=arn, label=label, region=region
+                )
+            elif _LAMBDA_ARN_RE.match(arn):
+                target = LambdaTarget(
+                    function=arn,
+                    label=label,
+                    region=region,
+                    invocation_type=group.invocation_type,
+                )
+            else:
+                return None
+            return Resolution(target, f"jobTargets.{name}", f"job ARN allow-list {name!r}")
+        return None
 
     @property
     def needs_tags(self) -> bool:
@@ -480,6 +543,15 @@ def load_mapping(
                 f"{source}: target names already defined in {mapping_file}: {sorted(clash)}"
             )
         doc["targets"].update(extra.get("targets", {}))
+        job_groups = dict(doc.get("jobTargets") or {})
+        clash = set(extra.get("jobTargets", {})) & set(job_groups)
+        if clash:
+            raise MappingError(
+                f"{source}: jobTargets groups already defined in {mapping_file}: {sorted(clash)}"
+            )
+        job_groups.update(extra.get("jobTargets", {}))
+        if job_groups:
+            doc["jobTargets"] = job_groups
         doc["rules"] = list(extra.get("rules", [])) + list(doc["rules"])
         if extra.get("default") is not None:
             doc["default"] = extra["default"]

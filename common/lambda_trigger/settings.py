@@ -70,6 +70,18 @@ class ApiSettings(_Settings):
     dev_actor_urn: str = Field(
         "urn:li:corpuser:datahub", validation_alias="LAMBDA_TRIGGER_API_DEV_ACTOR"
     )
+    # Refused before parsing (413): the api's bodies are a few hundred bytes.
+    max_body_bytes: int = Field(
+        16 * 1024, ge=1024, validation_alias="LAMBDA_TRIGGER_API_MAX_BODY_BYTES"
+    )
+    # Runs one caller may start per window (429 with Retry-After beyond); 0 turns it off.
+    rate_limit_runs: int = Field(20, ge=0, validation_alias="LAMBDA_TRIGGER_API_RATE_LIMIT_RUNS")
+    rate_limit_window_seconds: float = Field(
+        60.0, gt=0, validation_alias="LAMBDA_TRIGGER_API_RATE_LIMIT_WINDOW_SECONDS"
+    )
+    # Probe GMS with a made-up token at start; if it is accepted (authentication off),
+    # refuse Bearer callers. Off only for tests of the probe itself.
+    detect_auth_off: bool = Field(True, validation_alias="LAMBDA_TRIGGER_API_DETECT_AUTH_OFF")
 
 
 class ConsumerSettings(_Settings):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lambda_trigger.sanitize import describe_char, hostile_char
+
 EXECUTION_REQUEST_PREFIX = "urn:li:dataHubExecutionRequest:"
 
 # Platform names are simple identifiers; the dataset name may contain almost anything
@@ -51,10 +53,13 @@ def _check_common(urn: object, field: str) -> str:
         raise InvalidUrnError(f"{field} must be a non-empty string")
     if len(urn) > MAX_URN_LENGTH:
         raise InvalidUrnError(f"{field} is longer than {MAX_URN_LENGTH} characters")
-    if urn != urn.strip() or any(ch in urn for ch in "\n\r\t"):
-        raise InvalidUrnError(
-            f"{field} must not contain whitespace at its ends or control characters"
-        )
+    # Control, line-separator and bidi characters forge log lines and hide what a reader
+    # sees; a lone surrogate cannot even be URL-encoded for GMS. Named, never echoed.
+    bad = hostile_char(urn)
+    if bad is not None:
+        raise InvalidUrnError(f"{field} must not contain {describe_char(bad)}")
+    if urn != urn.strip():
+        raise InvalidUrnError(f"{field} must not have whitespace at its ends")
     return urn
 
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from dataclasses import replace
 from typing import Any
 
 import boto3
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from lambda_trigger.contract import RunRequest
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger_consumer.authorize import Authorizer
 from lambda_trigger_consumer.aws_client import endpoint_of
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
@@ -119,6 +120,14 @@ class ConsumerApp:
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
         )
+        if gate is None:
+            # trust boundary: who may start runs by writing the request aspect (authorize.py).
+            authorizer = Authorizer(self.datahub, datahub_settings, registry=registry)
+
+            def gate(request: RunRequest) -> tuple[RunRequest, str | None]:
+                decision = authorizer.check(request)
+                return decision.request, decision.refusal
+
         if queue_arn and config.completion_queue_arn is None:
             config = replace(config, completion_queue_arn=queue_arn)
         self.driver = RunDriver(

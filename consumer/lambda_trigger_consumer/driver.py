@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -63,9 +63,9 @@ from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
 
-# A pre-start check that may refuse a request (the trust boundary's authoriser plugs in here):
-# returns None to go on, or the message for the FAILURE report.
-Gate = Callable[[RunRequest, str | None], str | None]
+# The pre-start check of the trust boundary (authorize.py): the request as it may run (its
+# requester decided by who wrote it), or the message for the FAILURE report.
+Gate = Callable[[RunRequest], tuple[RunRequest, str | None]]
 
 
 @dataclass(frozen=True)
@@ -256,10 +256,10 @@ class RunDriver:
                 f"limit {self._config.max_request_age_seconds:.0f} s",
             )
         if self._gate is not None:
-            refusal = self._gate(request, entry.writer)
+            request, refusal = self._gate(request)
             if refusal is not None:
-                self._metrics.refused.inc()
                 return self._unstarted(partition, entry, DataHubStatus.FAILURE, refusal)
+            entry.request = {**asdict(request), "writer": entry.writer}
         resolution = resolve_target(
             request, self._mappings.current(), self._datahub, self._config.job_arn_property_urn
         )

@@ -116,11 +116,6 @@ class ConsumerMetrics:
             "Requests ended DUPLICATE: a run of the same dataset and target was active",
             registry=registry,
         )
-        self.refused = Counter(
-            f"{p}_refused_requests",
-            "Requests refused before start (writer not authorised)",
-            registry=registry,
-        )
         self.unexpected_errors = Counter(
             f"{p}_unexpected_errors",
             "Exceptions in a run step (the run is ended FAILURE)",

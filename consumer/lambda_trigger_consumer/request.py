@@ -43,10 +43,22 @@ def to_request(change: ChangeLog, executor_id: str) -> RunRequest | Invalid | No
         request = RunRequest.from_aspect(run_id, change.aspect)
     except InvalidRequestError as exc:
         return Invalid(run_id, str(exc))
-    if request.actor_urn is None and change.actor:
-        # SDK callers may leave actorUrn out; GMS's audit stamp says who wrote it.
-        request = replace(request, actor_urn=change.actor)
-    return request
+    # GMS authenticated the writer (MCL `created.actor`); the aspect's actorUrn is only a
+    # claim, believed or replaced by `with_trusted_requester` before anything runs.
+    return replace(request, writer_urn=change.actor, actor_urn=request.actor_urn or change.actor)
+
+
+def with_trusted_requester(request: RunRequest, service_actor: str | None) -> RunRequest:
+    """The requester a run is recorded and authorised as.
+
+    The aspect's `actorUrn` is believed only when the api's own service principal wrote the
+    request: the api identified the caller through DataHub and checked their privilege before
+    writing. Anyone else who writes the aspect (SDK, CLI, Airflow) IS the requester, whatever
+    `actorUrn` they put in it: that is what the Lambda receives as `requestedBy`."""
+    writer = request.writer_urn
+    if writer is not None and service_actor is not None and writer == service_actor:
+        return request if request.actor_urn else replace(request, actor_urn=writer)
+    return replace(request, actor_urn=writer)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,22 @@
 
 Real tokens are signed JWTs and real sessions signed Play cookies; the double instead keeps a
 table of the tokens and cookies tests register, each mapped to a principal.
+
+Authentication off (`METADATA_SERVICE_AUTH_ENABLED=false`, DataHub's quickstart; in the double
+`Credentials.auth_enabled = False` or the same environment variable):
+AuthenticationExtractionFilter.buildAuthenticatorChain registers only NoOpAuthenticator
+(metadata-service/auth-filter/src/main/java/com/datahub/auth/authentication/filter/
+AuthenticationExtractionFilter.java), whose `authenticate` ignores `Authorization` entirely: with
+an `X-DataHub-Actor` header the request is that actor, without one it is the system client
+(`authentication.systemClientId`, default `__datahub_system`), which DataHubAuthorizer allows
+everything (metadata-service/auth-impl/src/main/java/com/datahub/authentication/authenticator/
+NoOpAuthenticator.java). Every request is then authenticated, so the enforcement filter never
+answers 401, and any bearer token - even a made-up one - is accepted as the system actor.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
@@ -82,11 +94,38 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
+SYSTEM_CLIENT_ID = "__datahub_system"  # application.yaml authentication.systemClientId default
+SYSTEM_ACTOR = f"urn:li:corpuser:{SYSTEM_CLIENT_ID}"
+X_DATAHUB_ACTOR = "X-DataHub-Actor"  # AuthenticationConstants.LEGACY_X_DATAHUB_ACTOR_HEADER
+
+
 class Credentials:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[str, Principal] = {}
         self._sessions: dict[str, Principal] = {}
+        # GMS reads METADATA_SERVICE_AUTH_ENABLED into authentication.enabled (default true).
+        self.auth_enabled = (
+            os.environ.get("METADATA_SERVICE_AUTH_ENABLED", "true").lower() != "false"
+        )
+
+    def authenticate(
+        self, authorization: str | None, x_datahub_actor: str | None
+    ) -> Principal | None:
+        """The principal GMS's authenticator chain gives a request, or None (anonymous)."""
+        if self.auth_enabled:
+            return self.by_token(bearer_token(authorization))
+        # NoOpAuthenticator: the header's actor, else the system client; no token is looked at.
+        if not x_datahub_actor:
+            return Principal(SYSTEM_ACTOR, SYSTEM_CLIENT_ID, manage_ingestion=True, admin=True)
+        with self._lock:
+            known = [p for p in (*self._tokens.values(), *self._sessions.values())]
+        for principal in known:
+            if principal.actor_urn == x_datahub_actor:
+                return principal  # its privileges come from its policies, as with auth on
+        return Principal(
+            x_datahub_actor, x_datahub_actor.rsplit(":", 1)[-1], manage_ingestion=False
+        )
 
     def add_token(self, token: str, principal: Principal) -> None:
         with self._lock:

@@ -36,9 +36,9 @@ from devstack.gms_double import api, gql, routes
 from devstack.gms_double import entity_registry as reg
 from devstack.gms_double.auth import (
     UNAUTHORIZED_MESSAGE,
+    X_DATAHUB_ACTOR,
     Credentials,
     Principal,
-    bearer_token,
     is_excluded,
     jetty_error_page,
 )
@@ -198,8 +198,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(500, {"error": "Internal server error occurred"})
 
     def _principal(self) -> Principal | None:
-        return self.server.double.credentials.by_token(
-            bearer_token(self.headers.get("Authorization"))
+        # auth.Credentials.authenticate: token table, or NoOpAuthenticator when auth is off.
+        return self.server.double.credentials.authenticate(
+            self.headers.get("Authorization"), self.headers.get(X_DATAHUB_ACTOR)
         )
 
     def _gms(

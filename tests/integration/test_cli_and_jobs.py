@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from datahub.emitter.mcp import MetadataChangeProposalWrapper
+from datahub.metadata.schema_classes import DataJobInputOutputClass
 
 from devstack.ports import free_port
 from lambda_trigger import cli
@@ -28,6 +30,9 @@ def _cli_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATAHUB_GMS_URL", env.gms.url)
     monkeypatch.setenv("DATAHUB_GMS_TOKEN", env.users["alice"])
     monkeypatch.setenv("LAMBDA_TRIGGER_EXECUTOR_ID", env.executor_id)
+    # Alice writes the request with her own token: the consumer runs it only for writers it
+    # is told may start runs (lambda_trigger_consumer.authorize).
+    monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", "urn:li:corpuser:alice")
 
 
 def test_cli_request_wait_and_status(
@@ -66,6 +71,18 @@ def test_job_arn_property_starts_the_step_functions_execution(
     existing = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]]
     if arn not in existing:
         assert env.moto.create_state_machine("example-ingest") == arn
+    # A job's ARN runs only if the mapping allow-lists it and the job outputs the dataset.
+    env.mapping["jobTargets"] = {"examples": {"arns": [arn]}}
+    client = env.datahub()
+    try:
+        client.graph.emit_mcp(
+            MetadataChangeProposalWrapper(
+                entityUrn=JOB,
+                aspect=DataJobInputOutputClass(inputDatasets=[], outputDatasets=[SIP]),
+            )
+        )
+    finally:
+        client.close()
     start_consumer(driver_config=DriverConfig(job_arn_property_urn=JOB_ARN_PROPERTY))
     request = env.request(SIP, job_urn=JOB)
     result = env.wait_status(request.run_id, {"RUNNING"})

@@ -104,8 +104,13 @@ def test_function_error_ends_as_failure_with_the_error(env: Env, start_consumer:
     assert details["functionError"] == "Unhandled" and details["outcome"] == "function_error"
 
 
-def test_programmatic_trigger_with_the_sdk(env: Env, start_consumer: Any) -> None:
+def test_programmatic_trigger_with_the_sdk(
+    env: Env, start_consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No api and none of our code on the writing side: the SDK's emitter and classes only."""
+    # The writer (alice's token, as an Airflow connection would hold) must be allowed to start
+    # runs: the consumer checks writers, not the aspect (lambda_trigger_consumer.authorize).
+    monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", "urn:li:corpuser:alice")
     start_consumer()
     run_id = f"sdk-{new_run_id()}"
     emitter = DatahubRestEmitter(env.gms.url, token=env.users["alice"])

@@ -1,0 +1,181 @@
+"""`datahub-lambda-trigger iam-policy`: the least IAM policy the consumer needs for a mapping.
+
+Exactly the mapped functions and state machines (and the `jobTargets` ARN patterns, which IAM
+matches with the same `*` / `?` globs), plus the completion queue when
+`LAMBDA_TRIGGER_COMPLETION_QUEUE_URL` is set. Nothing else: no `*` account, no `lambda:*`.
+
+- Lambda targets: `lambda:InvokeFunction`, and `lambda:GetFunctionConfiguration` /
+  `lambda:GetFunctionEventInvokeConfig` (what the consumer reads about a target), on the
+  function ARN and, with a `qualifier`, on the qualified ARN too (IAM treats them apart);
+- Step Functions targets: `states:StartExecution` on the state machine,
+  `states:DescribeExecution` / `states:StopExecution` on its executions
+  (`arn:...:execution:<stateMachineName>:*`);
+- the completion queue: `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`.
+
+A target given by bare function name needs the account (`--account-id`) and a region
+(the target's, `--region`, or DATAHUB_INGESTION_LAMBDA_REGION / AWS_REGION).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any
+from urllib.parse import urlsplit
+
+from lambda_trigger.mapping import LambdaTarget, Mapping, MappingError, StepFunctionsTarget
+from lambda_trigger.settings import MappingSettings
+
+COMPLETION_QUEUE_ENV = "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL"
+_FUNCTION_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"function:(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$"
+)
+_PARTIAL = re.compile(
+    r"^(?:(?P<account>\d{12}):)?(?:function:)?(?P<name>[A-Za-z0-9_-]{1,64})(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$"
+)
+_SQS_HOST = re.compile(r"^sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+class PolicyError(ValueError):
+    pass
+
+
+def _all_targets(mapping: Mapping) -> list[LambdaTarget | StepFunctionsTarget]:
+    doc = mapping.document
+    targets: list[LambdaTarget | StepFunctionsTarget] = list(doc.targets.values())
+    targets += [r.target for r in doc.rules if not isinstance(r.target, str)]
+    if doc.default is not None and not isinstance(doc.default, str):
+        targets.append(doc.default)
+    return targets
+
+
+def _function_arns(
+    target: LambdaTarget, region: str | None, account: str | None, partition: str
+) -> list[str]:
+    full = _FUNCTION_ARN.match(target.function)
+    if full:
+        base = f"arn:{full['partition']}:lambda:{full['region']}:{full['account']}:function:{full['name']}"
+        qualifier = full["qualifier"] or target.qualifier
+    else:
+        partial = _PARTIAL.match(target.function)
+        if partial is None:  # the mapping validated it; kept for the type checker
+            raise PolicyError(f"not a function name or ARN: {target.function!r}")
+        acct = partial["account"] or account
+        where = target.region or region
+        if not acct or not where:
+            raise PolicyError(
+                f"function {target.function!r} is named without "
+                f"{'an account (--account-id)' if not acct else 'a region (--region)'}"
+            )
+        base = f"arn:{partition}:lambda:{where}:{acct}:function:{partial['name']}"
+        qualifier = partial["qualifier"] or target.qualifier
+    return [base, f"{base}:{qualifier}"] if qualifier else [base]
+
+
+def _queue_arn(url: str, region: str | None, partition: str) -> str:
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if len(path) != 2 or not re.fullmatch(r"\d{12}", path[0]):
+        raise PolicyError(f"{COMPLETION_QUEUE_ENV} is not an SQS queue URL: {url!r}")
+    host = _SQS_HOST.match(parts.hostname or "")
+    where = host["region"] if host else region
+    if not where:
+        raise PolicyError(f"cannot tell the region of {url!r}: give --region")
+    return f"arn:{partition}:sqs:{where}:{path[0]}:{path[1]}"
+
+
+def build_policy(
+    mapping: Mapping,
+    *,
+    region: str | None = None,
+    account: str | None = None,
+    partition: str = "aws",
+    completion_queue_url: str | None = None,
+) -> dict[str, Any]:
+    functions: list[str] = []
+    machines: list[str] = []
+    for target in _all_targets(mapping):
+        if isinstance(target, LambdaTarget):
+            functions += _function_arns(target, region, account, partition)
+        else:
+            machines.append(target.state_machine_arn)
+    for group in mapping.document.job_targets.values():
+        for pattern in group.arns:
+            (machines if ":states:" in pattern else functions).append(pattern)
+    functions = sorted(set(functions))
+    machines = sorted(set(machines))
+    statements: list[dict[str, Any]] = []
+    if functions:
+        statements.append(
+            {
+                "Sid": "InvokeMappedFunctions",
+                "Effect": "Allow",
+                "Action": [
+                    "lambda:InvokeFunction",
+                    "lambda:GetFunctionConfiguration",
+                    "lambda:GetFunctionEventInvokeConfig",
+                ],
+                "Resource": functions,
+            }
+        )
+    if machines:
+        statements.append(
+            {
+                "Sid": "StartMappedStateMachines",
+                "Effect": "Allow",
+                "Action": ["states:StartExecution"],
+                "Resource": machines,
+            }
+        )
+        executions = sorted(
+            {arn.replace(":stateMachine:", ":execution:", 1) + ":*" for arn in machines}
+        )
+        statements.append(
+            {
+                "Sid": "TrackMappedExecutions",
+                "Effect": "Allow",
+                "Action": ["states:DescribeExecution", "states:StopExecution"],
+                "Resource": executions,
+            }
+        )
+    if completion_queue_url:
+        statements.append(
+            {
+                "Sid": "ReadCompletionQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Resource": [_queue_arn(completion_queue_url, region, partition)],
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--account-id", help="account of targets named without one")
+    parser.add_argument("--region", help="region of targets named without one")
+    parser.add_argument("--partition", default="aws", help="aws (default), aws-cn, aws-us-gov")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Reads the mapping the consumer would (same environment variables) and prints JSON."""
+    settings = MappingSettings()
+    try:
+        policy = build_policy(
+            settings.load(),
+            region=args.region or settings.resolved_region(),
+            account=args.account_id,
+            partition=args.partition,
+            completion_queue_url=os.environ.get(COMPLETION_QUEUE_ENV) or None,
+        )
+    except (MappingError, PolicyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not policy["Statement"]:
+        print("error: the mapping names no targets", file=sys.stderr)
+        return 2
+    print(json.dumps(policy, indent=2))
+    return 0

@@ -1,0 +1,165 @@
+"""Who may start a run by writing the request aspect directly (SDK, CLI, Airflow, CI).
+
+The api checks DataHub's `manageIngestion` privilege before it writes, but anyone DataHub's
+policies let write `dataHubExecutionRequestInput` can write one too. So the consumer checks
+the *writer*, the MCL's `created.actor` that GMS authenticated (never `systemMetadata` or the
+aspect's `actorUrn`, which the writer chooses):
+
+1. the api's own service principal (`LAMBDA_TRIGGER_API_SERVICE_ACTOR`; default: the actor
+   of this consumer's DATAHUB_GMS_TOKEN, i.e. the api and the consumer share the service
+   token): allowed, and its `actorUrn` (the caller the api checked) is the requester;
+2. an actor in `LAMBDA_TRIGGER_ALLOWED_ACTORS` (e.g. the Airflow or CI service account);
+3. a member of a group in `LAMBDA_TRIGGER_ALLOWED_GROUPS` (the user's `groupMembership` and
+   `nativeGroupMembership` aspects);
+4. a holder of a role in `LAMBDA_TRIGGER_ALLOWED_ROLES` (`roleMembership`; default
+   `urn:li:dataHubRole:Admin`, the role DataHub's default policies give "Manage Metadata
+   Ingestion").
+
+Why not DataHub's own privilege check: GraphQL `getGrantedPrivileges(input: {actorUrn})` answers
+only for the caller itself - GetGrantedPrivilegesResolver.isAuthorized requires
+`actorUrn.equals(context.getActorUrn())`, else "Unauthorized to get privileges for the given
+author." (datahub-graphql-core/src/main/java/com/linkedin/datahub/graphql/resolvers/policy/
+GetGrantedPrivilegesResolver.java) - and `me` is the caller too. A service token cannot ask
+whether someone else holds `manageIngestion`; membership aspects it can read. Lists are
+comma-separated URNs.
+
+Anything else ends FAILURE "not authorised: <actor> may not start runs", nothing is invoked,
+and `lambda_trigger_consumer_unauthorised_requests_total` counts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import httpx
+from datahub.metadata.schema_classes import (
+    GroupMembershipClass,
+    NativeGroupMembershipClass,
+    RoleMembershipClass,
+)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lambda_trigger.contract import RunRequest
+from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
+from lambda_trigger.settings import DataHubSettings
+from lambda_trigger_consumer.request import with_trusted_requester
+
+log = logging.getLogger(__name__)
+
+ADMIN_ROLE = "urn:li:dataHubRole:Admin"
+_ME_QUERY = "{ me { corpUser { urn } } }"
+
+
+def _urns(text: str | None) -> frozenset[str]:
+    return frozenset(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+class AuthorizerSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    service_actor: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_API_SERVICE_ACTOR")
+    allowed_actors: str = Field("", validation_alias="LAMBDA_TRIGGER_ALLOWED_ACTORS")
+    allowed_groups: str = Field("", validation_alias="LAMBDA_TRIGGER_ALLOWED_GROUPS")
+    allowed_roles: str = Field(ADMIN_ROLE, validation_alias="LAMBDA_TRIGGER_ALLOWED_ROLES")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """`request` carries the requester the run is recorded as; `refusal` is None when allowed."""
+
+    request: RunRequest
+    refusal: str | None = None
+
+
+class Authorizer:
+    def __init__(
+        self,
+        datahub: DataHubClient,
+        datahub_settings: DataHubSettings,
+        settings: AuthorizerSettings | None = None,
+        *,
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        settings = settings or AuthorizerSettings()
+        self._datahub = datahub
+        self._datahub_settings = datahub_settings
+        self._service_actor = settings.service_actor
+        self._lock = threading.Lock()
+        self.allowed_actors = _urns(settings.allowed_actors)
+        self.allowed_groups = _urns(settings.allowed_groups)
+        self.allowed_roles = _urns(settings.allowed_roles)
+        self.refused = Counter(
+            "lambda_trigger_consumer_unauthorised_requests",
+            "Run requests refused because their writer may not start runs",
+            registry=registry,
+        )
+
+    def service_actor(self) -> str:
+        """May raise DataHubUnavailable (the caller retries) until GMS has said who the
+        service token is."""
+        if self._service_actor is None:
+            with self._lock:
+                if self._service_actor is None:
+                    self._service_actor = self._whoami()
+                    log.info(
+                        "api service principal: %s (the actor of DATAHUB_GMS_TOKEN)",
+                        self._service_actor,
+                    )
+        return self._service_actor
+
+    def _whoami(self) -> str:
+        s = self._datahub_settings
+        headers = {"Authorization": f"Bearer {s.gms_token}"} if s.gms_token else {}
+        try:
+            response = httpx.post(
+                f"{s.gms_url.rstrip('/')}/api/graphql",
+                json={"query": _ME_QUERY},
+                headers=headers,
+                timeout=s.timeout_seconds,
+            )
+            response.raise_for_status()
+            return str(response.json()["data"]["me"]["corpUser"]["urn"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise DataHubUnavailable(f"who is DATAHUB_GMS_TOKEN? {exc}") from exc
+
+    def check(self, request: RunRequest) -> Decision:
+        """May raise DataHubUnavailable: nothing was started, the caller retries."""
+        service = self.service_actor()
+        trusted = with_trusted_requester(request, service)
+        writer = request.writer_urn
+        if writer is not None and self.may_start(writer, service):
+            return Decision(trusted)
+        self.refused.inc()
+        who = writer or "an unidentified writer"
+        log.warning(
+            "run %s refused: written by %s (claims actorUrn %s), who may not start runs",
+            request.run_id,
+            who,
+            request.actor_urn,
+        )
+        return Decision(trusted, f"not authorised: {who} may not start runs")
+
+    def may_start(self, actor: str, service_actor: str) -> bool:
+        if actor == service_actor or actor in self.allowed_actors:
+            return True
+        if not actor.startswith("urn:li:corpuser:"):
+            return False  # memberships are corpuser aspects
+        if self.allowed_groups:
+            groups: set[str] = set()
+            membership = self._datahub._get(actor, GroupMembershipClass)
+            if membership is not None:
+                groups.update(membership.groups)
+            native = self._datahub._get(actor, NativeGroupMembershipClass)
+            if native is not None:
+                groups.update(native.nativeGroups)
+            if groups & self.allowed_groups:
+                return True
+        if self.allowed_roles:
+            roles = self._datahub._get(actor, RoleMembershipClass)
+            if roles is not None and set(roles.roles) & self.allowed_roles:
+                return True
+        return False
