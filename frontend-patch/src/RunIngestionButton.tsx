@@ -1,8 +1,8 @@
 import { Button, Input, Modal, Typography } from 'antd';
-import { useMemo, useRef } from 'react';
+import { ReactNode, useEffect, useMemo, useRef } from 'react';
 
 import { FetchLike, PathResolver, createIngestionApiClient } from './api';
-import { RunIngestionState } from './runIngestionReducer';
+import { Phase, RunIngestionState } from './runIngestionReducer';
 import { Toaster, antdToaster } from './toast';
 import { PollingOptions, useRunIngestion } from './useRunIngestion';
 
@@ -18,6 +18,10 @@ export interface RunIngestionButtonProps extends PollingOptions {
     /** Toast function; defaults to antd `message`, as DataHub's `showToastMessage`. */
     toast?: Toaster;
     className?: string;
+    /** Drawn instead of nothing when the dataset has no target the user may run (default: nothing). */
+    whenHidden?: ReactNode;
+    /** Told about every phase change (e.g. to refresh a list of runs when one ends). */
+    onPhaseChange?: (phase: Phase) => void;
 }
 
 export const REASON_MAX_LENGTH = 500;
@@ -128,7 +132,13 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
         pollTimeoutMs: props.pollTimeoutMs,
     });
 
-    if (!visible) return null;
+    const phaseRef = useRef(props.onPhaseChange);
+    phaseRef.current = props.onPhaseChange;
+    useEffect(() => {
+        phaseRef.current?.(state.phase);
+    }, [state.phase]);
+
+    if (!visible) return state.phase === 'hidden' && props.whenHidden !== undefined ? <>{props.whenHidden}</> : null;
 
     const label = state.target?.label || 'its configured target';
     const name = datasetName || datasetNameFromUrn(datasetUrn);
