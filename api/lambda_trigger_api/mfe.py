@@ -96,12 +96,8 @@ def mfe_router(directory: Path | None = None) -> APIRouter:
     bundle = MfeBundle(directory or bundle_dir())
     router = APIRouter()
 
-    @router.api_route(
-        MFE_PREFIX + "/{name}", methods=["GET", "HEAD"], include_in_schema=False
-    )
-    def mfe_asset(
-        name: str, if_none_match: Annotated[str | None, Header()] = None
-    ) -> Response:
+    @router.api_route(MFE_PREFIX + "/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+    def mfe_asset(name: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:
         asset = bundle.get(name)
         if asset is None:
             if name == REMOTE_ENTRY:
