@@ -19,6 +19,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
@@ -158,10 +159,13 @@ async function main() {
     return result.ok ? 0 : 1;
 }
 
-main().then(
-    (code) => process.exit(code),
-    (error) => {
-        console.error(error);
-        process.exit(1);
-    },
-);
+// Run only as a script: mfe/host/run.mjs imports CHROMIUM_ARGS from here.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+    main().then(
+        (code) => process.exit(code),
+        (error) => {
+            console.error(error);
+            process.exit(1);
+        },
+    );
+}

@@ -95,15 +95,12 @@ export function RecentRunsPage(props: RecentRunsPageProps) {
                 </Button>
             </div>
             {error ? (
-                <Alert
-                    data-testid="lambda-trigger-runs-error"
-                    type={error.kind === 'unsupported' ? 'info' : 'warning'}
-                    showIcon
-                    message={error.text}
-                />
+                <div data-testid="lambda-trigger-runs-error">
+                    <Alert type={error.kind === 'unsupported' ? 'info' : 'warning'} showIcon message={error.text} />
+                </div>
             ) : (
+                <div data-testid="lambda-trigger-runs">
                 <Table<RunSummary>
-                    data-testid="lambda-trigger-runs"
                     size="middle"
                     rowKey="runId"
                     loading={runs === null}
@@ -112,6 +109,7 @@ export function RecentRunsPage(props: RecentRunsPageProps) {
                     pagination={{ pageSize: 20, hideOnSinglePage: true }}
                     locale={{ emptyText: 'No runs yet.' }}
                 />
+                </div>
             )}
         </div>
     );
