@@ -7,12 +7,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NPM_STAMP := frontend-patch/node_modules/.installed
+# The run panel as a DataHub micro-frontend, served by the api (api/lambda_trigger_api/mfe.py).
+MFE_ENTRY := api/lambda_trigger_api/mfe_dist/remoteEntry.js
+MFE_SOURCES := $(wildcard frontend-patch/src/*.ts frontend-patch/src/*.tsx frontend-patch/mfe/src/*) frontend-patch/mfe/build.mjs
 
-.PHONY: help venv run demo test test-py test-frontend lint typecheck fmt lock clean bench
+.PHONY: help venv run demo test test-py test-frontend lint typecheck fmt lock clean bench mfe
 
 help:
 	@echo "make run     local stack + api + consumer until Ctrl-C"
 	@echo "make demo    start the stack, trigger one dataset through the api, print the status, exit"
+	@echo "make mfe     build the micro-frontend bundle the api serves at /api/ingestion/mfe/remoteEntry.js"
 	@echo "make test    lint, type checks, every Python test (unit, integration on real Kafka, Prometheus, browser) and the frontend tests"
 
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -28,10 +32,15 @@ $(NPM_STAMP): frontend-patch/package.json frontend-patch/package-lock.json
 	cd frontend-patch && npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
-run: $(STAMP)
+$(MFE_ENTRY): $(NPM_STAMP) $(MFE_SOURCES)
+	cd frontend-patch && node mfe/build.mjs
+
+mfe: $(MFE_ENTRY)
+
+run: $(STAMP) $(MFE_ENTRY)
 	$(PY) -m devstack up --with-services
 
-demo: $(STAMP)
+demo: $(STAMP) $(MFE_ENTRY)
 	$(PY) -m devstack demo
 
 lint: $(STAMP)
@@ -42,7 +51,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 # tests/deploy needs helm: built once from the Go module proxy into ~/.cache (deploy/helm/install-helm.sh).
-test-py: $(STAMP) $(NPM_STAMP)
+test-py: $(STAMP) $(NPM_STAMP) $(MFE_ENTRY)
 	bash deploy/helm/install-helm.sh > /dev/null
 	$(VENV)/bin/pytest
 
@@ -64,4 +73,4 @@ lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | grep -v '^datahub-lambda-trigger' > requirements-dev.lock
 
 clean:
-	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache frontend-patch/node_modules
+	rm -rf $(VENV) .devstack .pytest_cache .mypy_cache .ruff_cache frontend-patch/node_modules api/lambda_trigger_api/mfe_dist

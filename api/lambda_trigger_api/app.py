@@ -32,6 +32,7 @@ from lambda_trigger_api.errors import (
 from lambda_trigger_api.identity import IdentityClient
 from lambda_trigger_api.limits import RateLimiter, RequestLimits
 from lambda_trigger_api.metrics import ApiMetrics
+from lambda_trigger_api.mfe import mfe_router
 from lambda_trigger_api.service import RunService
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ def create_app(
     ) -> dict[str, Any]:
         caller = service.caller(authorization, cookie)
         return service.targets(caller, datasetUrn)
+
+    app.include_router(mfe_router())  # the run panel as a DataHub micro-frontend (issue 14)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

@@ -7,8 +7,9 @@
 //   E2E_BASE_URL=http://127.0.0.1:5173    an already running e2e/server.mjs
 //   API_BEARER_TOKEN=...                  optional, see server.mjs
 //   E2E_REASON="..."                      reason typed in the dialog (default: "e2e check")
-//   E2E_EXPECT=succeeded                  final phase to wait for: succeeded (default), failed, or hidden
-//                                         (hidden: the targets call answers and no button is drawn)
+//   E2E_EXPECT=succeeded                  final phase to wait for: succeeded (default), failed, cancelled or hidden
+//                                         (hidden: the targets call answers and no button is drawn; cancelled:
+//                                         once "Cancel run" is offered it is clicked and confirmed)
 //   E2E_TIMEOUT_MS=120000                 how long to wait for it
 //   E2E_DIALOG_SCREENSHOT=/path/dlg.png   optional: also a screenshot of the filled-in confirmation dialog
 //   CHROMIUM_PATH=/usr/bin/chromium       browser binary
@@ -18,6 +19,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
@@ -106,10 +108,24 @@ async function main() {
             await dialog.getByRole('button', { name: 'Run' }).click();
 
             const root = page.getByTestId('run-ingestion');
+            if (expect === 'cancelled') {
+                const cancel = page.getByTestId('run-ingestion-cancel');
+                await cancel.waitFor({ state: 'visible', timeout });
+                await page.waitForFunction(
+                    () => !document.querySelector('[data-testid="run-ingestion-cancel"]')?.hasAttribute('disabled'),
+                    undefined,
+                    { timeout, polling: 100 },
+                );
+                await cancel.click();
+                const cancelDialog = page.getByRole('dialog', { name: 'Cancel ingestion run' });
+                await cancelDialog.waitFor({ state: 'visible', timeout: 10000 });
+                await cancelDialog.getByRole('button', { name: 'Cancel run' }).click();
+                result.cancelRequests = 1;
+            }
             await page.waitForFunction(
                 () => {
                     const phase = document.querySelector('[data-testid="run-ingestion"]')?.getAttribute('data-phase');
-                    return phase === 'succeeded' || phase === 'failed' || phase === 'lost' || phase === 'idle';
+                    return ['succeeded', 'failed', 'cancelled', 'lost', 'idle'].includes(phase ?? '');
                 },
                 undefined,
                 { timeout, polling: 250 },
@@ -143,10 +159,13 @@ async function main() {
     return result.ok ? 0 : 1;
 }
 
-main().then(
-    (code) => process.exit(code),
-    (error) => {
-        console.error(error);
-        process.exit(1);
-    },
-);
+// Run only as a script: mfe/host/run.mjs imports CHROMIUM_ARGS from here.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+    main().then(
+        (code) => process.exit(code),
+        (error) => {
+            console.error(error);
+            process.exit(1);
+        },
+    );
+}

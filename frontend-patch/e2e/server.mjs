@@ -1,5 +1,6 @@
 // Serves e2e/dist/ and proxies /api/ingestion/* to API_URL (like the reverse proxy in front of datahub-frontend).
-//   API_URL=http://127.0.0.1:8000 [PORT=0] [HOST=127.0.0.1] [API_BEARER_TOKEN=...] node e2e/server.mjs
+//   API_URL=http://127.0.0.1:8000 [PORT=0] [HOST=127.0.0.1] [API_BEARER_TOKEN=...] [ROOT=<dir>] node e2e/server.mjs
+// ROOT (startServer's `root`) serves another built page instead, e.g. the MFE test host (mfe/host/dist/).
 // Prints "listening on http://HOST:PORT" once ready. API_BEARER_TOKEN, when set, is sent as
 // "Authorization: Bearer ..." on proxied calls that carry no Authorization of their own (no DataHub session here).
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,12 +10,22 @@ import { fileURLToPath } from 'node:url';
 
 import { DIST, buildPage } from './build.mjs';
 
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css' };
+const TYPES = {
+    '.html': 'text/html; charset=utf-8',
+    '.js': 'text/javascript',
+    '.css': 'text/css',
+    '.woff': 'font/woff',
+    '.woff2': 'font/woff2',
+    '.svg': 'image/svg+xml',
+    '.png': 'image/png',
+};
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'upgrade', 'host', 'proxy-connection']);
 
-export async function startServer({ apiUrl, port = 0, host = '127.0.0.1', bearerToken } = {}) {
+export async function startServer({ apiUrl, port = 0, host = '127.0.0.1', bearerToken, root } = {}) {
     if (!apiUrl) throw new Error('API_URL is required (the api to proxy /api/ingestion/* to)');
-    if (!existsSync(join(DIST, 'page.js'))) await buildPage();
+    const base = root ?? DIST;
+    if (!root && !existsSync(join(DIST, 'page.js'))) await buildPage();
+    if (!existsSync(join(base, 'index.html'))) throw new Error(`${base}/index.html not found: build the page first`);
     const api = new URL(apiUrl);
 
     const server = http.createServer((req, res) => {
@@ -28,8 +39,8 @@ export async function startServer({ apiUrl, port = 0, host = '127.0.0.1', bearer
             return;
         }
         const rel = url.pathname === '/' ? 'index.html' : normalize(url.pathname).replace(/^([/\\])+/, '');
-        const file = join(DIST, rel);
-        if (!file.startsWith(DIST) || !existsSync(file)) {
+        const file = join(base, rel);
+        if (!file.startsWith(base) || !existsSync(file)) {
             res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
             return;
         }
@@ -85,6 +96,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
         port: Number(process.env.PORT ?? 0),
         host: process.env.HOST ?? '127.0.0.1',
         bearerToken: process.env.API_BEARER_TOKEN,
+        root: process.env.ROOT,
     });
     console.log(`listening on ${url}`);
     const stop = () => close().then(() => process.exit(0));

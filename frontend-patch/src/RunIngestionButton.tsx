@@ -1,8 +1,8 @@
 import { Button, Input, Modal, Typography } from 'antd';
-import { useMemo, useRef } from 'react';
+import { ReactNode, useEffect, useMemo, useRef } from 'react';
 
 import { FetchLike, PathResolver, createIngestionApiClient } from './api';
-import { RunIngestionState } from './runIngestionReducer';
+import { Phase, RunIngestionState } from './runIngestionReducer';
 import { Toaster, antdToaster } from './toast';
 import { PollingOptions, useRunIngestion } from './useRunIngestion';
 
@@ -18,6 +18,10 @@ export interface RunIngestionButtonProps extends PollingOptions {
     /** Toast function; defaults to antd `message`, as DataHub's `showToastMessage`. */
     toast?: Toaster;
     className?: string;
+    /** Drawn instead of nothing when the dataset has no target the user may run (default: nothing). */
+    whenHidden?: ReactNode;
+    /** Told about every phase change (e.g. to refresh a list of runs when one ends). */
+    onPhaseChange?: (phase: Phase) => void;
 }
 
 export const REASON_MAX_LENGTH = 500;
@@ -38,20 +42,32 @@ function formatDuration(ms: number | null | undefined): string | null {
     return `${minutes}m ${seconds % 60}s`;
 }
 
+/** `urn:li:corpuser:jdoe` -> `jdoe`. */
+function actorName(urn: string | null | undefined): string | null {
+    if (!urn) return null;
+    const match = /^urn:li:corpuser:(.+)$/.exec(urn);
+    return match ? match[1] : urn;
+}
+
 function statusText(state: RunIngestionState): { text: string; type?: 'success' | 'danger' | 'warning' | 'secondary' } | null {
     switch (state.phase) {
         case 'starting':
             return { text: 'Starting…', type: 'secondary' };
-        case 'following':
-            return state.runState === 'running'
-                ? { text: 'Running…', type: 'secondary' }
-                : { text: 'Run requested…', type: 'secondary' };
+        case 'following': {
+            if (state.cancel === 'sending' || state.cancel === 'requested') return { text: 'Cancelling…', type: 'secondary' };
+            const text = state.runState === 'running' ? 'Running…' : 'Run requested…';
+            // A run this page did not start: say whose it is.
+            const by = state.adopted ? actorName(state.run?.requestedBy) : null;
+            return { text: by ? `${text} (started by ${by})` : text, type: 'secondary' };
+        }
         case 'succeeded': {
             const duration = formatDuration(state.run?.durationMs);
             return { text: `Last run succeeded${duration ? ` in ${duration}` : ''}`, type: 'success' };
         }
         case 'failed':
             return { text: `Last run failed: ${state.lastError}`, type: 'danger' };
+        case 'cancelled':
+            return { text: 'Last run cancelled', type: 'warning' };
         case 'lost':
             return { text: `Run status unknown: ${state.lastError}`, type: 'warning' };
         case 'idle':
@@ -95,7 +111,19 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
     const reasonId = `${idRef.current}-reason`;
     const statusId = `${idRef.current}-status`;
 
-    const { state, visible, busy, openConfirm, cancel, setReason, confirm } = useRunIngestion({
+    const {
+        state,
+        visible,
+        busy,
+        openConfirm,
+        cancel,
+        setReason,
+        confirm,
+        cancellable,
+        openCancelRun,
+        dismissCancelRun,
+        confirmCancelRun,
+    } = useRunIngestion({
         datasetUrn,
         client,
         toast,
@@ -104,13 +132,21 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
         pollTimeoutMs: props.pollTimeoutMs,
     });
 
-    if (!visible) return null;
+    const phaseRef = useRef(props.onPhaseChange);
+    phaseRef.current = props.onPhaseChange;
+    useEffect(() => {
+        phaseRef.current?.(state.phase);
+    }, [state.phase]);
+
+    if (!visible) return state.phase === 'hidden' && props.whenHidden !== undefined ? <>{props.whenHidden}</> : null;
 
     const label = state.target?.label || 'its configured target';
     const name = datasetName || datasetNameFromUrn(datasetUrn);
     const status = statusText(state);
     const dialogOpen = state.phase === 'confirming' || state.phase === 'starting';
     const submitting = state.phase === 'starting';
+    const cancelSending = state.cancel === 'sending';
+    const showCancel = cancellable || (state.phase === 'following' && state.cancel !== 'none');
 
     return (
         <span
@@ -140,6 +176,41 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             >
                 {busy ? 'Ingestion running' : 'Run ingestion'}
             </Button>
+            {showCancel && (
+                <Button
+                    danger
+                    data-testid="run-ingestion-cancel"
+                    onClick={openCancelRun}
+                    loading={cancelSending}
+                    disabled={!cancellable}
+                    aria-haspopup="dialog"
+                >
+                    {state.cancel === 'sending' || state.cancel === 'requested' ? 'Cancelling' : 'Cancel run'}
+                </Button>
+            )}
+            <Modal
+                open={state.phase === 'following' && (state.cancel === 'confirming' || cancelSending)}
+                title="Cancel ingestion run"
+                okText="Cancel run"
+                cancelText="Keep running"
+                onOk={confirmCancelRun}
+                onCancel={cancelSending ? undefined : dismissCancelRun}
+                confirmLoading={cancelSending}
+                cancelButtonProps={{ disabled: cancelSending }}
+                okButtonProps={{ danger: true, 'data-testid': 'run-ingestion-cancel-confirm' } as Record<string, unknown>}
+                maskClosable={!cancelSending}
+                closable={!cancelSending}
+                centered
+                destroyOnClose
+            >
+                <Typography.Paragraph>
+                    Stop the ingestion run of <Typography.Text strong>{name}</Typography.Text> with{' '}
+                    <Typography.Text strong>{label}</Typography.Text>?
+                </Typography.Paragraph>
+                <Typography.Paragraph type="secondary">
+                    The job is asked to stop; whatever it already loaded stays loaded.
+                </Typography.Paragraph>
+            </Modal>
             <Modal
                 open={dialogOpen}
                 title="Run ingestion"

@@ -6,9 +6,17 @@
  * into an `IngestionApiError` whose `kind` tells the UI how to present them.
  */
 
-export type RunState = 'requested' | 'running' | 'succeeded' | 'failed';
+export type RunState = 'requested' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
-export const TERMINAL_RUN_STATES: ReadonlyArray<RunState> = ['succeeded', 'failed'];
+export const TERMINAL_RUN_STATES: ReadonlyArray<RunState> = ['succeeded', 'failed', 'cancelled'];
+
+/** A run of this dataset and target that has not ended yet (`GET /targets` names it, so a page load shows it). */
+export interface ActiveRun {
+    runId: string;
+    state: RunState;
+    startTimeMs?: number | null;
+    requestedBy?: string | null;
+}
 
 export interface IngestionTarget {
     datasetUrn: string;
@@ -19,12 +27,31 @@ export interface IngestionTarget {
     /** The target's display label only (never a function name or ARN). */
     label: string | null;
     reason?: string | null;
+    /** The run of this dataset and target still in progress, if any. */
+    activeRun?: ActiveRun | null;
 }
 
 export interface RunStarted {
     runId: string;
     status: 'started';
     message?: string | null;
+    /** True when no new run was started: `runId` is the run of this dataset and target already in progress. */
+    alreadyActive?: boolean;
+}
+
+export interface RunCancelling {
+    runId: string;
+    status: 'cancelling';
+    message?: string | null;
+}
+
+/** One row of `GET /api/ingestion/runs?limit=N` (recent runs across datasets, newest first). */
+export interface RunSummary {
+    runId: string;
+    datasetUrn: string;
+    state: RunState;
+    startTimeMs?: number | null;
+    requestedBy?: string | null;
 }
 
 export interface RunStatus {
@@ -38,6 +65,10 @@ export interface RunStatus {
     startTimeMs?: number | null;
     durationMs?: number | null;
     message?: string | null;
+    /** The run is active and its target can be stopped (Step Functions, or a run not started yet). */
+    cancellable?: boolean;
+    /** Set when this run ended DUPLICATE because another run of the same dataset and target was active. */
+    duplicateOf?: string | null;
 }
 
 export type IngestionErrorKind =
@@ -46,6 +77,7 @@ export type IngestionErrorKind =
     | 'not_found' // 404
     | 'invalid_request' // 400
     | 'no_target' // 422
+    | 'conflict' // 409 (e.g. a run that cannot be cancelled)
     | 'unavailable' // 502 / 503 / 504
     | 'http' // any other 4xx / 5xx
     | 'network' // fetch itself failed (offline, DNS, connection refused, CORS, ...)
@@ -94,6 +126,8 @@ export interface IngestionApiClient {
     getTarget(datasetUrn: string, signal?: AbortSignal): Promise<IngestionTarget>;
     startRun(datasetUrn: string, reason?: string, signal?: AbortSignal): Promise<RunStarted>;
     getRun(runId: string, signal?: AbortSignal): Promise<RunStatus>;
+    cancelRun(runId: string, signal?: AbortSignal): Promise<RunCancelling>;
+    listRuns(limit: number, signal?: AbortSignal): Promise<RunSummary[]>;
 }
 
 export interface IngestionApiClientOptions {
@@ -111,6 +145,7 @@ function kindForStatus(status: number): IngestionErrorKind {
     if (status === 404) return 'not_found';
     if (status === 400) return 'invalid_request';
     if (status === 422) return 'no_target';
+    if (status === 409) return 'conflict';
     if (status === 502 || status === 503 || status === 504) return 'unavailable';
     return 'http';
 }
@@ -202,6 +237,20 @@ export function createIngestionApiClient(options: IngestionApiClientOptions = {}
                 { method: 'GET', signal },
                 (body) => typeof body.state === 'string',
             );
+        },
+        cancelRun(runId, signal) {
+            return request<RunCancelling>(
+                resolvePath(`${API_PREFIX}/runs/${encodeURIComponent(runId)}/cancel`),
+                // No body; the JSON content type keeps a cookie-authenticated POST same-origin, as for /run.
+                { method: 'POST', signal, headers: { 'Content-Type': 'application/json' }, body: '{}' },
+                (body) => typeof body.runId === 'string' && body.runId.length > 0,
+            );
+        },
+        listRuns(limit, signal) {
+            const url = `${resolvePath(`${API_PREFIX}/runs`)}?limit=${encodeURIComponent(String(limit))}`;
+            return request<{ runs: RunSummary[] }>(url, { method: 'GET', signal }, (body) =>
+                Array.isArray(body.runs),
+            ).then((body) => body.runs.filter((run) => !!run && typeof run.runId === 'string'));
         },
     };
 }

@@ -1,11 +1,13 @@
 import { useCallback, useEffect, useReducer, useRef } from 'react';
 
-import { IngestionApiClient, RunStatus, describeError, isTransientError } from './api';
+import { IngestionApiClient, IngestionApiError, RunStatus, describeError, isTransientError } from './api';
 import {
     RunIngestionState,
     backoffDelay,
+    canCancel,
     initialRunIngestionState,
     isBusy,
+    isTerminal,
     isVisible,
     runIngestionReducer,
 } from './runIngestionReducer';
@@ -34,6 +36,14 @@ export interface UseRunIngestionResult {
     cancel: () => void;
     setReason: (reason: string) => void;
     confirm: () => void;
+    /** The followed run can be cancelled now (show a Cancel action). */
+    cancellable: boolean;
+    /** Ask to cancel the followed run (opens a confirmation). */
+    openCancelRun: () => void;
+    /** Close the cancel confirmation; the run goes on. */
+    dismissCancelRun: () => void;
+    /** Send the cancel. */
+    confirmCancelRun: () => void;
 }
 
 export const DEFAULT_POLL_INITIAL_DELAY_MS = 1000;
@@ -74,6 +84,9 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
 
     const follow = useRef<FollowSession | null>(null);
     const starting = useRef<AbortController | null>(null);
+    const cancelling = useRef<AbortController | null>(null);
+    // startFollowing is defined below the effects that need it (a run already active on page load).
+    const followRef = useRef<(runId: string) => void>(() => undefined);
 
     const stopFollowing = useCallback(() => {
         const session = follow.current;
@@ -90,6 +103,8 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
         stopFollowing();
         starting.current?.abort();
         starting.current = null;
+        cancelling.current?.abort();
+        cancelling.current = null;
         dispatch({ type: 'RESET', datasetUrn });
         if (!datasetUrn) {
             dispatch({ type: 'TARGET_UNAVAILABLE' });
@@ -99,7 +114,14 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
         latest.current.client
             .getTarget(datasetUrn, controller.signal)
             .then((target) => {
-                if (!controller.signal.aborted) dispatch({ type: 'TARGET_LOADED', target });
+                if (controller.signal.aborted) return;
+                dispatch({ type: 'TARGET_LOADED', target });
+                // A run of this dataset is already in progress (started here earlier, in another tab, or by code):
+                // show it live instead of an idle button. No toast: nothing happened on this page.
+                const active = target.available && target.canRun ? target.activeRun : null;
+                if (active && typeof active.runId === 'string' && active.runId && !isTerminal(active.state)) {
+                    followRef.current(active.runId);
+                }
             })
             .catch((error) => {
                 if (controller.signal.aborted || isAbort(error)) return;
@@ -116,6 +138,7 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
         () => () => {
             stopFollowing();
             starting.current?.abort();
+            cancelling.current?.abort();
         },
         [stopFollowing],
     );
@@ -162,6 +185,25 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
             const onRun = (run: RunStatus) => {
                 dispatch({ type: 'RUN_UPDATED', run });
                 const label = latest.current.state.target?.label;
+                if (run.duplicateOf && run.duplicateOf !== runId) {
+                    latest.current.toast(
+                        'info',
+                        'Another run of this dataset was already in progress; showing that run.',
+                        TOAST_SECONDS.info,
+                    );
+                    // Replaces this follow session (it is cancelled, so it schedules nothing more).
+                    followRef.current(run.duplicateOf);
+                    return true;
+                }
+                if (run.state === 'cancelled') {
+                    latest.current.toast(
+                        'warning',
+                        `Ingestion run cancelled${label ? ` (${label})` : ''}.`,
+                        TOAST_SECONDS.warning,
+                    );
+                    finish();
+                    return true;
+                }
                 if (run.state === 'succeeded') {
                     latest.current.toast(
                         'success',
@@ -209,6 +251,7 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
         },
         [stopFollowing],
     );
+    followRef.current = startFollowing;
 
     const openConfirm = useCallback(() => dispatch({ type: 'OPEN_CONFIRM' }), []);
     const cancel = useCallback(() => dispatch({ type: 'CANCEL' }), []);
@@ -226,13 +269,22 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
             .then((started) => {
                 if (controller.signal.aborted) return;
                 starting.current = null;
-                dispatch({ type: 'START_SUCCEEDED', runId: started.runId });
+                dispatch({ type: 'START_SUCCEEDED', runId: started.runId, alreadyActive: !!started.alreadyActive });
                 const label = latest.current.state.target?.label;
-                latest.current.toast(
-                    'info',
-                    `Ingestion run requested${label ? ` (${label})` : ''}.`,
-                    TOAST_SECONDS.info,
-                );
+                if (started.alreadyActive) {
+                    // Nothing new was started: the api answered with the run already in progress, which is shown.
+                    latest.current.toast(
+                        'info',
+                        started.message || 'A run of this dataset is already in progress; showing it.',
+                        TOAST_SECONDS.info,
+                    );
+                } else {
+                    latest.current.toast(
+                        'info',
+                        `Ingestion run requested${label ? ` (${label})` : ''}.`,
+                        TOAST_SECONDS.info,
+                    );
+                }
                 startFollowing(started.runId);
             })
             .catch((error) => {
@@ -244,6 +296,54 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
             });
     }, [startFollowing]);
 
+    const openCancelRun = useCallback(() => dispatch({ type: 'CANCEL_RUN_OPEN' }), []);
+    const dismissCancelRun = useCallback(() => dispatch({ type: 'CANCEL_RUN_DISMISS' }), []);
+
+    const confirmCancelRun = useCallback(() => {
+        const current = latest.current.state;
+        if (current.phase !== 'following' || current.cancel !== 'confirming' || !current.runId) return;
+        const runId = current.runId;
+        dispatch({ type: 'CANCEL_RUN_CONFIRM' });
+        const controller = new AbortController();
+        cancelling.current = controller;
+        latest.current.client
+            .cancelRun(runId, controller.signal)
+            .then((answer) => {
+                if (controller.signal.aborted) return;
+                cancelling.current = null;
+                dispatch({ type: 'CANCEL_RUN_SENT' });
+                latest.current.toast('info', answer.message || 'Cancelling the ingestion run…', TOAST_SECONDS.info);
+                // Look again soon rather than at the end of the current backoff step.
+                if (latest.current.state.runId === runId) followRef.current(runId);
+            })
+            .catch((error) => {
+                if (controller.signal.aborted || isAbort(error)) return;
+                cancelling.current = null;
+                const code = error instanceof IngestionApiError ? error.code : undefined;
+                if (code === 'already_finished') {
+                    // The run ended meanwhile: fetch its final state now instead of reporting an error.
+                    dispatch({ type: 'CANCEL_RUN_FAILED' });
+                    latest.current.toast(
+                        'info',
+                        (error as IngestionApiError).serverMessage || 'The ingestion run had already finished.',
+                        TOAST_SECONDS.info,
+                    );
+                    if (latest.current.state.runId === runId) followRef.current(runId);
+                    return;
+                }
+                dispatch({ type: 'CANCEL_RUN_FAILED', notCancellable: code === 'not_cancellable' });
+                const text =
+                    code === 'not_cancellable'
+                        ? `This ingestion run cannot be cancelled${
+                              (error as IngestionApiError).serverMessage
+                                  ? `: ${(error as IngestionApiError).serverMessage}`
+                                  : '.'
+                          }`
+                        : describeError(error, 'Could not cancel the ingestion run');
+                latest.current.toast('error', text, TOAST_SECONDS.error);
+            });
+    }, []);
+
     return {
         state,
         visible: isVisible(state),
@@ -252,5 +352,9 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
         cancel,
         setReason,
         confirm,
+        cancellable: canCancel(state),
+        openCancelRun,
+        dismissCancelRun,
+        confirmCancelRun,
     };
 }

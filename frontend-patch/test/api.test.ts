@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 
 import { IngestionApiError, createIngestionApiClient, describeError, isTransientError } from '../src/api';
-import { DATASET_URN, RUN_ID, apiError, fakeApi, json, runStatus, startedOk, targetOk } from './helpers/fakeApi';
+import {
+    DATASET_URN,
+    OTHER_RUN_ID,
+    RUN_ID,
+    alreadyActiveReply,
+    apiError,
+    cancellingOk,
+    fakeApi,
+    json,
+    runStatus,
+    startedOk,
+    targetOk,
+    targetWithActiveRun,
+} from './helpers/fakeApi';
 
 describe('ingestion api client', () => {
     it('asks for the target with the encoded URN, same origin, with the session cookie', async () => {
@@ -94,6 +107,67 @@ describe('ingestion api client', () => {
         const pending = client.getRun(RUN_ID, controller.signal).catch((e) => e);
         controller.abort();
         expect((await pending).name).toBe('AbortError');
+    });
+});
+
+describe('ingestion api client: run lifecycle', () => {
+    it('reads cancellable and duplicateOf from a run, and activeRun from a target', async () => {
+        const api = fakeApi({
+            runs: [runStatus('cancelled', { cancellable: false, duplicateOf: OTHER_RUN_ID })],
+            targets: [targetWithActiveRun('running')],
+        });
+        const client = createIngestionApiClient({ fetchImpl: api.fetchImpl });
+        expect(await client.getRun(RUN_ID)).toMatchObject({ state: 'cancelled', cancellable: false, duplicateOf: OTHER_RUN_ID });
+        expect((await client.getTarget(DATASET_URN)).activeRun).toEqual({
+            runId: OTHER_RUN_ID,
+            state: 'running',
+            startTimeMs: 1764100001000,
+            requestedBy: 'urn:li:corpuser:jdoe',
+        });
+    });
+
+    it('takes a 200 alreadyActive answer to a start as the active run', async () => {
+        const api = fakeApi({ run: [alreadyActiveReply] });
+        const client = createIngestionApiClient({ fetchImpl: api.fetchImpl });
+        expect(await client.startRun(DATASET_URN)).toMatchObject({ runId: OTHER_RUN_ID, alreadyActive: true });
+    });
+
+    it('POSTs a cancel to /runs/{id}/cancel as JSON, with the session cookie and the base path', async () => {
+        const api = fakeApi({ cancel: [cancellingOk] });
+        const client = createIngestionApiClient({ fetchImpl: api.fetchImpl, resolvePath: (p) => `/datahub${p}` });
+        expect(await client.cancelRun('lt-a/b')).toMatchObject({ runId: RUN_ID, status: 'cancelling' });
+        expect(api.calls[0]).toMatchObject({
+            url: `/datahub/api/ingestion/runs/${encodeURIComponent('lt-a/b')}/cancel`,
+            method: 'POST',
+            credentials: 'include',
+        });
+        expect(api.calls[0].headers['Content-Type']).toBe('application/json');
+    });
+
+    it.each([
+        ['not_cancellable', 'A synchronous Lambda cannot be stopped.'],
+        ['already_finished', 'The run already finished.'],
+    ])('maps 409 %s to kind conflict with its code', async (code, text) => {
+        const api = fakeApi({ cancel: [apiError(409, code, text)] });
+        const client = createIngestionApiClient({ fetchImpl: api.fetchImpl });
+        const error = await client.cancelRun(RUN_ID).catch((e) => e);
+        expect(error).toMatchObject({ kind: 'conflict', status: 409, code, serverMessage: text });
+        expect(isTransientError(error)).toBe(false);
+    });
+
+    it('lists recent runs with GET /runs?limit=N', async () => {
+        const rows = [
+            { runId: 'r2', datasetUrn: DATASET_URN, state: 'running', startTimeMs: 2, requestedBy: 'urn:li:corpuser:a' },
+            { runId: 'r1', datasetUrn: DATASET_URN, state: 'succeeded', startTimeMs: 1, requestedBy: null },
+        ];
+        const api = fakeApi({ list: [json(200, { runs: [...rows, null, { nope: 1 }] })] });
+        const client = createIngestionApiClient({ fetchImpl: api.fetchImpl });
+        expect(await client.listRuns(25)).toEqual(rows);
+        expect(api.calls[0].url).toBe('/api/ingestion/runs?limit=25');
+        const bad = fakeApi({ list: [json(200, { items: [] })] });
+        await expect(createIngestionApiClient({ fetchImpl: bad.fetchImpl }).listRuns(5)).rejects.toMatchObject({
+            kind: 'bad_response',
+        });
     });
 });
 

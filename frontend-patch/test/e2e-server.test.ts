@@ -1,7 +1,10 @@
 // @vitest-environment node
 // The e2e page server (e2e/server.mjs): serves the bundled page and proxies /api/ingestion/* like the reverse proxy
 // in front of datahub-frontend. No browser here; e2e/run.mjs drives one against a real api.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -91,6 +94,37 @@ describe('e2e page server', () => {
             expect(await res.json()).toMatchObject({ status: 'failed', error: 'proxy_error' });
         } finally {
             await other.close();
+        }
+    });
+
+    it('serves another page from `root` (the MFE test host), proxying the cancel and the MFE bundle too', async () => {
+        const root = mkdtempSync(join(tmpdir(), 'host-root-'));
+        mkdirSync(join(root, 'assets'));
+        writeFileSync(join(root, 'index.html'), '<div id="app"></div>');
+        writeFileSync(join(root, 'assets', 'main.css'), 'body{}');
+        const host = await startServer({ apiUrl: upstreamUrl, root });
+        try {
+            expect(await (await fetch(`${host.url}/`)).text()).toBe('<div id="app"></div>');
+            const css = await fetch(`${host.url}/assets/main.css`);
+            expect(css.headers.get('content-type')).toBe('text/css');
+            expect((await fetch(`${host.url}/page.js`)).status).toBe(404);
+            const cancel = await fetch(`${host.url}/api/ingestion/runs/r1/cancel`, { method: 'POST', body: '{}' });
+            expect(cancel.status).toBe(202);
+            expect(seen[seen.length - 1]).toMatchObject({ method: 'POST', url: '/api/ingestion/runs/r1/cancel' });
+            await fetch(`${host.url}/api/ingestion/mfe/remoteEntry.js`);
+            expect(seen[seen.length - 1]).toMatchObject({ method: 'GET', url: '/api/ingestion/mfe/remoteEntry.js' });
+        } finally {
+            await host.close();
+            rmSync(root, { recursive: true, force: true });
+        }
+    });
+
+    it('refuses a root without index.html', async () => {
+        const empty = mkdtempSync(join(tmpdir(), 'host-empty-'));
+        try {
+            await expect(startServer({ apiUrl: upstreamUrl, root: empty })).rejects.toThrow(/index.html not found/);
+        } finally {
+            rmSync(empty, { recursive: true, force: true });
         }
     });
 });

@@ -6,6 +6,7 @@ import {
     RunIngestionState,
     backoffDelay,
     initialRunIngestionState,
+    canCancel,
     isBusy,
     isVisible,
     runIngestionReducer,
@@ -128,6 +129,97 @@ describe('runIngestionReducer', () => {
         const other = 'urn:li:dataset:(urn:li:dataPlatform:hive,db.other,PROD)';
         const state = reduce([{ type: 'TARGET_LOADED', target }, { type: 'RESET', datasetUrn: other }]);
         expect(state).toEqual(initialRunIngestionState(other));
+    });
+});
+
+describe('runIngestionReducer: active runs and cancel', () => {
+    const following = () =>
+        reduce([{ type: 'TARGET_LOADED', target }, { type: 'OPEN_CONFIRM' }, { type: 'CONFIRM' }, { type: 'START_SUCCEEDED', runId: 'r1' }]);
+
+    it('follows the active run named by the target instead of going idle', () => {
+        const state = reduce([
+            {
+                type: 'TARGET_LOADED',
+                target: { ...target, activeRun: { runId: 'a1', state: 'running', startTimeMs: 5, requestedBy: 'urn:li:corpuser:jdoe' } },
+            },
+        ]);
+        expect(state).toMatchObject({ phase: 'following', runId: 'a1', runState: 'running', adopted: true, cancel: 'none' });
+        expect(state.run).toMatchObject({ runId: 'a1', datasetUrn: URN, requestedBy: 'urn:li:corpuser:jdoe', startTimeMs: 5 });
+        expect(isBusy(state)).toBe(true);
+        // Not runnable: hidden, active run or not. A finished "active" run is not followed.
+        expect(
+            reduce([{ type: 'TARGET_LOADED', target: { ...target, canRun: false, activeRun: { runId: 'a1', state: 'running' } } }]).phase,
+        ).toBe('hidden');
+        expect(
+            reduce([{ type: 'TARGET_LOADED', target: { ...target, activeRun: { runId: 'a1', state: 'succeeded' } } }]).phase,
+        ).toBe('idle');
+    });
+
+    it('marks a run returned by an already-active start as adopted', () => {
+        const state = reduce([
+            { type: 'TARGET_LOADED', target },
+            { type: 'OPEN_CONFIRM' },
+            { type: 'CONFIRM' },
+            { type: 'START_SUCCEEDED', runId: 'a1', alreadyActive: true },
+        ]);
+        expect(state).toMatchObject({ phase: 'following', runId: 'a1', adopted: true });
+        expect(following().adopted).toBe(false);
+    });
+
+    it('switches to the run a DUPLICATE run names', () => {
+        const state = runIngestionReducer(following(), {
+            type: 'RUN_UPDATED',
+            run: run('cancelled', { duplicateOf: 'a1' }),
+        });
+        expect(state).toMatchObject({ phase: 'following', runId: 'a1', run: null, runState: 'requested', adopted: true });
+        // Updates for the old run are now ignored; the new one is followed.
+        expect(runIngestionReducer(state, { type: 'RUN_UPDATED', run: run('failed') })).toBe(state);
+        expect(runIngestionReducer(state, { type: 'RUN_UPDATED', run: run('succeeded', { runId: 'a1' }) }).phase).toBe(
+            'succeeded',
+        );
+    });
+
+    it('ends cancelled on a cancelled state, and a new run can be started', () => {
+        const state = runIngestionReducer(following(), { type: 'RUN_UPDATED', run: run('cancelled') });
+        expect(state).toMatchObject({ phase: 'cancelled', lastError: null, cancel: 'none' });
+        expect(isBusy(state)).toBe(false);
+        expect(runIngestionReducer(state, { type: 'OPEN_CONFIRM' }).phase).toBe('confirming');
+        const back = reduce([{ type: 'OPEN_CONFIRM' }, { type: 'CANCEL' }], state);
+        expect(back.phase).toBe('cancelled');
+    });
+
+    it('walks the cancel steps only while the run is cancellable', () => {
+        const notYet = following();
+        expect(canCancel(notYet)).toBe(false); // cancellable unknown until a status arrives
+        expect(runIngestionReducer(notYet, { type: 'CANCEL_RUN_OPEN' })).toBe(notYet);
+        const sync = runIngestionReducer(notYet, { type: 'RUN_UPDATED', run: run('running', { cancellable: false }) });
+        expect(canCancel(sync)).toBe(false);
+        const running = runIngestionReducer(notYet, { type: 'RUN_UPDATED', run: run('running', { cancellable: true }) });
+        expect(canCancel(running)).toBe(true);
+        const confirming = runIngestionReducer(running, { type: 'CANCEL_RUN_OPEN' });
+        expect(confirming.cancel).toBe('confirming');
+        expect(canCancel(confirming)).toBe(false);
+        expect(runIngestionReducer(confirming, { type: 'CANCEL_RUN_DISMISS' }).cancel).toBe('none');
+        const sending = runIngestionReducer(confirming, { type: 'CANCEL_RUN_CONFIRM' });
+        expect(sending.cancel).toBe('sending');
+        expect(runIngestionReducer(sending, { type: 'CANCEL_RUN_DISMISS' })).toBe(sending);
+        const requested = runIngestionReducer(sending, { type: 'CANCEL_RUN_SENT' });
+        expect(requested.cancel).toBe('requested');
+        expect(runIngestionReducer(requested, { type: 'RUN_UPDATED', run: run('cancelled') })).toMatchObject({
+            phase: 'cancelled',
+            cancel: 'none',
+        });
+        const refused = runIngestionReducer(sending, { type: 'CANCEL_RUN_FAILED', notCancellable: true });
+        expect(refused.cancel).toBe('none');
+        expect(refused.run?.cancellable).toBe(false);
+        expect(canCancel(refused)).toBe(false);
+        const retry = runIngestionReducer(sending, { type: 'CANCEL_RUN_FAILED' });
+        expect(canCancel(retry)).toBe(true);
+        // Out of order: no cancel outside following.
+        const idle = reduce([{ type: 'TARGET_LOADED', target }]);
+        expect(runIngestionReducer(idle, { type: 'CANCEL_RUN_OPEN' })).toBe(idle);
+        expect(runIngestionReducer(idle, { type: 'CANCEL_RUN_SENT' })).toBe(idle);
+        expect(runIngestionReducer(requested, { type: 'FOLLOW_LOST', error: 'x' }).cancel).toBe('none');
     });
 });
 

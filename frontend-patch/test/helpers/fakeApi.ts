@@ -32,12 +32,21 @@ export function runStatus(state: string, extra: Record<string, unknown> = {}): R
         datasetUrn: DATASET_URN,
         jobUrn: null,
         state,
-        datahubStatus: state === 'succeeded' ? 'SUCCESS' : state === 'failed' ? 'FAILURE' : 'RUNNING',
+        datahubStatus:
+            state === 'succeeded'
+                ? 'SUCCESS'
+                : state === 'failed'
+                  ? 'FAILURE'
+                  : state === 'cancelled'
+                    ? 'CANCELLED'
+                    : 'RUNNING',
         requestedAt: 1764100000000,
         requestedBy: 'urn:li:corpuser:datahub',
         startTimeMs: 1764100001000,
         durationMs: null,
         message: null,
+        cancellable: state === 'requested' || state === 'running',
+        duplicateOf: null,
         ...extra,
     });
 }
@@ -50,16 +59,46 @@ export const targetOk = json(200, {
     reason: null,
 });
 
-export const startedOk = json(202, { runId: RUN_ID, status: 'started', message: 'Run requested' });
+export const startedOk = json(202, { runId: RUN_ID, status: 'started', message: 'Run requested', alreadyActive: false });
+
+export const OTHER_RUN_ID = 'lt-20261125T205001000Z-aa11bb22cc';
+
+/** `POST /run` while a run of the same dataset and target is active: 200 with that run. */
+export const alreadyActiveReply = json(200, {
+    runId: OTHER_RUN_ID,
+    status: 'started',
+    alreadyActive: true,
+    message: 'A run of this dataset is already in progress (started by jdoe).',
+});
+
+/** `GET /targets` naming a run already in progress. */
+export function targetWithActiveRun(state = 'running', runId = OTHER_RUN_ID): Reply {
+    return json(200, {
+        datasetUrn: DATASET_URN,
+        available: true,
+        canRun: true,
+        label: 'Orders nightly load',
+        reason: null,
+        activeRun: { runId, state, startTimeMs: 1764100001000, requestedBy: 'urn:li:corpuser:jdoe' },
+    });
+}
+
+export const cancellingOk = json(202, { runId: RUN_ID, status: 'cancelling', message: 'Cancelling the run.' });
 
 /**
  * A fetch double for the three api routes. Each route takes a list of replies used in order; the last one repeats.
  */
-export function fakeApi(routes: { targets?: Reply[] | Handler; run?: Reply[] | Handler; runs?: Reply[] | Handler }) {
-    const calls: RecordedCall[] = [];
-    const counters = { targets: 0, run: 0, runs: 0 };
+type Route = 'targets' | 'run' | 'runs' | 'cancel' | 'list';
 
-    const pick = (name: 'targets' | 'run' | 'runs', call: RecordedCall): Reply => {
+/**
+ * Routes: `targets` GET /targets, `run` POST /run, `runs` GET /runs/{id}, `cancel` POST /runs/{id}/cancel,
+ * `list` GET /runs?limit=N.
+ */
+export function fakeApi(routes: Partial<Record<Route, Reply[] | Handler>>) {
+    const calls: RecordedCall[] = [];
+    const counters: Record<Route, number> = { targets: 0, run: 0, runs: 0, cancel: 0, list: 0 };
+
+    const pick = (name: Route, call: RecordedCall): Reply => {
         const route = routes[name];
         if (!route) return apiError(404, 'not_found', `no route ${name}`);
         if (typeof route === 'function') return route(call);
@@ -81,11 +120,8 @@ export function fakeApi(routes: { targets?: Reply[] | Handler; run?: Reply[] | H
         };
         calls.push(call);
         const path = url.split('?')[0];
-        let reply: Reply;
-        if (path.endsWith('/api/ingestion/targets')) reply = pick('targets', call);
-        else if (path.endsWith('/api/ingestion/run')) reply = pick('run', call);
-        else if (path.includes('/api/ingestion/runs/')) reply = pick('runs', call);
-        else reply = apiError(404, 'not_found', 'unknown route');
+        const route = routeOf(path);
+        const reply: Reply = route ? pick(route, call) : apiError(404, 'not_found', 'unknown route');
 
         if (reply === 'hang') {
             return new Promise<Response>((_resolve, reject) => {
@@ -107,12 +143,16 @@ export function fakeApi(routes: { targets?: Reply[] | Handler; run?: Reply[] | H
         } as unknown as Response;
     });
 
-    const callsTo = (suffix: 'targets' | 'run' | 'runs') =>
-        calls.filter((c) => {
-            const path = c.url.split('?')[0];
-            if (suffix === 'runs') return path.includes('/api/ingestion/runs/');
-            return path.endsWith(`/api/ingestion/${suffix}`);
-        });
+    const callsTo = (route: Route) => calls.filter((c) => routeOf(c.url.split('?')[0]) === route);
 
     return { fetchImpl, calls, callsTo };
+}
+
+function routeOf(path: string): Route | null {
+    if (path.endsWith('/api/ingestion/targets')) return 'targets';
+    if (path.endsWith('/api/ingestion/run')) return 'run';
+    if (path.endsWith('/api/ingestion/runs')) return 'list';
+    if (/\/api\/ingestion\/runs\/[^/]+\/cancel$/.test(path)) return 'cancel';
+    if (path.includes('/api/ingestion/runs/')) return 'runs';
+    return null;
 }
