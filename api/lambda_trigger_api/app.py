@@ -55,6 +55,7 @@ class RunAccepted(BaseModel):
     runId: str
     status: str
     message: str
+    alreadyActive: bool = False
 
 
 class ErrorBody(BaseModel):
@@ -133,6 +134,7 @@ def create_app(
     def run(
         body: RunBody,
         request: Request,
+        response: Response,
         authorization: Annotated[str | None, Header()] = None,
         cookie: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
@@ -142,7 +144,10 @@ def create_app(
             # never grant: this keeps cookie-authenticated POSTs same-origin (CSRF).
             raise ApiError(415, "invalid_request", "Content-Type must be application/json")
         caller = service.caller(authorization, cookie)
-        return service.request_run(caller, body.datasetUrn, body.jobUrn, body.reason)
+        answer = service.request_run(caller, body.datasetUrn, body.jobUrn, body.reason)
+        if answer.get("alreadyActive"):
+            response.status_code = 200  # nothing new was started
+        return answer
 
     @app.get("/api/ingestion/runs/{run_id}", responses=_ERRORS)
     def run_status(
@@ -152,6 +157,15 @@ def create_app(
     ) -> dict[str, Any]:
         caller = service.caller(authorization, cookie)
         return service.run_status(caller, run_id)
+
+    @app.post("/api/ingestion/runs/{run_id}/cancel", status_code=202, responses=_ERRORS)
+    def cancel(
+        run_id: str,
+        authorization: Annotated[str | None, Header()] = None,
+        cookie: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        caller = service.caller(authorization, cookie)
+        return service.cancel_run(caller, run_id)
 
     @app.get("/api/ingestion/targets", responses=_ERRORS)
     def targets(

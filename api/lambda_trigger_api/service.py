@@ -14,9 +14,12 @@ import requests
 
 from lambda_trigger.contract import (
     DEFAULT_EXECUTOR_ID,
+    DataHubStatus,
     RunRequest,
     SourceType,
+    is_final,
     now_ms,
+    report_details,
     run_state,
 )
 from lambda_trigger.datahub import (
@@ -229,6 +232,16 @@ class RunService:
             if not check.dataset_found:
                 raise ApiError(404, "dataset_not_found", f"{dataset.urn}: {check.reason}")
             raise ApiError(422, "no_target", f"{dataset.urn}: {check.reason}")
+        active = self.active_run(dataset.urn)
+        if active is not None:
+            # One active run per dataset: show the user that run instead of starting another
+            # (the consumer enforces the rule for every writer: a duplicate ends DUPLICATE).
+            return {
+                "runId": active["runId"],
+                "status": "started",
+                "alreadyActive": True,
+                "message": "A run of this dataset is already in progress; showing it",
+            }
         request = RunRequest(
             run_id=new_run_id(),
             dataset_urn=dataset.urn,
@@ -251,7 +264,65 @@ class RunService:
             self.rate_limiter.record(caller.urn)
         label = check.resolution.label if check.resolution else DEFAULT_LABEL
         log.info("run %s requested by %s for %s", request.run_id, caller.urn, dataset.urn)
-        return {"runId": request.run_id, "status": "started", "message": f"{label} requested"}
+        return {
+            "runId": request.run_id,
+            "status": "started",
+            "alreadyActive": False,
+            "message": f"{label} requested",
+        }
+
+    def active_run(self, dataset_urn: str) -> dict[str, Any] | None:
+        """The dataset's RUNNING run, from DataHub's search index (`executionResultStatus`).
+        Best effort: the index lags a moment, and the consumer has the last word."""
+        try:
+            run_ids = self.datahub.running_run_ids()
+            for run_id in run_ids:
+                request = self.datahub.read_request(run_id)
+                if (
+                    request is None
+                    or request.executorId != self.executor_id
+                    or request.args.get("datasetUrn") != dataset_urn
+                ):
+                    continue
+                result = self.datahub.read_result(run_id)
+                if result is None or result.status != DataHubStatus.RUNNING:
+                    continue
+                return {
+                    "runId": run_id,
+                    "state": run_state(result.status).value,
+                    "startTimeMs": result.startTimeMs,
+                    "requestedBy": request.actorUrn,
+                }
+        except DataHubUnavailable as exc:
+            log.warning("active run of %s unknown: %s", dataset_urn, exc)
+        return None
+
+    def cancel_run(self, caller: Caller, run_id: str) -> dict[str, Any]:
+        """Same rule as starting a run. DataHub's KILL signal is written; the consumer stops a
+        Step Functions execution (or a run not started yet) and ends it CANCELLED."""
+        if not is_readable_run_id(run_id):
+            raise ApiError(404, "run_not_found", "no such run")
+        require_start(self.settings, caller)
+        request = self._datahub("read_request", lambda: self.datahub.read_request(run_id))
+        if request is None or request.executorId != self.executor_id:
+            raise ApiError(404, "run_not_found", "no such run")
+        result = self._datahub("read_result", lambda: self.datahub.read_result(run_id))
+        if result is not None and is_final(result.status):
+            raise ApiError(409, "already_finished", f"the run has already ended ({result.status})")
+        kind = report_details(result).get("kind")
+        if kind in ("lambda", "lambda-event"):
+            raise ApiError(
+                409,
+                "not_cancellable",
+                "a Lambda function cannot be stopped once it runs; only Step Functions "
+                "runs (and runs not started yet) can be cancelled",
+            )
+        self._datahub(
+            "write_signal",
+            lambda: self.datahub.write_signal(run_id, self.executor_id, caller.urn),
+        )
+        log.info("run %s: cancel requested by %s", run_id, caller.urn)
+        return {"runId": run_id, "status": "cancelling", "message": "cancel requested"}
 
     def run_status(self, caller: Caller, run_id: str) -> dict[str, Any]:
         if not is_readable_run_id(run_id):
@@ -263,6 +334,9 @@ class RunService:
         result = self._datahub("read_result", lambda: self.datahub.read_result(run_id))
         status = result.status if result else None
         report = (result.report or "") if result else ""
+        details = report_details(result)
+        if is_final(status):
+            details["cancellable"] = False
         return {
             "runId": run_id,
             "datasetUrn": request.args.get("datasetUrn"),
@@ -273,6 +347,8 @@ class RunService:
             "requestedBy": request.actorUrn,
             "startTimeMs": result.startTimeMs if result else None,
             "durationMs": result.durationMs if result else None,
+            "cancellable": result is None or bool(details.get("cancellable")),
+            "duplicateOf": details.get("duplicateOf"),
             # Reports are written by the consumer, which keeps AWS details out; redact again
             # in case an older consumer or another writer did not.
             "message": redact(report.splitlines()[0])
@@ -287,6 +363,7 @@ class RunService:
             raise ApiError(400, "invalid_request", str(exc)) from exc
         check = self.check_target(dataset)
         return {
+            "activeRun": self.active_run(dataset.urn) if check.available else None,
             "datasetUrn": dataset.urn,
             "available": check.available,
             "canRun": check.available and self.may_run(caller),
