@@ -68,6 +68,7 @@ class Cli:
     def __call__(self, *args: str, cwd: Path | None = None) -> CliResult:
         done = subprocess.run(
             [str(DATAHUB_CLI), *args],
+            check=False,
             env=self.env,
             cwd=cwd,
             capture_output=True,
