@@ -82,7 +82,9 @@ def test_result_structured_report_is_valid_json() -> None:
         ("SUCCESS", RunState.SUCCEEDED),
         ("FAILURE", RunState.FAILED),
         ("TIMEOUT", RunState.FAILED),
-        ("CANCELLED", RunState.FAILED),
+        ("CANCELLED", RunState.CANCELLED),
+        ("ABORTED", RunState.CANCELLED),
+        ("DUPLICATE", RunState.FAILED),
     ],
 )
 def test_run_state(status: str | None, state: RunState) -> None:
