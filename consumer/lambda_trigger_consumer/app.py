@@ -75,7 +75,11 @@ class ConsumerApp:
         self.datahub = DataHubClient(datahub_settings)
         self.registry = SchemaRegistry(settings.schema_registry_url)
         region = mapping_settings.resolved_region()
-        invoker = Invoker(region, excerpt_bytes=settings.report_payload_bytes)
+        invoker = Invoker(
+            region,
+            excerpt_bytes=settings.report_payload_bytes,
+            keepalive_seconds=settings.aws_keepalive_seconds,
+        )
         kafka: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,
             **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
