@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 FRONTEND = REPO / "frontend-patch"
 ARTIFACTS = REPO / "test-artifacts"
 DOCS_IMAGES = REPO / "docs" / "images"
+# The pictures of the two slots in the docs (UPDATE_DOCS_SCREENSHOT=1 refreshes them).
+DOCS_SHOTS = {"mfe-entity-tab", "mfe-nav-page"}
 SIP = "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
 POLY = (
     "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.polygon_prices,PROD)"
@@ -89,7 +91,7 @@ def _drive(stack: Stack, name: str, **env: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(lines[-1])
     assert done.returncode == 0 and result["ok"], (result, done.stderr.decode()[-3000:])
     assert screenshot.exists() and screenshot.stat().st_size > 1000
-    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") and name in DOCS_SHOTS:
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot, DOCS_IMAGES / f"{name}.png")
     return result
