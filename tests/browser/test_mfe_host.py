@@ -118,6 +118,14 @@ def _assert_clean_unmount(result: dict[str, Any]) -> None:
     assert after["modalRoots"] == 0 and after["openModals"] == 0
     # No polling or pending request outlives the slot.
     assert after["apiRequests"] == 0
+    # Mounted again (the user comes back to the tab), and cleaned up again.
+    assert result["remount"] == {
+        "phase": "mounted",
+        "mountCalls": 2,
+        "panels": 1,
+        "cleanupCalls": 2,
+        "panelsAfter": 0,
+    }
 
 
 def _runs_listed(stack: Stack) -> bool:
