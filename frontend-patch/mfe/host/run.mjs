@@ -63,11 +63,17 @@ async function main() {
         page.on('response', async (response) => {
             const path = new URL(response.url()).pathname;
             if (path.startsWith('/api/ingestion/mfe/')) {
-                result.assets[path.slice('/api/ingestion/mfe/'.length)] = {
-                    status: response.status(),
-                    contentType: response.headers()['content-type'] ?? null,
-                    cacheControl: response.headers()['cache-control'] ?? null,
-                };
+                const name = path.slice('/api/ingestion/mfe/'.length);
+                // The first answer for each file; later loads (the remount) only add their status.
+                if (!(name in result.assets)) {
+                    result.assets[name] = {
+                        status: response.status(),
+                        contentType: response.headers()['content-type'] ?? null,
+                        cacheControl: response.headers()['cache-control'] ?? null,
+                        statuses: [],
+                    };
+                }
+                result.assets[name].statuses.push(response.status());
             }
         });
         page.on('console', (msg) => {
