@@ -67,9 +67,7 @@ def test_put_writes_the_request_and_produces_its_mcls(
     assert key == urn.encode() and value == request_mcl.raw
 
 
-def test_get_shows_the_request_by_raw_and_by_encoded_urn(
-    cli: Cli, tmp_path: Path
-) -> None:
+def test_get_shows_the_request_by_raw_and_by_encoded_urn(cli: Cli, tmp_path: Path) -> None:
     urn = request_urn()
     body = _put(cli, tmp_path, urn)
     encoded = urn.replace(":", "%3A")
@@ -148,9 +146,7 @@ def test_soft_delete_of_a_dataset_upserts_status_removed(
 ) -> None:
     dataset = POLYGON.replace("polygon_prices", f"soft_{double.mcl_count()}")
     DatahubRestEmitter(double.url, token=double.admin_token, retry_max_times=0).emit_mcp(
-        MetadataChangeProposalWrapper(
-            entityUrn=dataset, aspect=DatasetPropertiesClass(name="soft")
-        )
+        MetadataChangeProposalWrapper(entityUrn=dataset, aspect=DatasetPropertiesClass(name="soft"))
     )
     mcls.new()
     done = cli("delete", "--urn", dataset, "--soft", "-f")

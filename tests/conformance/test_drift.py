@@ -41,9 +41,7 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("datahub.ingestion.graph.client", "DataHubGraph.delete_references_to_urn"): (
         "datahub delete --hard of tags, terms, ... (not execution requests)"
     ),
-    ("datahub.ingestion.graph.client", "DataHubGraph.get_timeseries_values"): (
-        "timeseries reads"
-    ),
+    ("datahub.ingestion.graph.client", "DataHubGraph.get_timeseries_values"): ("timeseries reads"),
     ("datahub.cli.cli_utils", "post_entity"): "datahub put",
     ("datahub.cli.cli_utils", "get_entity"): "datahub get",
     ("datahub.cli.cli_utils", "get_latest_timeseries_aspect_values"): (
@@ -142,11 +140,13 @@ def _verbs(fn: ast.FunctionDef) -> frozenset[str]:
             ):
                 verbs.add(_VERB_CALLS[node.func.attr])
         # OpenApiRequest.from_mcp: `method = "post"` / "delete" / "patch"
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "method" for t in node.targets
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "method" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
         ):
-            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
-                verbs.add(node.value.value.upper())
+            verbs.add(node.value.value.upper())
     return frozenset(verbs)
 
 
@@ -210,8 +210,10 @@ def test_every_called_path_is_routed_or_deliberately_unsupported() -> None:
     unclassified = []
     for called in paths:
         routed = any(routes.match(verb, _sample(called.path)) for verb in called.verbs)
-        if not routed and called.path.split("?")[0] not in UNSUPPORTED and called.path not in (
-            UNSUPPORTED
+        if (
+            not routed
+            and called.path.split("?")[0] not in UNSUPPORTED
+            and called.path not in (UNSUPPORTED)
         ):
             unclassified.append(called)
     assert not unclassified, "\n".join(

@@ -95,9 +95,7 @@ def test_foreign_ids_are_readable_through_the_api_and_the_cli(
     assert body["state"] == "running" and body["datahubStatus"] == "RUNNING"
     assert body["datasetUrn"] == POLYGON
 
-    shown = cli(
-        "get", "--urn", f"urn:li:dataHubExecutionRequest:{run_id}", "-a", RESULT
-    )
+    shown = cli("get", "--urn", f"urn:li:dataHubExecutionRequest:{run_id}", "-a", RESULT)
     assert shown.returncode == 0, shown.stderr
     assert shown.json() == {RESULT: {"status": "RUNNING"}}
 

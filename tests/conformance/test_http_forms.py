@@ -113,7 +113,9 @@ def test_hard_delete_action(double: GmsDouble, trailing: str) -> None:
         )
     )
     answer = httpx.post(
-        f"{double.url}/entities{trailing}?action=delete", headers=_headers(double), json={"urn": urn}
+        f"{double.url}/entities{trailing}?action=delete",
+        headers=_headers(double),
+        json={"urn": urn},
     )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"value": {"urn": urn, "rows": 2, "timeseriesRows": 0}}
