@@ -204,6 +204,7 @@ class AspectStore:
 
     def load_json(self, data: dict[str, Any]) -> None:
         """Load the JSON state document of older doubles (persist.py imports it once)."""
+
         def row(d: dict[str, Any]) -> AspectRow:
             return AspectRow(d["value"], d["system_metadata"], d["created_on"], d["created_by"])
 
