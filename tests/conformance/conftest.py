@@ -66,7 +66,7 @@ class Cli:
         }
 
     def __call__(self, *args: str, cwd: Path | None = None) -> CliResult:
-        done = subprocess.run(
+        done = subprocess.run(  # the exit code is asserted by each test
             [str(DATAHUB_CLI), *args],
             check=False,
             env=self.env,
@@ -74,6 +74,7 @@ class Cli:
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
 
