@@ -62,6 +62,8 @@ from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
+# Clocks differ a little between writers and the consumer; more than this is not skew.
+FUTURE_TOLERANCE_SECONDS = 300.0
 
 # The pre-start check of the trust boundary (authorize.py): the request as it may run (its
 # requester decided by who wrote it), or the message for the FAILURE report.
@@ -253,8 +255,16 @@ class RunDriver:
             return self._unstarted(
                 partition, entry, DataHubStatus.CANCELLED, f"cancelled by {entry.cancel_by}"
             )
-        # A requestedAt in the future counts as now: it must not dodge the expiry.
-        age = max(0.0, (start - min(request.requested_at_ms, start)) / 1000)
+        # A requestedAt in the future is the writer's claim: a little is clock skew, more is a
+        # way around the expiry, and refused.
+        age = (start - request.requested_at_ms) / 1000
+        if age < -FUTURE_TOLERANCE_SECONDS:
+            return self._unstarted(
+                partition,
+                entry,
+                DataHubStatus.FAILURE,
+                "request refused: requestedAt is in the future",
+            )
         if age > self._config.max_request_age_seconds:
             return self._unstarted(
                 partition,

@@ -68,7 +68,6 @@ class Cli:
     def __call__(self, *args: str, cwd: Path | None = None) -> CliResult:
         done = subprocess.run(  # the exit code is asserted by each test
             [str(DATAHUB_CLI), *args],
-            check=False,
             env=self.env,
             cwd=cwd,
             capture_output=True,

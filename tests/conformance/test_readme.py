@@ -40,7 +40,6 @@ def test_readme_put_and_get_work(double: GmsDouble, tmp_path: Path) -> None:
     home.mkdir()
     done = subprocess.run(  # the exit code is asserted by each test
         ["bash", "-euo", "pipefail", "-c", block + '\necho "RUN_ID=$run_id"\n'],
-        check=False,
         cwd=work,
         env={"PATH": os.environ["PATH"], "HOME": str(home), "DATAHUB_TELEMETRY_ENABLED": "false"},
         capture_output=True,
