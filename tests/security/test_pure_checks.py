@@ -244,3 +244,24 @@ def test_iam_policy_names_exactly_the_mapped_resources() -> None:
     ).replace(':*"', '"')
     with pytest.raises(PolicyError):
         build_policy(mapping, region="us-east-1")  # a bare function name needs the account
+
+
+def test_iam_policy_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lambda_trigger import cli
+
+    monkeypatch.setenv(
+        "DATAHUB_INGESTION_LAMBDA_MAPPING",
+        json.dumps({SIP: "arn:aws:lambda:us-east-1:123456789012:function:earnings"}),
+    )
+    monkeypatch.delenv("DATAHUB_INGESTION_LAMBDA_MAPPING_FILE", raising=False)
+    monkeypatch.delenv("LAMBDA_TRIGGER_COMPLETION_QUEUE_URL", raising=False)
+    assert cli.main(["iam-policy"]) == 0
+    policy = json.loads(capsys.readouterr().out)
+    assert [s["Resource"] for s in policy["Statement"]] == [
+        ["arn:aws:lambda:us-east-1:123456789012:function:earnings"]
+    ]
+    monkeypatch.setenv("DATAHUB_INGESTION_LAMBDA_MAPPING", json.dumps({SIP: "bare-name"}))
+    assert cli.main(["iam-policy", "--region", "us-east-1"]) == 2
+    assert "--account-id" in capsys.readouterr().err
