@@ -252,8 +252,9 @@ class ConsumerApp:
             try:
                 self.ledger.partitions = ensure_topics(self._kafka, self._topics)
                 return True
-            except KafkaUnreachable as exc:
-                self.dependencies.down("kafka", str(exc))
+            except KafkaUnreachable:
+                # The AdminClient's error callback (kafka_logs.py) has told the dependency
+                # monitor, which logs the one "Kafka unreachable" line and fails readiness.
                 self.runner.stopping.wait(5.0)
         return False
 
