@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from dataclasses import replace
 from typing import Any
@@ -31,6 +32,18 @@ from lambda_trigger_consumer.runner import Runner
 from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def _connect_error(bootstrap_servers: str, fallback: Exception) -> str:
+    """Why the first bootstrap server does not answer, as the OS says it ("Connection
+    refused", "Name or service not known"), which tells an operator more than librdkafka's
+    "Broker transport failure"."""
+    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=3):
+            return str(fallback)
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
 
 
 class ConsumerApp:
@@ -252,9 +265,12 @@ class ConsumerApp:
             try:
                 self.ledger.partitions = ensure_topics(self._kafka, self._topics)
                 return True
-            except KafkaUnreachable:
-                # The AdminClient's error callback (kafka_logs.py) has told the dependency
-                # monitor, which logs the one "Kafka unreachable" line and fails readiness.
+            except KafkaUnreachable as exc:
+                # The dependency monitor logs the one "Kafka unreachable" line (and its
+                # recovery) and fails readiness; the reason is the socket's own word.
+                self.dependencies.down(
+                    "kafka", _connect_error(self.settings.bootstrap_servers, exc)
+                )
                 self.runner.stopping.wait(5.0)
         return False
 
