@@ -38,7 +38,7 @@ def _connect_error(bootstrap_servers: str, fallback: Exception) -> str:
     """Why the first bootstrap server does not answer, as the OS says it ("Connection
     refused", "Name or service not known"), which tells an operator more than librdkafka's
     "Broker transport failure"."""
-    host, _, port = bootstrap_servers.split(",")[0].strip().rpartition(":")
+    host, _, port = bootstrap_servers.split(",", maxsplit=1)[0].strip().rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=3):
             return str(fallback)
