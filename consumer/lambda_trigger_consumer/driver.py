@@ -122,6 +122,7 @@ class RunDriver:
         self._next_look: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._seen_at: dict[str, float] = {}  # when this process first took the run up
         self._minted: set[str] = set()  # claim nonces this process made
         # Outcomes this process knows but may not have recorded yet (Kafka away): they must
         # survive a rebuild of the view after the partition came back to us.
@@ -210,6 +211,7 @@ class RunDriver:
 
     def _step(self, partition: int, entry: RunEntry) -> None:
         run_id = entry.run_id
+        self._seen_at.setdefault(run_id, time.monotonic())
         delay: float | None
         try:
             delay = self._advance(partition, entry)
@@ -762,6 +764,11 @@ class RunDriver:
         self._view.close_local(partition, entry.run_id)
         self._known.pop(entry.run_id, None)
         self._next_look.pop(entry.run_id, None)
+        seen = self._seen_at.pop(entry.run_id, None)
+        if seen is not None and (entry.request is not None or entry.invalid is not None):
+            # One observation per run request this process ended: from taking it up to the
+            # final status in DataHub.
+            self._metrics.processed_duration.observe(time.monotonic() - seen)
         self._backoff.pop(f"poll:{entry.run_id}", None)
         self._stop_sent.discard(entry.run_id)
         if entry.nonce:

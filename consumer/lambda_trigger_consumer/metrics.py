@@ -61,7 +61,7 @@ class ConsumerMetrics:
         )
         self.processed_duration = Histogram(
             f"{p}_processed_duration_seconds",
-            "Time to handle one accepted request, claim to final status",
+            "Time to handle one run request, from taking it up to its final status",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
