@@ -139,8 +139,7 @@ def traffic(args: argparse.Namespace) -> None:
     from confluent_kafka import Producer
 
     pairs = [
-        (bytes.fromhex(k), bytes.fromhex(v))
-        for k, v in json.loads(Path(args.values).read_text())
+        (bytes.fromhex(k), bytes.fromhex(v)) for k, v in json.loads(Path(args.values).read_text())
     ]
     producer = Producer(
         {"bootstrap.servers": args.bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"}

@@ -10,6 +10,7 @@ seconds a run request is written the way the api writes one (the service token, 
 each of the benchmark's datasets maps to one Lambda function. Then, per run:
 
 - write: the wall clock just before the write starts;
+- mcl: GMS produced the request's MCL (its CreateTime: the GMS double's share ends here);
 - pickup: the consumer has the record (its `request` record in the run ledger: the ledger
   record's CreateTime, stamped by the consumer's producer when it forwards the request);
 - claimed / invoking: the driver's `claimed` and `invoking` ledger snapshots;
@@ -68,6 +69,7 @@ def summary(values: list[float]) -> dict[str, float]:
 @dataclass
 class Timeline:
     write: float  # ms since the epoch
+    mcl: float | None = None
     pickup: float | None = None
     claimed: float | None = None
     invoking: float | None = None
@@ -281,6 +283,8 @@ def run_latency(
         if line is None or line.success is not None:
             continue
         value = codec.decode(msg.value())
+        if value.get("aspectName") == "dataHubExecutionRequestInput" and line.mcl is None:
+            line.mcl = float(msg.timestamp()[1])
         if value.get("aspectName") != "dataHubExecutionRequestResult":
             continue
         aspect = json.loads(value["aspect"]["value"])
@@ -301,6 +305,8 @@ def run_latency(
         "write_to_pickup": summary(span("write", "pickup")) if complete else {},
         "write_to_invoked": summary(span("write", "invoked")) if complete else {},
         "write_to_success": summary(span("write", "success")) if complete else {},
+        "write_to_mcl": summary(span("write", "mcl")) if complete else {},
+        "mcl_to_pickup": summary(span("mcl", "pickup")) if complete else {},
         "pickup_to_claimed": summary(span("pickup", "claimed")) if complete else {},
         "claimed_to_invoking": summary(span("claimed", "invoking")) if complete else {},
         "invoking_to_invoked": summary(span("invoking", "invoked")) if complete else {},
@@ -318,15 +324,15 @@ def print_latency(result: dict[str, Any]) -> None:
         "write_to_pickup",
         "write_to_invoked",
         "write_to_success",
+        "write_to_mcl",
+        "mcl_to_pickup",
         "pickup_to_claimed",
         "claimed_to_invoking",
         "invoking_to_invoked",
     ):
         s = result[name]
         if s:
-            print(
-                f"  {name:<22} {s['p50']:8.1f} {s['p95']:8.1f} {s['p99']:8.1f} {s['max']:8.1f}"
-            )
+            print(f"  {name:<22} {s['p50']:8.1f} {s['p95']:8.1f} {s['p99']:8.1f} {s['max']:8.1f}")
 
 
 def main() -> None:

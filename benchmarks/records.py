@@ -90,8 +90,10 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         meta = admin.list_topics(topic, timeout=10).topics.get(topic)
-        if meta is not None and meta.partitions and all(
-            p.leader >= 0 for p in meta.partitions.values()
+        if (
+            meta is not None
+            and meta.partitions
+            and all(p.leader >= 0 for p in meta.partitions.values())
         ):
             return
         time.sleep(0.1)

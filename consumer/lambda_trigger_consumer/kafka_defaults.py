@@ -11,34 +11,35 @@ from __future__ import annotations
 
 from typing import Any
 
-# Bounds of the prefetch queue (what librdkafka holds fetched but not yet consumed). Memory
-# is about (payload + ~0.5 KiB of bookkeeping per record) times the record count, so both the
-# record count and the bytes are bounded.
-QUEUED_MIN_MESSAGES = 20_000
-QUEUED_MAX_KBYTES = 16_384
+# Bounds of the prefetch queue (records librdkafka has fetched and the poll loop has not taken
+# yet). Each record costs its payload plus a few hundred bytes of librdkafka bookkeeping, so
+# both the count and the bytes are bounded. At full speed the loop takes 5,000 records in about
+# 10 ms; a fetch round trip to a broker is far shorter, so a larger queue buys no speed.
+QUEUED_MIN_MESSAGES = 5_000
+QUEUED_MAX_KBYTES = 4_096
+FETCH_MAX_BYTES = 2 * 1024 * 1024
+PARTITION_FETCH_MAX_BYTES = 1024 * 1024
 
 CONSUMER_DEFAULTS: dict[str, Any] = {
     # librdkafka: 1000 ms. When the prefetch queue is over one of its bounds, fetching stops
-    # for this long; a consumer that drains 20,000 records in a few tens of milliseconds would
-    # then sit idle for most of each second (the drain rate fell to a tenth). 10 ms: fetch
-    # again soon after the queue has room.
+    # for this long. A consumer that empties the queue in milliseconds then sits idle for
+    # most of each second (the drain rate fell to a quarter). 10 ms: fetch again soon after
+    # the queue has room.
     "fetch.queue.backoff.ms": 10,
-    # librdkafka: 100,000 records. Keep fetching until this many are queued: about 40 ms of
-    # work at full speed, enough to cover a fetch round trip, at a tenth of the memory.
+    # librdkafka: 100,000 records. Fetch until this many are queued (about 10 ms of work).
     "queued.min.messages": QUEUED_MIN_MESSAGES,
-    # librdkafka: 65,536 KiB (64 MiB). The byte bound of the same queue: 16 MiB.
+    # librdkafka: 65,536 KiB (64 MiB). The byte bound of the same queue: 4 MiB.
     "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
-    # librdkafka: 50 MiB per fetch response. One response is held whole in memory until all
-    # of its records are consumed; 8 MiB (still 8 partitions at max.partition.fetch.bytes)
-    # keeps a fetch from adding half of the default queue again. A record larger than this is
-    # still returned (the broker always sends at least one record batch).
-    "fetch.max.bytes": 8 * 1024 * 1024,
-    # librdkafka: 1 MiB, the same: stated to make the bound above explicit.
-    "max.partition.fetch.bytes": 1024 * 1024,
-    # librdkafka: 500 ms. How long the broker holds an empty fetch open. A fetch answers as
-    # soon as a record arrives, so this does not delay a record; it bounds how long a change
-    # of the fetch set (a resumed or newly assigned partition, such as the run ledger's) waits
-    # for the open fetch to come back. 100 ms: at most 10 empty fetches a second when idle.
+    # librdkafka: 50 MiB. One fetch response is held in memory until all of its records are
+    # consumed, and the queue bound above may be overshot by one response: 2 MiB. A record
+    # larger than this still arrives (the broker always returns at least one record batch).
+    "fetch.max.bytes": FETCH_MAX_BYTES,
+    # librdkafka: 1 MiB, unchanged: stated because the bound above counts on it.
+    "max.partition.fetch.bytes": PARTITION_FETCH_MAX_BYTES,
+    # librdkafka: 500 ms. How long the broker holds a fetch open while there is nothing new.
+    # A fetch answers as soon as a record arrives, so this never delays a record; it bounds how
+    # long a change of the fetch set (a resumed partition, a newly assigned ledger partition)
+    # waits for the open fetch to come back. 100 ms: at most 10 empty fetches a second.
     "fetch.wait.max.ms": 100,
 }
 
