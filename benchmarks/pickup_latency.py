@@ -23,6 +23,7 @@ All clocks are this machine's wall clock. Prints p50/p95/p99/max of each span in
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -345,6 +346,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state, Stack(Path(state)) as stack:
         unrelated, _foreign = real_records(stack.gms)
+        gc.freeze()  # as in side_by_side: the in-process GMS double's startup objects
         result = run_latency(
             stack,
             unrelated,

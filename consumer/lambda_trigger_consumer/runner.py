@@ -23,6 +23,7 @@ check: offsets and counters are settled once per batch.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -146,6 +147,11 @@ class Runner:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        # Everything built so far (the DataHub SDK's classes, boto3's models, the clients)
+        # lives as long as the process: keep it out of the collector's full passes, each of
+        # which would otherwise walk it all and hold the GIL (the loop and every run step)
+        # for tens to hundreds of milliseconds.
+        gc.freeze()
         self._driver.start()
         try:
             while not self.stopping.is_set():
