@@ -364,8 +364,8 @@ def check_lag(t: Traffic) -> None:
     assert sorted(s["partition"] for s in series) == ["0", "1", "2"]
     assert {s["topic"] for s in series} == {TOPIC}
     assert t.final.consumer.total(name) == 0
-    # The outage blocked the consumer (its one in-flight slot taken) with NOISE_BACKLOG unread.
-    assert t.max_lag_during_outage >= NOISE_BACKLOG
+    # A DataHub outage does not block the MCL: the backlog produced during it was read then.
+    assert t.discarded_during_outage >= NOISE_BACKLOG
 
 
 def check_last_commit(t: Traffic) -> None:
@@ -621,8 +621,10 @@ def test_prometheus_saw_the_events(live_run: LiveRun) -> None:
 # --- defects this test found and that were fixed (each failed before its fix) ----------------
 
 
-def test_lag_counts_messages_unread_while_the_consumer_is_blocked(live_run: LiveRun) -> None:
-    assert live_run.traffic.max_lag_during_outage >= NOISE_BACKLOG
+def test_a_datahub_outage_does_not_stop_the_consumer_reading(live_run: LiveRun) -> None:
+    """Before the run ledger, a run waiting for DataHub held a worker and the consumer stopped
+    reading (lag grew); now the poll loop never waits for DataHub."""
+    assert live_run.traffic.discarded_during_outage >= NOISE_BACKLOG
 
 
 def test_an_unauthenticated_caller_is_not_a_datahub_failure(live_run: LiveRun) -> None:

@@ -88,6 +88,7 @@ class Traffic:
     # Gauges read while the outage held the one run in flight.
     inflight_during_outage: float = -1.0
     max_lag_during_outage: float = -1.0
+    discarded_during_outage: float = -1.0
     # Number of partitions of the MCL topic (the lag gauge should have one series each).
     partitions: int = 0
     # Whether the consumer re-read the edited mapping before any request asked for it.
@@ -340,8 +341,9 @@ class _Driver:
 
     def _datahub_outage(self) -> None:
         """A run is in flight when DataHub goes down: its final status write fails and is
-        retried; the one in-flight slot stays taken, so the consumer stops reading and records
-        produced meanwhile are unread (lag); the api answers 503."""
+        retried from the run ledger until DataHub is back; the MCL keeps being read meanwhile
+        (a DataHub outage never blocks the poll loop: the records produced during it are read
+        and discarded before DataHub returns); the api answers 503."""
         step = "datahub_outage"
         moto, gms = self.live.stack.moto, self.live.stack.gms
         assert moto is not None and gms is not None
@@ -360,6 +362,13 @@ class _Driver:
         )
         gms.set_down(True)
         down_since = time.time()
+        # The function still runs: its invoke holds the one in-flight slot.
+        self.traffic.inflight_during_outage = self.consumer_value(
+            "lambda_trigger_consumer_inflight_invocations"
+        )
+        discarded_before = self.consumer_value(
+            "lambda_trigger_consumer_key_discarded_messages_total"
+        )
         try:
             # 503s: the caller cannot be identified. A labelled counter's series is born at
             # its first increment, which rate() cannot see: let Prometheus scrape the first
@@ -373,10 +382,8 @@ class _Driver:
             for i in range(NOISE_BACKLOG):
                 self.produce(f"urn:li:dataset:(urn:li:dataPlatform:hive,backlog_{i},PROD)", b"x")
             self.producer.flush(10)
-            # Until the final status write has failed, and the lag gauge (refreshed every
-            # 5 s) counted the unread records or LAG_WATCH_SECONDS passed. The run cannot end
-            # while DataHub is down, so it holds the one in-flight slot all along.
-            lag_deadline = time.monotonic() + LAG_WATCH_SECONDS
+            # Until the final status write has failed and the records produced during the
+            # outage were read (discarded by their key) while DataHub is still down.
             write_deadline = time.monotonic() + 30.0
             while True:
                 consumer = self.live.scrape_consumer()
@@ -386,16 +393,17 @@ class _Driver:
                     consumer.total("lambda_trigger_consumer_status_write_failures_total")
                     > write_failures
                 )
-                if failed:
-                    self.traffic.inflight_during_outage = consumer.total(
-                        "lambda_trigger_consumer_inflight_invocations"
-                    )
-                lag_seen = lag >= NOISE_BACKLOG or time.monotonic() > lag_deadline
-                if failed and lag_seen:
+                discarded = (
+                    consumer.total("lambda_trigger_consumer_key_discarded_messages_total")
+                    - discarded_before
+                )
+                self.traffic.discarded_during_outage = discarded
+                if failed and discarded >= NOISE_BACKLOG:
                     break
                 if time.monotonic() > write_deadline:
                     raise WaitTimeout(
-                        "no failed status write while DataHub was down\n" + self.live.logs()
+                        "no failed status write, or the backlog unread, while DataHub was down\n"
+                        + self.live.logs()
                     )
                 time.sleep(0.25)
         finally:
