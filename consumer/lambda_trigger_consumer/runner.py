@@ -397,8 +397,12 @@ class Runner:
                 low, high = self._consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
             except KafkaException:
                 continue
-            position = tp.offset if tp.offset >= 0 else low
-            if high >= 0 and position >= 0:
+            if tp.offset < 0:
+                # Nothing read yet since the assignment: librdkafka has no position, and the
+                # low watermark would count the whole partition as unread. Wait for one.
+                continue
+            position = tp.offset
+            if high >= 0 and position >= low:
                 self._metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, high - position)
                 )
