@@ -16,6 +16,7 @@ from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
+from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.aws_client import endpoint_of
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
@@ -130,6 +131,8 @@ class ConsumerApp:
 
         if queue_arn and config.completion_queue_arn is None:
             config = replace(config, completion_queue_arn=queue_arn)
+        # The dataset's Runs tab (issue 11): on unless LAMBDA_TRIGGER_NATIVE_HISTORY=false.
+        self.history = RunHistory(self.datahub, registry=registry)
         self.driver = RunDriver(
             self.view,
             self.ledger,
@@ -140,6 +143,7 @@ class ConsumerApp:
             config,
             gate=gate,
             on_unwritable=self._unwritable,
+            history=self.history,
         )
         group: dict[str, Any] = {
             **kafka,
@@ -240,6 +244,7 @@ class ConsumerApp:
                 self.completions.join(10)
             self.health.stop()
             self.registry.close()
+            self.history.close()
             self.datahub.close()
 
     def stop(self) -> None:

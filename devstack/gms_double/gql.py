@@ -22,6 +22,7 @@ from typing import Any
 
 from graphql import GraphQLInterfaceType, GraphQLSchema, build_schema, graphql_sync
 
+from devstack.gms_double import runs_tab
 from devstack.gms_double.auth import Principal
 from devstack.gms_double.search import SearchIndex, SearchNotModelled, graphql_entity_types
 
@@ -188,6 +189,7 @@ type PlatformPrivileges {
         + "\n".join(f"  {name}: Boolean!" for name in _PRIVILEGES)
         + "\n}\n"
         + _SEARCH_SDL
+        + runs_tab.SDL  # the dataset Runs tab (runs_tab.py)
     )
 
 
@@ -195,6 +197,7 @@ _TYPENAMES = {
     "EXECUTION_REQUEST": "ExecutionRequest",
     "DATASET": "Dataset",
     "CORP_USER": "CorpUser",
+    **runs_tab.TYPENAMES,
 }
 
 DOUBLE_NOTE = (
@@ -271,7 +274,11 @@ def execute(principal: Principal, body: Any, search: SearchIndex | None = None) 
     result = graphql_sync(
         _schema(),
         body["query"],
-        root_value={"me": _me(principal), "scrollAcrossEntities": _scroll_resolver(search)},
+        root_value={
+            "me": _me(principal),
+            "scrollAcrossEntities": _scroll_resolver(search),
+            **runs_tab.root_values(search),
+        },
         variable_values=variables if isinstance(variables, dict) else None,
         operation_name=body.get("operationName")
         if isinstance(body.get("operationName"), str)
