@@ -50,6 +50,7 @@ from lambda_trigger_api.identity import (
     IdentityUnavailable,
     Unauthenticated,
 )
+from lambda_trigger_api.last_run import last_run
 from lambda_trigger_api.limits import RateLimiter
 from lambda_trigger_api.metrics import ApiMetrics
 
@@ -364,6 +365,8 @@ class RunService:
         check = self.check_target(dataset)
         return {
             "activeRun": self.active_run(dataset.urn) if check.available else None,
+            # The newest run on the dataset's Runs tab (last_run.py), for after a page load.
+            "lastRun": last_run(self.datahub, dataset.urn) if check.dataset_found else None,
             "datasetUrn": dataset.urn,
             "available": check.available,
             "canRun": check.available and self.may_run(caller),

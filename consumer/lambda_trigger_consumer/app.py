@@ -16,7 +16,6 @@ from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
-from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.aws_client import endpoint_of
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
@@ -24,6 +23,7 @@ from lambda_trigger_consumer.decode import SchemaRegistry
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
 from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
 from lambda_trigger_consumer.health import HealthServer, liveness, readiness
+from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker
 from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry

@@ -290,9 +290,7 @@ class RunHistory:
 
     def _requester(self, entry: RunEntry) -> str:
         request = entry.request or {}
-        return str(
-            request.get("actor_urn") or entry.writer or "urn:li:corpuser:__datahub_system"
-        )
+        return str(request.get("actor_urn") or entry.writer or "urn:li:corpuser:__datahub_system")
 
     def _properties(self, entry: RunEntry) -> dict[str, str]:
         request = entry.request or {}
