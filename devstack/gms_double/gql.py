@@ -22,7 +22,7 @@ from typing import Any
 
 from graphql import GraphQLInterfaceType, GraphQLSchema, build_schema, graphql_sync
 
-from devstack.gms_double import runs_tab
+from devstack.gms_double import runs_tab, scheduler
 from devstack.gms_double.auth import Principal
 from devstack.gms_double.search import SearchIndex, SearchNotModelled, graphql_entity_types
 
@@ -190,6 +190,7 @@ type PlatformPrivileges {
         + "\n}\n"
         + _SEARCH_SDL
         + runs_tab.SDL  # the dataset Runs tab (runs_tab.py)
+        + scheduler.SDL  # a source's run history (scheduler.py)
     )
 
 
@@ -278,6 +279,7 @@ def execute(principal: Principal, body: Any, search: SearchIndex | None = None) 
             "me": _me(principal),
             "scrollAcrossEntities": _scroll_resolver(search),
             **runs_tab.root_values(search),
+            **scheduler.root_values(search),
         },
         variable_values=variables if isinstance(variables, dict) else None,
         operation_name=body.get("operationName")

@@ -47,6 +47,7 @@ from devstack.gms_double.faults import Faults
 from devstack.gms_double.ingest import SYSTEM_ACTOR, WritePipeline, now_ms
 from devstack.gms_double.mcl import MclCodec, MclProducer, ProducedMcl, create_mcl_topics
 from devstack.gms_double.persist import StateDb
+from devstack.gms_double.scheduler import IngestionSchedulerDouble
 from devstack.gms_double.schema_registry import (
     TIMESERIES_MCL_TOPIC,
     VERSIONED_MCL_TOPIC,
@@ -564,6 +565,8 @@ class GmsDouble(StartStop):
         self._db: StateDb | None = None
         self.credentials = Credentials()
         self.faults = Faults()
+        # DataHub's ingestion-source scheduler and "Run" (scheduler.py); tests drive its clock.
+        self.scheduler = IngestionSchedulerDouble(self)
         # GMS renames the MCL topics with METADATA_CHANGE_LOG_{VERSIONED,TIMESERIES}_TOPIC_NAME.
         self.versioned_topic = versioned_topic
         self.timeseries_topic = timeseries_topic
