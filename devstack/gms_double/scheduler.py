@@ -88,10 +88,10 @@ type ExecutionRequestResultRow {
 
 
 def _field_matches(spec: str, value: int, low: int, high: int) -> bool:
-    for part in spec.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
+    for item in spec.split(","):
+        part, step = item, 1
+        if "/" in item:
+            part, step_text = item.split("/", 1)
             step = int(step_text)
         if part == "*":
             first, last = low, high
@@ -194,10 +194,10 @@ class IngestionSchedulerDouble:
         value["actorUrn"] = actor
         return self._write(value, actor, request_id)
 
-    def tick(self, at: datetime) -> list[str]:
+    def tick(self, at: datetime) -> dict[str, str]:
         """Fire the scheduled sources due at `at` (an aware datetime); each at most once per
-        minute. Returns the execution request ids written."""
-        written: list[str] = []
+        minute. Returns {source urn: execution request id} of the requests written."""
+        written: dict[str, str] = {}
         for urn in sorted(self._double.store.urns()):
             if not urn.startswith(_SOURCE_PREFIX):
                 continue
@@ -210,7 +210,7 @@ class IngestionSchedulerDouble:
             if (urn, minute) in self._fired or not cron_matches(schedule["interval"], local):
                 continue
             self._fired.add((urn, minute))
-            written.append(self.fire(urn))
+            written[urn] = self.fire(urn)
         return written
 
 

@@ -1,0 +1,153 @@
+"""Each mapped dataset as a DataHub ingestion source (issue 11): `sources sync`, DataHub's
+scheduler firing it (the GMS double's), and the run in the source's history."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from lambda_trigger.mapping import parse_mapping
+from lambda_trigger.sources import SOURCE_TYPE, source_urn, sync
+
+from .conftest import POLY, SIP, Env
+from .test_history import wait_run_row
+
+pytestmark = pytest.mark.integration
+SYSTEM_ACTOR = "urn:li:corpuser:__datahub_system"
+
+HISTORY_QUERY = """
+query history($urn: String!) {
+  ingestionSource(urn: $urn) {
+    name type
+    executions(start: 0, count: 10) {
+      total
+      executionRequests { id input { task source { type ingestionSource } actorUrn } result { status } }
+    }
+  }
+}
+"""
+
+
+def _scheduled_mapping(env: Env) -> dict[str, Any]:
+    mapping = json.loads(json.dumps(env.mapping))
+    mapping["rules"][0]["schedule"] = {"cron": "30 2 * * *", "timezone": "Europe/Berlin"}
+    return mapping
+
+
+def test_sync_is_idempotent_and_removes_sources_of_deleted_rules(env: Env) -> None:
+    client = env.datahub()
+    try:
+        mapping = parse_mapping(_scheduled_mapping(env), "test")
+        first = sync(client, mapping, env.executor_id)
+        sip, poly = source_urn(env.executor_id, SIP), source_urn(env.executor_id, POLY)
+        assert sorted(first.written) == sorted([sip, poly]) and first.deleted == []
+        info = env.gms.get_aspect(sip, "dataHubIngestionSourceInfo")
+        assert info["type"] == SOURCE_TYPE
+        assert info["name"] == "Earnings loader: AwsDataCatalog.financial_data.us_stocks_sip_v2"
+        assert info["config"]["executorId"] == env.executor_id
+        assert json.loads(info["config"]["recipe"])["source"]["config"] == {
+            "target": "earnings",
+            "datasetUrn": SIP,
+            "datasets": [SIP],
+        }
+        assert info["schedule"] == {"interval": "30 2 * * *", "timezone": "Europe/Berlin"}
+        version = env.gms.aspect_version(sip, "dataHubIngestionSourceInfo")
+
+        again = sync(client, mapping, env.executor_id)
+        assert again.deleted == []
+        assert env.gms.aspect_version(sip, "dataHubIngestionSourceInfo") == version  # no change
+
+        fewer = _scheduled_mapping(env)
+        fewer["rules"] = fewer["rules"][:1]
+        result = sync(client, parse_mapping(fewer, "test"), env.executor_id)
+        assert result.deleted == [poly]
+        assert env.gms.get_aspect(poly, "dataHubIngestionSourceInfo") is None
+        assert env.gms.get_aspect(sip, "dataHubIngestionSourceInfo") is not None
+    finally:
+        client.close()
+
+
+def test_scheduler_tick_invokes_once_and_source_history_lists_the_run(
+    env: Env, start_consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DataHub's scheduler writes as the system actor: scheduled runs must be allowed for it.
+    monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", SYSTEM_ACTOR)
+    client = env.datahub()
+    try:
+        sync(client, parse_mapping(_scheduled_mapping(env), "test"), env.executor_id)
+    finally:
+        client.close()
+    start_consumer()
+    sip_source = source_urn(env.executor_id, SIP)
+
+    # 02:30 in Berlin is 01:30 UTC in winter: the only minute of the day this source fires.
+    # (The double is shared by the session: other tests' sources may fire too.)
+    assert sip_source not in env.gms.scheduler.tick(datetime(2026, 1, 15, 2, 30, tzinfo=UTC))
+    fired = env.gms.scheduler.tick(datetime(2026, 1, 15, 1, 30, 20, tzinfo=UTC))
+    assert sip_source in fired
+    assert source_urn(env.executor_id, POLY) not in fired  # no schedule
+    # The same minute again: no second request.
+    assert sip_source not in env.gms.scheduler.tick(datetime(2026, 1, 15, 1, 30, 50, tzinfo=UTC))
+    run_id = fired[sip_source]
+
+    result = env.wait_status(run_id, {"SUCCESS", "FAILURE"})
+    assert result.status == "SUCCESS", result.report
+    invocations = [
+        i for i in env.moto.invocations(env.functions["sip"]) if i.payload["runId"] == run_id
+    ]
+    assert len(invocations) == 1
+    assert invocations[0].payload["datasetUrn"] == SIP
+    assert invocations[0].payload["requestedBy"] == SYSTEM_ACTOR
+    assert env.moto.invocations(env.functions["poly"]) == []
+
+    # The Ingestion page's history of the source lists the run under the source's name.
+    client = env.datahub()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            source = client.graph.execute_graphql(HISTORY_QUERY, {"urn": sip_source})[
+                "ingestionSource"
+            ]
+            rows = source["executions"]["executionRequests"]
+            if rows and rows[0]["result"] and rows[0]["result"]["status"] == "SUCCESS":
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.1)
+    finally:
+        client.close()
+    assert source["name"] == "Earnings loader: AwsDataCatalog.financial_data.us_stocks_sip_v2"
+    assert [r["id"] for r in rows] == [run_id]
+    assert rows[0]["input"]["task"] == "RUN_INGEST"
+    assert rows[0]["input"]["source"] == {
+        "type": "SCHEDULED_INGESTION_SOURCE",
+        "ingestionSource": sip_source,
+    }
+
+    # ... and the dataset's Runs tab has it, as a scheduled run.
+    row = wait_run_row(env, SIP, run_id, "COMPLETE")
+    assert row["state"][0]["result"]["resultType"] == "SUCCESS"
+    props = env.gms.get_aspect(
+        f"urn:li:dataProcessInstance:{run_id}", "dataProcessInstanceProperties"
+    )
+    assert props["type"] == "BATCH_SCHEDULED"
+    assert props["customProperties"]["ingestionSource"] == sip_source
+
+
+def test_run_button_of_the_ingestion_page_runs_as_the_user(env: Env, start_consumer: Any) -> None:
+    """DataHub's Run (CreateIngestionExecutionRequestResolver) writes as the user: the
+    consumer's writer check applies as for a button run (the user holds no allowed role)."""
+    client = env.datahub()
+    try:
+        sync(client, parse_mapping(env.mapping, "test"), env.executor_id)
+    finally:
+        client.close()
+    start_consumer()
+    run_id = env.gms.scheduler.run_now(source_urn(env.executor_id, SIP), "urn:li:corpuser:alice")
+    result = env.wait_status(run_id, {"SUCCESS", "FAILURE"})
+    assert result.status == "FAILURE"
+    assert "not authorised: urn:li:corpuser:alice may not start runs" in (result.report or "")
+    assert env.moto.invocations(env.functions["sip"]) == []
