@@ -65,3 +65,15 @@ def from_source_aspect(run_id: str, aspect: dict[str, Any]) -> RunRequest:
         reason=f"ingestion source {ingestion_source}",
         extra_args={SOURCE_ARG: ingestion_source},
     )
+
+
+def dataset_of(args: dict[str, str]) -> str | None:
+    """The dataset of a stored request's args: `datasetUrn`, or a source run's recipe's
+    (a cancel is recorded on the ledger partition of the run's dataset)."""
+    if args.get("datasetUrn"):
+        return args["datasetUrn"]
+    try:
+        dataset = json.loads(args.get("recipe") or "")["source"]["config"]["datasetUrn"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return dataset if isinstance(dataset, str) else None
