@@ -1,6 +1,7 @@
 import { Button, Input, Modal, Typography } from 'antd';
 import { ReactNode, useEffect, useMemo, useRef } from 'react';
 
+import { LastRun } from './LastRun';
 import { FetchLike, PathResolver, createIngestionApiClient } from './api';
 import { Phase, RunIngestionState } from './runIngestionReducer';
 import { Toaster, antdToaster } from './toast';
@@ -40,6 +41,12 @@ function formatDuration(ms: number | null | undefined): string | null {
     if (seconds < 60) return `${seconds}s`;
     const minutes = Math.floor(seconds / 60);
     return `${minutes}m ${seconds % 60}s`;
+}
+
+/** The dataset's Runs tab in DataHub (its entity route: /dataset/<urn>/<tab name>). */
+function runsTabPath(datasetUrn: string, resolvePath: PathResolver | undefined): string {
+    const path = `/dataset/${encodeURIComponent(datasetUrn)}/Runs`;
+    return resolvePath ? resolvePath(path) : path;
 }
 
 /** `urn:li:corpuser:jdoe` -> `jdoe`. */
@@ -164,6 +171,9 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                 title={status?.text}
             >
                 {status && <Typography.Text type={status.type}>{status.text}</Typography.Text>}
+                {!status && state.target?.lastRun && (
+                    <LastRun run={state.target.lastRun} href={runsTabPath(datasetUrn, resolveRef.current)} />
+                )}
             </span>
             <Button
                 data-testid="run-ingestion-button"
