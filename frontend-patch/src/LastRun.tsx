@@ -59,7 +59,7 @@ export function LastRun({ run, href, now }: LastRunProps) {
     const text = lastRunText(run, now ?? Date.now());
     const absolute = run.finishedAtMs ?? run.startTimeMs;
     return (
-        <span data-testid="run-ingestion-last-run" data-run-id={run.runId} title={absolute ? new Date(absolute).toString() : undefined}>
+        <span data-testid="run-ingestion-last-run" data-run-id={run.runId} style={{ whiteSpace: 'nowrap' }} title={absolute ? new Date(absolute).toString() : undefined}>
             <Typography.Text type={TYPES[run.state] ?? 'secondary'}>{text}</Typography.Text>
             {href && (
                 <>

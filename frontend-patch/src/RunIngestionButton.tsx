@@ -171,10 +171,11 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                 title={status?.text}
             >
                 {status && <Typography.Text type={status.type}>{status.text}</Typography.Text>}
-                {!status && state.target?.lastRun && (
-                    <LastRun run={state.target.lastRun} href={runsTabPath(datasetUrn, resolveRef.current)} />
-                )}
             </span>
+            {!status && state.target?.lastRun && (
+                // After a page load: the dataset's last run, from DataHub's run history (LastRun.tsx).
+                <LastRun run={state.target.lastRun} href={runsTabPath(datasetUrn, resolveRef.current)} />
+            )}
             <Button
                 data-testid="run-ingestion-button"
                 onClick={openConfirm}
