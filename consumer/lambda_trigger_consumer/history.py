@@ -183,7 +183,13 @@ class RunHistory:
                 else now_ms()
             )
             urn = process_instance_urn(entry.run_id)
-            mcps = self._instance(entry, fallback_start=result.start_time_ms)
+            # Without its request and target (a late completion for a run already ended) the
+            # entry cannot describe the run: the instance written at the start stays as it is.
+            mcps = (
+                self._instance(entry, fallback_start=result.start_time_ms)
+                if entry.request is not None and entry.target is not None
+                else []
+            )
             mcps.append(
                 MetadataChangeProposalWrapper(
                     entityUrn=urn,
@@ -201,7 +207,7 @@ class RunHistory:
                 )
             )
             dataset = entry.dataset_urn
-            if result.status == DataHubStatus.SUCCESS and dataset:
+            if result.status == DataHubStatus.SUCCESS and dataset and entry.request is not None:
                 mcps.append(
                     MetadataChangeProposalWrapper(
                         entityUrn=dataset,
