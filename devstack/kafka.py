@@ -569,6 +569,26 @@ class KafkaBroker(Broker):
                 )
             time.sleep(0.2)
 
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the broker process and start it again on the same ports with the same data,
+        as an operator's restart does: clients see an outage of `down_seconds` plus the start
+        time, then reconnect by themselves. For fault tests."""
+        assert self.process is not None and self.work_dir is not None, "not started"
+        stop_process(self.process, timeout=20)
+        self.process = None
+        time.sleep(down_seconds)
+        config = self.work_dir / "server.properties"
+        self.process = spawn(
+            self._java(kafka_libs(self.version), "kafka.Kafka", str(config)),
+            log_path=self.work_dir / "console-restart.log",
+            cwd=self.work_dir,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while not (port_accepts(self.port, self.host) and broker_ready(self.bootstrap_servers)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise KafkaStartError(f"Kafka did not come back.\n{tail(self.log_file)}")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         atexit.unregister(self.stop)
         if self.process is not None:

@@ -158,6 +158,16 @@ def create_app(
         caller = service.caller(authorization, cookie)
         return service.run_status(caller, run_id)
 
+    @app.get("/api/ingestion/runs", responses=_ERRORS)
+    def list_runs(
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        datasetUrn: Annotated[str | None, Query(max_length=2000)] = None,
+        authorization: Annotated[str | None, Header()] = None,
+        cookie: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        caller = service.caller(authorization, cookie)
+        return service.list_runs(caller, limit, datasetUrn)
+
     @app.post("/api/ingestion/runs/{run_id}/cancel", status_code=202, responses=_ERRORS)
     def cancel(
         run_id: str,

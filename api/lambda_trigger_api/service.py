@@ -40,7 +40,7 @@ from lambda_trigger.urns import (
     parse_dataset_urn,
     validate_data_job_urn,
 )
-from lambda_trigger_api.access import may_start, require_read, require_start
+from lambda_trigger_api.access import may_read, may_start, require_read, require_start
 from lambda_trigger_api.authmode import GmsAuthMode
 from lambda_trigger_api.errors import ApiError
 from lambda_trigger_api.identity import (
@@ -297,6 +297,46 @@ class RunService:
         except DataHubUnavailable as exc:
             log.warning("active run of %s unknown: %s", dataset_urn, exc)
         return None
+
+    def list_runs(
+        self, caller: Caller, limit: int, dataset_urn: str | None = None
+    ) -> dict[str, Any]:
+        """Recent runs of this executor, newest first: all of them for a holder of the run
+        privilege, a user's own runs for anyone else. Labels and states only."""
+        if dataset_urn is not None:
+            try:
+                dataset_urn = parse_dataset_urn(dataset_urn).urn
+            except InvalidUrnError as exc:
+                raise ApiError(400, "invalid_request", str(exc)) from exc
+        run_ids = self._datahub("list_runs", lambda: self.datahub.execution_request_ids(500))
+        rows: list[dict[str, Any]] = []
+        for run_id in run_ids:
+            request = self._datahub("read_request", lambda r=run_id: self.datahub.read_request(r))  # type: ignore[misc]
+            if request is None or request.executorId != self.executor_id:
+                continue
+            dataset = request.args.get("datasetUrn")
+            if dataset_urn is not None and dataset != dataset_urn:
+                continue
+            if not may_read(self.settings, caller, request.actorUrn):
+                continue
+            rows.append({"runId": run_id, "request": request})
+        rows.sort(key=lambda row: row["request"].requestedAt, reverse=True)
+        runs = []
+        for row in rows[:limit]:
+            run_id, request = row["runId"], row["request"]
+            result = self._datahub("read_result", lambda r=run_id: self.datahub.read_result(r))  # type: ignore[misc]
+            runs.append(
+                {
+                    "runId": run_id,
+                    "datasetUrn": request.args.get("datasetUrn"),
+                    "state": run_state(result.status if result else None).value,
+                    "startTimeMs": result.startTimeMs if result else None,
+                    "durationMs": result.durationMs if result else None,
+                    "requestedAt": request.requestedAt,
+                    "requestedBy": request.actorUrn,
+                }
+            )
+        return {"runs": runs}
 
     def cancel_run(self, caller: Caller, run_id: str) -> dict[str, Any]:
         """Same rule as starting a run. DataHub's KILL signal is written; the consumer stops a

@@ -232,6 +232,21 @@ class DataHubClient:
             )
         )
 
+    def execution_request_ids(self, limit: int = 500) -> list[str]:
+        """Run ids of execution requests in DataHub's search index (any executor), at most
+        `limit`: the caller reads and sorts them."""
+        try:
+            out: list[str] = []
+            for urn in self.graph.get_urns_by_filter(
+                entity_types=["dataHubExecutionRequest"], batch_size=min(limit, 1000)
+            ):
+                out.append(run_id_of(urn))
+                if len(out) >= limit:
+                    break
+            return out
+        except (requests.RequestException, GraphError, OperationalError) as exc:
+            raise DataHubUnavailable(f"searching execution requests: {exc}") from exc
+
     def running_run_ids(self, limit: int = 200) -> list[str]:
         """Run ids of execution requests whose result status is RUNNING, from DataHub's search
         index (`executionResultStatus` is @Searchable in ExecutionRequestResult.pdl). The index

@@ -13,7 +13,8 @@ RUN_ID_RE = re.compile(r"lt-\d{8}T\d{9}Z-[a-z2-7]{10}")
 # README's `airflow-<uuid>`, DataHub's own UI runs, which use a bare UUID). Strict but general:
 # RFC 3986 unreserved characters only, so the id is one URL path segment and one URN key part
 # without escaping (no `/`, `%`, `:`, `,`, parentheses, whitespace or control characters), and
-# at most READABLE_RUN_ID_MAX characters.
+# at most READABLE_RUN_ID_MAX characters; "." and ".." are excluded, since as a path segment
+# they are dot-segments that clients and proxies remove (RFC 3986 section 5.2.4).
 READABLE_RUN_ID_MAX = 200
 READABLE_RUN_ID_RE = re.compile(rf"[A-Za-z0-9._~-]{{1,{READABLE_RUN_ID_MAX}}}")
 
@@ -39,4 +40,4 @@ def is_readable_run_id(value: str) -> bool:
     """Whether `value` may name an execution request to read (any writer's id; see
     READABLE_RUN_ID_RE). `fullmatch`, so a trailing newline or any other extra character
     fails."""
-    return READABLE_RUN_ID_RE.fullmatch(value) is not None
+    return READABLE_RUN_ID_RE.fullmatch(value) is not None and value not in (".", "..")

@@ -21,9 +21,6 @@ def main() -> int:
     except MappingError as exc:
         logging.getLogger("lambda_trigger_consumer").error("bad mapping, not starting: %s", exc)
         return 2
-    except TopicSetupError as exc:
-        logging.getLogger("lambda_trigger_consumer").error("not starting: %s", exc)
-        return 2
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         logging.getLogger("lambda_trigger_consumer").info("signal %d: stopping", signum)
@@ -31,7 +28,11 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    app.run()
+    try:
+        app.run()
+    except TopicSetupError as exc:  # no MCL topic, or no right to create ours: one line
+        logging.getLogger("lambda_trigger_consumer").error("not starting: %s", exc)
+        return 2
     return 0
 
 

@@ -29,7 +29,7 @@ from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.runner import Runner
-from lambda_trigger_consumer.topics import TopicPlan, ensure_topics
+from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -76,26 +76,28 @@ class ConsumerApp:
         self.datahub = DataHubClient(datahub_settings)
         self.registry = SchemaRegistry(settings.schema_registry_url)
         region = mapping_settings.resolved_region()
-        invoker = Invoker(region, excerpt_bytes=settings.report_payload_bytes)
+        invoker = Invoker(
+            region,
+            excerpt_bytes=settings.report_payload_bytes,
+            keepalive_seconds=settings.aws_keepalive_seconds,
+        )
         kafka: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,
             **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
         }
         if settings.kafka_config_json:
             kafka.update(json.loads(settings.kafka_config_json))
-        # Refuses to start (TopicSetupError) without the MCL topic; creates ours if missing.
-        partitions = ensure_topics(
-            kafka,
-            TopicPlan(
-                settings.topic,
-                settings.runs_topic,
-                settings.dead_letter_topic,
-                settings.topic_partitions,
-                settings.topic_replication,
-            ),
+        self._topics = TopicPlan(
+            settings.topic,
+            settings.runs_topic,
+            settings.dead_letter_topic,
+            settings.topic_partitions,
+            settings.topic_replication,
         )
+        self._kafka = kafka
         self.dead_letters = DeadLetters(kafka, settings.dead_letter_topic, self.metrics)
-        self.ledger = LedgerWriter(kafka, settings.runs_topic, partitions)
+        # The ledger's partition count is known once the topics are checked (run()).
+        self.ledger = LedgerWriter(kafka, settings.runs_topic, 0)
         self.view = LedgerView()
         self.completions: CompletionReader | None = None
         queue_arn: str | None = None
@@ -236,7 +238,8 @@ class ConsumerApp:
             self.health.port,
         )
         try:
-            self.runner.run()
+            if self._check_topics():
+                self.runner.run()
         finally:
             # Only now, with every run step done or handed back: the clients close.
             self._stopping.set()
@@ -246,6 +249,18 @@ class ConsumerApp:
             self.registry.close()
             self.history.close()
             self.datahub.close()
+
+    def _check_topics(self) -> bool:
+        """Refuse to start (TopicSetupError) without the MCL topic; create ours if missing.
+        While Kafka does not answer, wait and say so (readiness names it) rather than exit."""
+        while not self.runner.stopping.is_set():
+            try:
+                self.ledger.partitions = ensure_topics(self._kafka, self._topics)
+                return True
+            except KafkaUnreachable as exc:
+                self.dependencies.down("kafka", str(exc))
+                self.runner.stopping.wait(5.0)
+        return False
 
     def stop(self) -> None:
         self.runner.stop()

@@ -191,13 +191,23 @@ class AwsClients:
             timeout = float(config["Timeout"]) + self._margin
         except (ClientError, BotoCoreError, KeyError, TypeError, ValueError) as exc:
             timeout = FALLBACK_READ_TIMEOUT_SECONDS
-            log.warning(
-                "cannot read the timeout of Lambda %s (%s); waiting up to %.0f s for its "
-                "synchronous answers. Grant lambda:GetFunctionConfiguration to fix.",
-                function,
-                exc,
-                timeout,
+            code = (
+                exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
             )
+            if code != "ResourceNotFoundException":  # the Invoke itself will say that
+                fix = (
+                    " Grant lambda:GetFunctionConfiguration on it to fix."
+                    if code == "AccessDeniedException"
+                    else ""
+                )
+                log.warning(
+                    "cannot read the timeout of Lambda %s (%s); waiting up to %.0f s for its "
+                    "synchronous answers.%s",
+                    function,
+                    exc,
+                    timeout,
+                    fix,
+                )
         with self._lock:
             self._timeouts[key] = (timeout, now)
         return timeout

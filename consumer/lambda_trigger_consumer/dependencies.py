@@ -24,6 +24,7 @@ import re
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -281,4 +282,14 @@ def register_defaults(
     monitor.add_probe("schema_registry", http_probe(f"{schema_registry_url.rstrip('/')}/subjects"))
     if aws_endpoint:
         monitor.register("aws", DISPLAY["aws"], aws_endpoint, HINTS["aws"])
-        monitor.add_probe("aws", tcp_probe(aws_endpoint))
+        # Behind an HTTPS proxy boto3 connects to the proxy, not to AWS: probe that hop.
+        monitor.add_probe("aws", tcp_probe(_proxy_for(aws_endpoint) or aws_endpoint))
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy boto3 (urllib3, via botocore's proxy settings) would use for `url`, if any."""
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    return proxy or None

@@ -63,6 +63,8 @@ from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
+# Clocks differ a little between writers and the consumer; more than this is not skew.
+FUTURE_TOLERANCE_SECONDS = 300.0
 
 # The pre-start check of the trust boundary (authorize.py): the request as it may run (its
 # requester decided by who wrote it), or the message for the FAILURE report.
@@ -124,6 +126,9 @@ class RunDriver:
         self._backoff: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._minted: set[str] = set()  # claim nonces this process made
+        # Outcomes this process knows but may not have recorded yet (Kafka away): they must
+        # survive a rebuild of the view after the partition came back to us.
+        self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
@@ -186,7 +191,12 @@ class RunDriver:
                 self._next_look.pop(run_id, None)
             now = time.monotonic()
             open_runs = 0
-            for partition, entry in self._view.runs():
+            runs = list(self._view.runs())
+            if len(self._next_look) > 2 * len(runs) + 100:  # forget finished runs
+                alive = {entry.run_id for _p, entry in runs}
+                for run_id in [r for r in self._next_look if r not in alive]:
+                    self._next_look.pop(run_id, None)
+            for partition, entry in runs:
                 open_runs += 1
                 with self._lock:
                     if entry.run_id in self._busy:
@@ -248,8 +258,16 @@ class RunDriver:
             return self._unstarted(
                 partition, entry, DataHubStatus.CANCELLED, f"cancelled by {entry.cancel_by}"
             )
-        # A requestedAt in the future counts as now: it must not dodge the expiry.
-        age = max(0.0, (start - min(request.requested_at_ms, start)) / 1000)
+        # A requestedAt in the future is the writer's claim: a little is clock skew, more is a
+        # way around the expiry, and refused.
+        age = (start - request.requested_at_ms) / 1000
+        if age < -FUTURE_TOLERANCE_SECONDS:
+            return self._unstarted(
+                partition,
+                entry,
+                DataHubStatus.FAILURE,
+                "request refused: requestedAt is in the future",
+            )
         if age > self._config.max_request_age_seconds:
             return self._unstarted(
                 partition,
@@ -508,7 +526,7 @@ class RunDriver:
             entry.request_id = invocation.request_id
             entry.execution_arn = invocation.execution_arn
             entry.seq += 1
-            self._save(partition, entry)
+            self._save(partition, entry, required=False)
             return 1.0 if target.kind == "stepfunctions" else self._until_deadline(entry)
         return self._set_result(
             partition, entry, status.after_invocation(entry.start_ms, target, invocation)
@@ -517,6 +535,10 @@ class RunDriver:
     # --- INVOKING found by a new owner ----------------------------------------------------
 
     def _recover(self, partition: int, entry: RunEntry) -> float | None:
+        known = self._known.get(entry.run_id)
+        if known is not None:  # this process invoked it and knows how it went
+            entry.result, entry.result_guard = known
+            return self._finish(partition, entry)
         stored = self._datahub.read_result(entry.run_id)
         if stored is not None and is_final(stored.status):
             self._close(partition, entry)
@@ -634,7 +656,9 @@ class RunDriver:
         entry.result = result_to_dict(result)
         entry.result_guard = guard
         entry.seq += 1
-        self._save(partition, entry)
+        self._known[entry.run_id] = (entry.result, guard)
+        # Not required: DataHub can take the status even while Kafka is away.
+        self._save(partition, entry, required=False)
         return self._finish(partition, entry)
 
     def _finish(self, partition: int, entry: RunEntry) -> float | None:
@@ -727,13 +751,24 @@ class RunDriver:
         self._minted.add(nonce)
         return nonce
 
-    def _save(self, partition: int, entry: RunEntry) -> None:
-        self._ledger.state(entry)
+    def _save(self, partition: int, entry: RunEntry, *, required: bool = True) -> None:
+        """Record a step in the ledger. A step that announces a side effect (CLAIMED before the
+        claim, INVOKING before AWS) is `required`: if Kafka does not take it, the side effect
+        does not happen. One that records a known outcome is not: the outcome is kept here and
+        the run goes on, and the next record (or the tombstone) carries it."""
+        try:
+            self._ledger.state(entry)
+        except KafkaException as exc:
+            if required:
+                raise
+            log.warning("run %s: ledger not updated yet (%s); going on", entry.run_id, exc)
         self._view.update_local(partition, entry)
 
     def _close(self, partition: int, entry: RunEntry) -> None:
         self._ledger.tombstone(entry)
         self._view.close_local(partition, entry.run_id)
+        self._known.pop(entry.run_id, None)
+        self._next_look.pop(entry.run_id, None)
         self._backoff.pop(f"poll:{entry.run_id}", None)
         self._stop_sent.discard(entry.run_id)
         if entry.nonce:

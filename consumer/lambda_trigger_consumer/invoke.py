@@ -21,10 +21,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
+from lambda_trigger_consumer.aws_client import Keepalive, make_client
 from lambda_trigger_consumer.ledger import Target
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,9 @@ class Invoker:
         excerpt_bytes: int = 4000,
         throttle_retries: int = 3,
         endpoint_url: str | None = None,
+        keepalive_seconds: int = 60,
     ) -> None:
+        self._keepalive = Keepalive.every(keepalive_seconds)
         self._region = default_region
         self._excerpt_bytes = excerpt_bytes
         self._throttle_retries = throttle_retries
@@ -97,19 +98,15 @@ class Invoker:
         key = (service, region or self._region, read_timeout)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = boto3.session.Session().client(
-                    service,  # type: ignore[call-overload]
-                    region_name=key[1],
+                # A synchronous Invoke is one HTTP request that stays silent for as long as
+                # the function runs; NAT gateways and proxies drop idle connections (AWS NAT:
+                # 350 s). TCP keepalive probes (aws_client.py) keep it visibly alive.
+                self._clients[key] = make_client(
+                    service,
+                    key[1],
                     endpoint_url=self._endpoint_url,
-                    config=Config(
-                        retries={"total_max_attempts": 1},
-                        read_timeout=read_timeout,
-                        connect_timeout=10,
-                        # A synchronous Invoke is one HTTP request that stays silent for as long
-                        # as the function runs; NAT gateways and proxies drop idle connections
-                        # (AWS NAT: 350 s). TCP keepalive keeps the connection visibly alive.
-                        tcp_keepalive=True,
-                    ),
+                    read_timeout=read_timeout,
+                    keepalive=self._keepalive,
                 )
             return self._clients[key]
 

@@ -32,6 +32,10 @@ class TopicSetupError(RuntimeError):
     """A one-line reason why the consumer cannot start."""
 
 
+class KafkaUnreachable(TopicSetupError):
+    """Kafka did not answer: not a reason to give up (the consumer waits and says so)."""
+
+
 @dataclass(frozen=True)
 class TopicPlan:
     mcl_topic: str
@@ -47,7 +51,7 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise TopicSetupError(
+        raise KafkaUnreachable(
             f"cannot reach Kafka at {admin_config.get('bootstrap.servers')}: {exc}"
         ) from exc
     topics = metadata.topics

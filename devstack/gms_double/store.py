@@ -21,7 +21,7 @@ costs one or two row upserts, whatever the number of stored aspects.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 AspectKey = tuple[str, str]
@@ -202,20 +202,9 @@ class AspectStore:
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
-        def rows(table: dict[AspectKey, AspectRow]) -> list[dict[str, Any]]:
-            return [{"urn": u, "aspect": a, **asdict(r)} for (u, a), r in sorted(table.items())]
-
-        return {
-            "latest": rows(self._state.latest),
-            "history": [
-                {"urn": u, "aspect": a, "rows": [asdict(r) for r in hist]}
-                for (u, a), hist in sorted(self._state.history.items())
-            ],
-            "timeseries": rows(self._state.timeseries),
-        }
-
     def load_json(self, data: dict[str, Any]) -> None:
+        """Load the JSON state document of older doubles (persist.py imports it once)."""
+
         def row(d: dict[str, Any]) -> AspectRow:
             return AspectRow(d["value"], d["system_metadata"], d["created_on"], d["created_by"])
 

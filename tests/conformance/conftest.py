@@ -66,14 +66,14 @@ class Cli:
         }
 
     def __call__(self, *args: str, cwd: Path | None = None) -> CliResult:
-        done = subprocess.run(
+        done = subprocess.run(  # the exit code is asserted by each test
             [str(DATAHUB_CLI), *args],
-            check=False,
             env=self.env,
             cwd=cwd,
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
 

@@ -38,14 +38,14 @@ def test_readme_put_and_get_work(double: GmsDouble, tmp_path: Path) -> None:
     )
     home = tmp_path / "home"
     home.mkdir()
-    done = subprocess.run(
+    done = subprocess.run(  # the exit code is asserted by each test
         ["bash", "-euo", "pipefail", "-c", block + '\necho "RUN_ID=$run_id"\n'],
-        check=False,
         cwd=work,
         env={"PATH": os.environ["PATH"], "HOME": str(home), "DATAHUB_TELEMETRY_ENABLED": "false"},
         capture_output=True,
         text=True,
         timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "Update succeeded with status 200" in done.stdout

@@ -116,6 +116,7 @@ def test_targets_tells_label_only(env: Env, api: TestClient) -> None:
     )
     assert alice.status_code == 200
     assert alice.json() == {
+        "activeRun": None,
         "datasetUrn": SIP,
         "available": True,
         "canRun": True,

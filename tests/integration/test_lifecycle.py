@@ -208,3 +208,84 @@ def test_retried_claim_and_request_writes_are_recognised(env: Env) -> None:
 
         client.write_request(replace(request, reason="someone else's"))
     client.close()
+
+
+# --- the api's side: cancel and the active run -------------------------------------------
+
+
+def _post_run(api: Any, env: Env, dataset: str) -> Any:
+    return api.post(
+        "/api/ingestion/run",
+        json={"datasetUrn": dataset},
+        headers={"Authorization": f"Bearer {env.users['alice']}"},
+    )
+
+
+def test_api_cancel_stops_a_step_functions_run(env: Env, start_consumer: Any, api: Any) -> None:
+    arn = _state_machine(env)
+    start_consumer()
+    run_id = _post_run(api, env, SIP).json()["runId"]
+    env.wait_status(run_id, {"RUNNING"})
+    alice = {"Authorization": f"Bearer {env.users['alice']}"}
+    bob = {"Authorization": f"Bearer {env.users['bob']}"}
+    assert api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=bob).status_code == 403
+    assert api.get(f"/api/ingestion/runs/{run_id}", headers=alice).json()["cancellable"] is True
+    answer = api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=alice)
+    assert answer.status_code == 202 and answer.json()["status"] == "cancelling"
+    env.wait_status(run_id, {"CANCELLED"}, timeout=60)
+    run = api.get(f"/api/ingestion/runs/{run_id}", headers=alice).json()
+    assert run["state"] == "cancelled" and run["cancellable"] is False
+    (execution,) = _executions(env, arn, run_id)
+    assert execution["status"] == "ABORTED"
+    again = api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=alice)
+    assert again.status_code == 409 and again.json()["error"] == "already_finished"
+
+
+def test_api_says_a_lambda_cannot_be_cancelled(env: Env, start_consumer: Any, api: Any) -> None:
+    env.moto.queue_result(env.functions["sip"], payload="slow", delay_seconds=4)
+    start_consumer()
+    run_id = _post_run(api, env, SIP).json()["runId"]
+    env.wait_status(run_id, {"RUNNING"})
+    alice = {"Authorization": f"Bearer {env.users['alice']}"}
+    assert api.get(f"/api/ingestion/runs/{run_id}", headers=alice).json()["cancellable"] is False
+    answer = api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=alice)
+    assert answer.status_code == 409 and answer.json()["error"] == "not_cancellable"
+    env.wait_status(run_id, {"SUCCESS"}, timeout=30)
+
+
+def test_api_answers_the_active_run_instead_of_starting_another(
+    env: Env, start_consumer: Any, api: Any
+) -> None:
+    env.moto.queue_result(env.functions["sip"], payload="slow", delay_seconds=4)
+    start_consumer()
+    first = _post_run(api, env, SIP)
+    assert first.status_code == 202 and first.json()["alreadyActive"] is False
+    run_id = first.json()["runId"]
+    env.wait_status(run_id, {"RUNNING"})
+    second = _post_run(api, env, SIP)
+    assert second.status_code == 200
+    assert second.json()["alreadyActive"] is True and second.json()["runId"] == run_id
+    alice = {"Authorization": f"Bearer {env.users['alice']}"}
+    targets = api.get("/api/ingestion/targets", params={"datasetUrn": SIP}, headers=alice).json()
+    assert targets["activeRun"]["runId"] == run_id
+    env.wait_status(run_id, {"SUCCESS"}, timeout=30)
+    assert len(env.moto.invocations(env.functions["sip"])) == 1
+
+
+def test_api_lists_recent_runs_to_those_who_may_read_them(
+    env: Env, start_consumer: Any, api: Any
+) -> None:
+    start_consumer()
+    run_id = _post_run(api, env, POLY).json()["runId"]
+    env.wait_status(run_id, {"SUCCESS"})
+    alice = {"Authorization": f"Bearer {env.users['alice']}"}
+    bob = {"Authorization": f"Bearer {env.users['bob']}"}
+    listed = api.get("/api/ingestion/runs", params={"limit": 10}, headers=alice).json()["runs"]
+    assert listed[0]["runId"] == run_id and listed[0]["state"] == "succeeded"
+    assert listed[0]["datasetUrn"] == POLY
+    mine = api.get(
+        "/api/ingestion/runs", params={"limit": 10, "datasetUrn": SIP}, headers=alice
+    ).json()["runs"]
+    assert run_id not in {r["runId"] for r in mine}
+    assert api.get("/api/ingestion/runs", headers=bob).json()["runs"] == []
+    assert api.get("/api/ingestion/runs", params={"limit": 0}, headers=alice).status_code == 400

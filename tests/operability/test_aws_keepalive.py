@@ -4,6 +4,7 @@ devstack.idle_proxy, boto3 clients from aws_client.make_client (nothing patched)
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import uuid
 from typing import Any
@@ -85,13 +86,20 @@ def test_without_keepalive_the_idle_proxy_cuts_the_same_invoke(
 
 
 def test_read_timeout_follows_the_function_configuration(
-    moto: MotoServer, proxy: IdleProxy, slow_function: str, monkeypatch: pytest.MonkeyPatch
+    moto: MotoServer,
+    proxy: IdleProxy,
+    slow_function: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
     clients = AwsClients("us-east-1", endpoint_url=proxy.url, keepalive=FAST, margin_seconds=30)
     assert clients.read_timeout_for(slow_function) == 10 + 30
-    assert clients.read_timeout_for("no-such-function") == FALLBACK_READ_TIMEOUT_SECONDS
+    with caplog.at_level(logging.WARNING, logger="lambda_trigger_consumer.aws_client"):
+        # No such function: the fallback, and no warning (the Invoke will report it).
+        assert clients.read_timeout_for("no-such-function") == FALLBACK_READ_TIMEOUT_SECONDS
+    assert caplog.records == []
     client = clients.lambda_for_invoke(slow_function)
     assert client.meta.config.read_timeout == 40
     assert clients.lambda_for_invoke(slow_function) is client  # cached

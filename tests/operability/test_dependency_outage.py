@@ -131,11 +131,6 @@ def test_gms_outage_fails_readiness_not_liveness(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's non-blocking poll loop: today a record waiting for the registry "
-    "is retried on the poll thread; remove this marker when the runner rewrite lands",
-)
 def test_a_record_waiting_for_the_registry_does_not_stall_the_poll_loop(
     running: Running,
 ) -> None:

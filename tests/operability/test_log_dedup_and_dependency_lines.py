@@ -14,7 +14,12 @@ from confluent_kafka import KafkaError
 from prometheus_client import CollectorRegistry
 
 from devstack.ports import free_port
-from lambda_trigger_consumer.dependencies import DependencyMonitor, http_probe, tcp_probe
+from lambda_trigger_consumer.dependencies import (
+    DependencyMonitor,
+    http_probe,
+    register_defaults,
+    tcp_probe,
+)
 from lambda_trigger_consumer.health import liveness, readiness
 from lambda_trigger_consumer.kafka_logs import LOGGER_NAME, DedupFilter, KafkaLogging
 from lambda_trigger_consumer.metrics import ConsumerMetrics
@@ -220,3 +225,28 @@ def test_liveness_counts_the_loop_and_threads_only() -> None:
     assert not ok and detail["deadThreads"] == ["dependency-probe"]
     ok, detail = readiness((True, {"a": 1}), (False, {"failing": ["gms"]}))
     assert not ok and detail == {"a": 1, "failing": ["gms"]}
+
+
+def test_the_aws_probe_goes_to_the_https_proxy_when_one_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        deps = DependencyMonitor()
+        register_defaults(
+            deps,
+            kafka="k:9092",
+            gms_url="http://127.0.0.1:1",
+            schema_registry_url="http://127.0.0.1:1/schema-registry/api/",
+            aws_endpoint="https://lambda.eu-west-1.amazonaws.com",
+        )
+        deps.probe_once()  # no route to AWS from here: only the proxy answers
+        assert deps.is_up("aws") is True
+        assert deps.failing() == ["gms", "schema_registry"]
+        status = deps.status()["dependencies"]
+        assert isinstance(status, dict)
+        assert status["aws"]["address"] == "https://lambda.eu-west-1.amazonaws.com"

@@ -33,11 +33,6 @@ def proxy(stack: Any) -> Iterator[IdleProxy]:
         yield p
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs invoke.py to build its clients with aws_client (AwsClients + "
-    "Keepalive.every(settings.aws_keepalive_seconds)); remove this marker with that change",
-)
 def test_a_run_longer_than_the_idle_timeout_ends_success(
     stack: Any, proxy: IdleProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -63,11 +63,17 @@ async function main() {
         page.on('response', async (response) => {
             const path = new URL(response.url()).pathname;
             if (path.startsWith('/api/ingestion/mfe/')) {
-                result.assets[path.slice('/api/ingestion/mfe/'.length)] = {
-                    status: response.status(),
-                    contentType: response.headers()['content-type'] ?? null,
-                    cacheControl: response.headers()['cache-control'] ?? null,
-                };
+                const name = path.slice('/api/ingestion/mfe/'.length);
+                // The first answer for each file; later loads (the remount) only add their status.
+                if (!(name in result.assets)) {
+                    result.assets[name] = {
+                        status: response.status(),
+                        contentType: response.headers()['content-type'] ?? null,
+                        cacheControl: response.headers()['cache-control'] ?? null,
+                        statuses: [],
+                    };
+                }
+                result.assets[name].statuses.push(response.status());
             }
         });
         page.on('console', (msg) => {
@@ -164,6 +170,19 @@ async function main() {
             };
         });
         result.afterUnmount.apiRequests = apiRequests.length - before;
+
+        // Mount again, as DataHub does when the user comes back to the tab or page (setRemote + getRemote again),
+        // then unmount: the second mount works and cleans up as well.
+        await page.evaluate(() => window.mfeHost.remount());
+        await page.locator('.lambda-trigger-mfe').first().waitFor({ state: 'attached', timeout: 10000 });
+        result.remount = await page.evaluate(() => ({
+            phase: window.mfeHost.state.phase,
+            mountCalls: window.mfeHost.state.mountCalls,
+            panels: document.querySelectorAll('.lambda-trigger-mfe').length,
+        }));
+        await page.evaluate(() => window.mfeHost.unmount());
+        result.remount.cleanupCalls = await page.evaluate(() => window.mfeHost.state.cleanupCalls);
+        result.remount.panelsAfter = await page.evaluate(() => document.querySelectorAll('.lambda-trigger-mfe').length);
     } catch (error) {
         result.ok = false;
         result.error = error instanceof Error ? error.message.split('\n')[0] : String(error);

@@ -36,6 +36,8 @@ def test_ids_any_writer_may_use_are_readable(value: str) -> None:
         "a b",
         "a/b",
         "../etc",
+        ".",
+        "..",
         "a%2Fb",
         "a:b",
         "(x)",

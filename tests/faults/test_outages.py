@@ -1,0 +1,106 @@
+"""Fault trials on the shared pieces: a redelivered request, a Kafka broker restart while runs
+are being claimed and finished. Each ends with every run final, each run invoked once, and
+nothing dead-lettered."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from tests.integration.conftest import POLY, SIP, Env
+
+pytestmark = pytest.mark.integration
+
+
+def _records_with_key(bootstrap: str, topic: str, key: bytes) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"probe-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[Any] = []
+    deadline = time.monotonic() + 60
+    eof = False
+    while not eof and time.monotonic() < deadline:
+        for msg in consumer.consume(500, 1.0):
+            if msg.error() is not None:
+                eof = eof or msg.error().code() == -191  # _PARTITION_EOF
+                continue
+            if msg.key() == key:
+                found.append(msg)
+    consumer.close()
+    return found
+
+
+def _dead_letters(bootstrap: str, topic: str) -> int:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"probe-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    count = 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for msg in consumer.consume(100, 0.5):
+            if msg.error() is None:
+                count += 1
+    consumer.close()
+    return count
+
+
+def test_a_redelivered_request_is_not_run_again(env: Env, start_consumer: Any) -> None:
+    consumer = start_consumer()
+    request = env.request(POLY)
+    env.wait_status(request.run_id, {"SUCCESS"})
+    topic = consumer.app.settings.topic
+    (original, *_rest) = _records_with_key(env.stack.kafka_bootstrap, topic, request.urn.encode())
+    producer = Producer({"bootstrap.servers": env.stack.kafka_bootstrap})
+    for _ in range(3):  # the same request record, delivered again and again
+        producer.produce(topic, key=original.key(), value=original.value())
+    assert producer.flush(10) == 0
+    accepted = consumer.metric("lambda_trigger_consumer_accepted_requests_total")
+    deadline = time.monotonic() + 30
+    while consumer.metric("lambda_trigger_consumer_accepted_requests_total") < accepted + 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    consumer.wait_idle()
+    assert len(env.moto.invocations(env.functions["poly"])) == 1
+    assert env.datahub().read_result(request.run_id).status == "SUCCESS"
+
+
+def test_broker_restart_while_runs_are_claimed_and_finished(
+    env: Env, start_consumer: Any, kafka_broker: Any
+) -> None:
+    if not hasattr(kafka_broker, "restart"):
+        pytest.skip("only the local jar broker can be restarted by the tests")
+    runs = []
+    for i in range(6):
+        dataset, fn = (SIP, env.functions["sip"]) if i % 2 == 0 else (POLY, env.functions["poly"])
+        env.moto.queue_result(fn, payload={"i": i}, delay_seconds=1.5)
+        runs.append(env.request(dataset))
+    consumer = start_consumer(one_active_run=False, sync_margin_seconds=5.0)
+    env.wait_status(runs[0].run_id, {"RUNNING", "SUCCESS"}, timeout=60)
+    # Down for 8 s while runs are claimed (GMS cannot produce their MCL) and finish.
+    kafka_broker.restart(down_seconds=8)
+    for run in runs:
+        env.wait_status(run.run_id, {"SUCCESS"}, timeout=120)
+    invoked = [
+        inv.payload["runId"]
+        for fn in env.functions.values()
+        for inv in env.moto.invocations(fn)
+        if isinstance(inv.payload, dict)
+    ]
+    assert sorted(invoked) == sorted(r.run_id for r in runs)  # each exactly once
+    consumer.wait_idle()
+    assert _dead_letters(env.stack.kafka_bootstrap, f"dlq-{env.executor_id}") == 0
