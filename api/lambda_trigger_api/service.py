@@ -34,6 +34,7 @@ from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.runid import is_readable_run_id, new_run_id
 from lambda_trigger.sanitize import describe_char, hostile_char, redact
 from lambda_trigger.settings import ApiSettings
+from lambda_trigger.sources import dataset_of
 from lambda_trigger.urns import (
     DatasetUrn,
     InvalidUrnError,
@@ -282,7 +283,7 @@ class RunService:
                 if (
                     request is None
                     or request.executorId != self.executor_id
-                    or request.args.get("datasetUrn") != dataset_urn
+                    or dataset_of(dict(request.args)) != dataset_urn  # a source run too
                 ):
                     continue
                 result = self.datahub.read_result(run_id)
@@ -314,7 +315,7 @@ class RunService:
             request = self._datahub("read_request", lambda r=run_id: self.datahub.read_request(r))  # type: ignore[misc]
             if request is None or request.executorId != self.executor_id:
                 continue
-            dataset = request.args.get("datasetUrn")
+            dataset = dataset_of(dict(request.args))
             if dataset_urn is not None and dataset != dataset_urn:
                 continue
             if not may_read(self.settings, caller, request.actorUrn):
@@ -328,7 +329,7 @@ class RunService:
             runs.append(
                 {
                     "runId": run_id,
-                    "datasetUrn": request.args.get("datasetUrn"),
+                    "datasetUrn": dataset_of(dict(request.args)),
                     "state": run_state(result.status if result else None).value,
                     "startTimeMs": result.startTimeMs if result else None,
                     "durationMs": result.durationMs if result else None,
@@ -380,7 +381,7 @@ class RunService:
             details["cancellable"] = False
         return {
             "runId": run_id,
-            "datasetUrn": request.args.get("datasetUrn"),
+            "datasetUrn": dataset_of(dict(request.args)),
             "jobUrn": request.args.get("jobUrn"),
             "state": run_state(status).value,
             "datahubStatus": status,

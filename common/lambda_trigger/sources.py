@@ -48,6 +48,18 @@ SOURCE_TYPE = "lambda-trigger"
 _PREFIX = "urn:li:dataHubIngestionSource:lambda-trigger-"
 
 
+def dataset_of(args: dict[str, str]) -> str | None:
+    """The dataset of a stored request's args: `datasetUrn`, or a source run's recipe's
+    (a cancel is recorded on the ledger partition of the run's dataset)."""
+    if args.get("datasetUrn"):
+        return args["datasetUrn"]
+    try:
+        dataset = json.loads(args.get("recipe") or "")["source"]["config"]["datasetUrn"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return dataset if isinstance(dataset, str) else None
+
+
 @dataclass(frozen=True)
 class DesiredSource:
     urn: str

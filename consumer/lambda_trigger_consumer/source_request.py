@@ -23,7 +23,10 @@ import json
 from typing import Any
 
 from lambda_trigger.contract import InvalidRequestError, RunRequest
+from lambda_trigger.sources import dataset_of
 from lambda_trigger.urns import InvalidUrnError, parse_dataset_urn
+
+__all__ = ["dataset_of", "from_source_aspect", "is_source_run"]
 
 RUN_INGEST = "RUN_INGEST"
 SOURCE_ARG = "ingestionSource"
@@ -65,15 +68,3 @@ def from_source_aspect(run_id: str, aspect: dict[str, Any]) -> RunRequest:
         reason=f"ingestion source {ingestion_source}",
         extra_args={SOURCE_ARG: ingestion_source},
     )
-
-
-def dataset_of(args: dict[str, str]) -> str | None:
-    """The dataset of a stored request's args: `datasetUrn`, or a source run's recipe's
-    (a cancel is recorded on the ledger partition of the run's dataset)."""
-    if args.get("datasetUrn"):
-        return args["datasetUrn"]
-    try:
-        dataset = json.loads(args.get("recipe") or "")["source"]["config"]["datasetUrn"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return dataset if isinstance(dataset, str) else None
