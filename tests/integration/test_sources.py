@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from lambda_trigger.mapping import parse_mapping
 from lambda_trigger.sources import SOURCE_TYPE, source_urn, sync
 
-from .conftest import POLY, SIP, Env
+from .conftest import POLY, SIP, Env, bearer
 from .test_history import wait_run_row
 
 pytestmark = pytest.mark.integration
@@ -72,7 +73,7 @@ def test_sync_is_idempotent_and_removes_sources_of_deleted_rules(env: Env) -> No
 
 
 def test_scheduler_tick_invokes_once_and_source_history_lists_the_run(
-    env: Env, start_consumer: Any, monkeypatch: pytest.MonkeyPatch
+    env: Env, api: TestClient, start_consumer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # DataHub's scheduler writes as the system actor: scheduled runs must be allowed for it.
     monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", SYSTEM_ACTOR)
@@ -126,6 +127,11 @@ def test_scheduler_tick_invokes_once_and_source_history_lists_the_run(
         "type": "SCHEDULED_INGESTION_SOURCE",
         "ingestionSource": sip_source,
     }
+
+    # The api tells the run like any other, with the dataset named in the source's recipe.
+    status = api.get(f"/api/ingestion/runs/{run_id}", headers=bearer(env.users["alice"]))
+    assert status.status_code == 200, status.text
+    assert status.json()["datasetUrn"] == SIP and status.json()["state"] == "succeeded"
 
     # ... and the dataset's Runs tab has it, as a scheduled run.
     row = wait_run_row(env, SIP, run_id, "COMPLETE")
