@@ -43,9 +43,20 @@ function formatDuration(ms: number | null | undefined): string | null {
     return `${minutes}m ${seconds % 60}s`;
 }
 
-/** The dataset's Runs tab in DataHub (its entity route: /dataset/<urn>/<tab name>). */
-function runsTabPath(datasetUrn: string, resolvePath: PathResolver | undefined): string {
-    const path = `/dataset/${encodeURIComponent(datasetUrn)}/Runs`;
+/**
+ * The dataset's Runs tab in DataHub: its entity route `/dataset/<urn>/<tab name>`, the URN encoded as DataHub's
+ * `urlEncodeUrn` does (datahub-web-react/src/app/entity/shared/utils.ts: only `%` `/` `?` `#` `[` `]`, `%` as
+ * `{{encoded_percent}}`), so the link is the one DataHub draws and its router reads back.
+ */
+export function runsTabPath(datasetUrn: string, resolvePath?: PathResolver): string {
+    const encoded = datasetUrn
+        .replace(/%/g, '{{encoded_percent}}')
+        .replace(/\//g, '%2F')
+        .replace(/\?/g, '%3F')
+        .replace(/#/g, '%23')
+        .replace(/\[/g, '%5B')
+        .replace(/\]/g, '%5D');
+    const path = `/dataset/${encoded}/Runs`;
     return resolvePath ? resolvePath(path) : path;
 }
 

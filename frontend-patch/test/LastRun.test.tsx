@@ -2,7 +2,7 @@ import { act, render, screen } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { LastRun, lastRunText, timeAgo } from '../src/LastRun';
-import { RunIngestionButton } from '../src/RunIngestionButton';
+import { RunIngestionButton, runsTabPath } from '../src/RunIngestionButton';
 import { DATASET_URN, RUN_ID, fakeApi, json } from './helpers/fakeApi';
 
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
@@ -40,6 +40,14 @@ describe('LastRun', () => {
     });
 });
 
+describe('runsTabPath', () => {
+    it("encodes the URN as DataHub's urlEncodeUrn does", () => {
+        expect(runsTabPath('urn:li:dataset:(urn:li:dataPlatform:s3,bucket/dir/file%1?#[x],PROD)')).toBe(
+            '/dataset/urn:li:dataset:(urn:li:dataPlatform:s3,bucket%2Fdir%2Ffile{{encoded_percent}}1%3F%23%5Bx%5D,PROD)/Runs',
+        );
+    });
+});
+
 describe('RunIngestionButton after a page load', () => {
     beforeEach(() => {
         vi.useFakeTimers();
@@ -72,7 +80,7 @@ describe('RunIngestionButton after a page load', () => {
         expect(last).toHaveAttribute('data-run-id', RUN_ID);
         expect(screen.getByTestId('run-ingestion-last-run-link')).toHaveAttribute(
             'href',
-            `/base/dataset/${encodeURIComponent(DATASET_URN)}/Runs`,
+            `/base/dataset/${DATASET_URN}/Runs`,
         );
     });
 
