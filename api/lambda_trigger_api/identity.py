@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
+# What DataHub answers to credentials it cannot even read (a 100 kB token: 431). Other 4xx
+# (404: a wrong DATAHUB_FRONTEND_URL) are our configuration, reported as unavailable.
+_MALFORMED = frozenset({400, 413, 414, 431})
 ME_QUERY = "{ me { corpUser { urn username } platformPrivileges { manageIngestion } } }"
 
 
@@ -63,7 +66,7 @@ class IdentityClient:
             raise IdentityUnavailable(f"DataHub did not answer: {exc}") from exc
         if response.status_code in (401, 403):
             raise Unauthenticated("DataHub did not accept the session or token: sign in again")
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        if response.status_code in _MALFORMED:
             raise CredentialsRejected(
                 f"DataHub refused the session or token as malformed (HTTP {response.status_code})"
             )

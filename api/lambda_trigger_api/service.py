@@ -60,6 +60,10 @@ T = TypeVar("T")
 _OUR_TOKEN_REFUSED = frozenset({401, 403})  # our service token is wrong: an outage, not the caller
 
 
+class _Outage(Exception):
+    """DataHub did not answer usefully (its cause is the DataHubUnavailable)."""
+
+
 def _client_error_status(exc: BaseException) -> int | None:
     """The HTTP status when GMS answered a read with a 4xx that is about the request."""
     cause = exc.__cause__
@@ -163,18 +167,22 @@ class RunService:
         return may_start(self.settings, caller)
 
     def _datahub(self, operation: str, call: Callable[[], T]) -> T:
+        # Only an outage counts as a failed DataHub call in the metrics; a 4xx for what the
+        # caller sent (a URN GMS cannot parse) is the caller's problem.
         try:
-            with self.metrics.datahub_call(operation, failures=(DataHubUnavailable,)):
-                return call()
-        except DataHubUnavailable as exc:
-            status = _client_error_status(exc)
-            if status is not None:
-                # GMS refused what the caller sent (a URN it cannot parse, ...): a 4xx here.
-                log.info("DataHub answered HTTP %s to %s: %s", status, operation, exc)
-                raise ApiError(
-                    400, "invalid_request", f"DataHub refused the request (HTTP {status})"
-                ) from exc
-            log.warning("DataHub unavailable during %s: %s", operation, exc)
+            with self.metrics.datahub_call(operation, failures=(_Outage,)):
+                try:
+                    return call()
+                except DataHubUnavailable as exc:
+                    status = _client_error_status(exc)
+                    if status is None:
+                        raise _Outage from exc
+                    log.info("DataHub answered HTTP %s to %s: %s", status, operation, exc)
+                    raise ApiError(
+                        400, "invalid_request", f"DataHub refused the request (HTTP {status})"
+                    ) from exc
+        except _Outage as exc:
+            log.warning("DataHub unavailable during %s: %s", operation, exc.__cause__)
             raise ApiError(503, "datahub_unavailable", "DataHub is unavailable") from exc
 
     def check_target(self, dataset: DatasetUrn, job_urn: str | None = None) -> TargetCheck:

@@ -28,7 +28,8 @@ _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
 # host:port without a scheme (botocore: "Could not connect to the endpoint URL: ..." has a
 # scheme, but urllib3 and kafka errors name `host:port` alone).
 _HOST_PORT = re.compile(
-    r"\b(?:[a-zA-Z0-9-]+\.)+[a-zA-Z]{2,}:\d{2,5}\b|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"
+    r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"  # an IPv4 address, with or without a port
+    r"|\b[a-zA-Z][a-zA-Z0-9.-]*:\d{2,5}\b"  # host:port (datahub-gms:8080, broker:29092)
 )
 _ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
 

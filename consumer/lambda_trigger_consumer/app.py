@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from dataclasses import replace
 from typing import Any
@@ -32,6 +33,18 @@ from lambda_trigger_consumer.runner import Runner
 from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def _connect_error(bootstrap_servers: str, fallback: Exception) -> str:
+    """Why the first bootstrap server does not answer, as the OS says it ("Connection
+    refused", "Name or service not known"), which tells an operator more than librdkafka's
+    "Broker transport failure"."""
+    host, _, port = bootstrap_servers.split(",", maxsplit=1)[0].strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=3):
+            return str(fallback)
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
 
 
 class ConsumerApp:
@@ -258,7 +271,11 @@ class ConsumerApp:
                 self.ledger.partitions = ensure_topics(self._kafka, self._topics)
                 return True
             except KafkaUnreachable as exc:
-                self.dependencies.down("kafka", str(exc))
+                # The dependency monitor logs the one "Kafka unreachable" line (and its
+                # recovery) and fails readiness; the reason is the socket's own word.
+                self.dependencies.down(
+                    "kafka", _connect_error(self.settings.bootstrap_servers, exc)
+                )
                 self.runner.stopping.wait(5.0)
         return False
 

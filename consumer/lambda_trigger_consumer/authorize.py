@@ -13,7 +13,8 @@ aspect's `actorUrn`, which the writer chooses):
    `nativeGroupMembership` aspects);
 4. a holder of a role in `LAMBDA_TRIGGER_ALLOWED_ROLES` (`roleMembership`; default
    `urn:li:dataHubRole:Admin`, the role DataHub's default policies give "Manage Metadata
-   Ingestion").
+   Ingestion": `urn:li:dataHubPolicy:admin-platform-policy` in
+   metadata-service/war/src/main/resources/boot/policies.json).
 
 Why not DataHub's own privilege check: GraphQL `getGrantedPrivileges(input: {actorUrn})` answers
 only for the caller itself - GetGrantedPrivilegesResolver.isAuthorized requires

@@ -93,6 +93,9 @@ def test_a_urn_gms_refuses_is_the_callers_problem(env: Env, api: Any, name: str)
     for answer in (run, targets):
         assert 400 <= answer.status_code < 500, answer.text
         assert answer.json()["status"] == "failed"
+    # Not counted as a DataHub failure either: DataHub is fine, the input was not.
+    metrics = api.get("/metrics").text
+    assert 'lambda_trigger_api_datahub_request_failures_total{operation="dataset"} 0.0' in metrics
 
 
 def test_a_huge_token_is_refused_not_an_outage(env: Env, api: Any) -> None:

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from datahub.metadata.schema_classes import GroupMembershipClass
+from datahub.metadata.schema_classes import GroupMembershipClass, RoleMembershipClass
 
 from lambda_trigger.contract import RunRequest, SourceType, now_ms
 from lambda_trigger.datahub import DataHubClient
@@ -104,3 +104,15 @@ def test_the_api_service_principal_is_trusted_for_the_requester(
     assert result.status == "SUCCESS", result.report
     (invocation,) = env.moto.invocations(env.functions["sip"])
     assert invocation.payload["requestedBy"] == "urn:li:corpuser:sdk-user"
+
+
+def test_a_datahub_admin_may_start_runs_by_default(env: Env, start_consumer: Any) -> None:
+    """`LAMBDA_TRIGGER_ALLOWED_ROLES` defaults to DataHub's Admin role (roleMembership)."""
+    erin, token = _user(env, "erin", manage_ingestion=True)
+    emit(env, erin, RoleMembershipClass(roles=["urn:li:dataHubRole:Admin"]))
+    start_consumer()
+    request = _write_as(env, token, claimed_actor="urn:li:corpuser:someone-else")
+    result = env.wait_status(request.run_id, {"SUCCESS", "FAILURE"})
+    assert result.status == "SUCCESS", result.report
+    (invocation,) = env.moto.invocations(env.functions["sip"])
+    assert invocation.payload["requestedBy"] == erin
