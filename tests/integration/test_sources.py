@@ -128,6 +128,13 @@ def test_scheduler_tick_invokes_once_and_source_history_lists_the_run(
         "ingestionSource": sip_source,
     }
 
+    # Retention: DataHub's gc keeps a source's requests by the source's own rules, as long as the
+    # request still names it (docs/history.md); the consumer never rewrites the input.
+    stored = env.gms.get_aspect(
+        f"urn:li:dataHubExecutionRequest:{run_id}", "dataHubExecutionRequestInput"
+    )
+    assert stored is not None and stored["source"]["ingestionSource"] == sip_source
+
     # The api tells the run like any other, with the dataset named in the source's recipe.
     status = api.get(f"/api/ingestion/runs/{run_id}", headers=bearer(env.users["alice"]))
     assert status.status_code == 200, status.text
