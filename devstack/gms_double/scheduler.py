@@ -16,6 +16,11 @@ Writes (each the execution request DataHub itself writes):
   actorUrn = the caller, `run_id` = the execution request URN injected into the recipe too, and
   written as the caller.
 
+- `cancel(source, execution_request_id, actor)`: CancelIngestionExecutionRequestResolver.java (same
+  folder): reads the source's info and writes `dataHubExecutionRequestSignal` {signal KILL,
+  executorId from the source's config (left out when absent), createdAt {now, the caller}} on the
+  execution request, as the caller.
+
 Reads: GraphQL `ingestionSource(urn) { urn type name executions(start, count) {...} }`, what the
 Ingestion page's source history shows (IngestionSourceExecutionRequestsResolver.java: execution
 requests whose input's `ingestionSource` is the source, newest `requestTimeMs` first).
@@ -193,6 +198,28 @@ class IngestionSchedulerDouble:
         value = _input(info, source_urn, "MANUAL_INGESTION_SOURCE", recipe)
         value["actorUrn"] = actor
         return self._write(value, actor, request_id)
+
+    def cancel(self, source_urn: str, request_id: str, actor: str) -> None:
+        """CancelIngestionExecutionRequestResolver (the Ingestion page's Cancel)."""
+        info = self._info(source_urn)
+        if info is None:
+            raise KeyError(f"Failed to find ingestion source with urn {source_urn}")
+        signal: dict[str, Any] = {"signal": "KILL", "createdAt": {"time": now_ms(), "actor": actor}}
+        executor = (info.get("config") or {}).get("executorId")
+        if executor:
+            signal["executorId"] = executor
+        self._double._ingest(
+            [
+                Proposal(
+                    entity_type="dataHubExecutionRequest",
+                    entity_urn=f"{_REQUEST_PREFIX}{request_id}",
+                    change_type="UPSERT",
+                    aspect_name="dataHubExecutionRequestSignal",
+                    value=signal,
+                )
+            ],
+            actor,
+        )
 
     def tick(self, at: datetime) -> dict[str, str]:
         """Fire the scheduled sources due at `at` (an aware datetime); each at most once per

@@ -164,3 +164,43 @@ def test_run_button_of_the_ingestion_page_runs_as_the_user(env: Env, start_consu
     assert result.status == "FAILURE"
     assert "not authorised: urn:li:corpuser:alice may not start runs" in (result.report or "")
     assert env.moto.invocations(env.functions["sip"]) == []
+
+
+def test_cancel_from_the_ingestion_page_stops_a_scheduled_step_functions_run(
+    env: Env, start_consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DataHub's Cancel (CancelIngestionExecutionRequestResolver) on a source run: the consumer
+    finds the run's dataset in the source's recipe, stops the execution, ends it CANCELLED, and
+    the Runs tab shows it as skipped ("Cancelled" in the UI)."""
+    monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", SYSTEM_ACTOR)
+    arn = env.moto.create_state_machine(f"sm-{env.executor_id}")
+    mapping = _scheduled_mapping(env)
+    mapping["targets"]["earnings"] = {
+        "type": "stepfunctions",
+        "stateMachineArn": arn,
+        "label": "Earnings pipeline",
+    }
+    client = env.datahub()
+    try:
+        sync(client, parse_mapping(mapping, "test"), env.executor_id)
+    finally:
+        client.close()
+    env.mapping = mapping
+    start_consumer()
+    source = source_urn(env.executor_id, SIP)
+    run_id = env.gms.scheduler.tick(datetime(2026, 7, 1, 0, 30, tzinfo=UTC))[source]  # CEST
+    env.wait_status(run_id, {"RUNNING"})
+    deadline = time.monotonic() + 20
+    while not [e for e in env.moto.executions(arn) if e["name"] == run_id]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    env.gms.scheduler.cancel(source, run_id, "urn:li:corpuser:alice")
+    result = env.wait_status(run_id, {"CANCELLED"}, timeout=60)
+    assert "cancelled by urn:li:corpuser:alice" in (result.report or "")
+    (execution,) = [e for e in env.moto.executions(arn) if e["name"] == run_id]
+    assert execution["status"] == "ABORTED"
+    row = wait_run_row(env, SIP, run_id, "COMPLETE")
+    assert row["state"][0]["result"] == {"resultType": "SKIPPED", "nativeResultType": "CANCELLED"}
+    job = row["parentTemplate"]["relationships"][0]["entity"]["urn"]
+    assert job == "urn:li:dataJob:(urn:li:dataFlow:(aws-sfn,earnings,PROD),run)"
