@@ -260,7 +260,12 @@ def _me(principal: Principal) -> dict[str, Any]:
     }
 
 
-def execute(principal: Principal, body: Any, search: SearchIndex | None = None) -> dict[str, Any]:
+def execute(
+    principal: Principal,
+    body: Any,
+    search: SearchIndex | None = None,
+    ingestion: scheduler.IngestionSchedulerDouble | None = None,
+) -> dict[str, Any]:
     """Run one GraphQL request body ({query, variables?, operationName?}) as `principal`."""
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         return {
@@ -280,6 +285,7 @@ def execute(principal: Principal, body: Any, search: SearchIndex | None = None) 
             "scrollAcrossEntities": _scroll_resolver(search),
             **runs_tab.root_values(search),
             **scheduler.root_values(search),
+            **scheduler.mutation_values(ingestion, principal),
         },
         variable_values=variables if isinstance(variables, dict) else None,
         operation_name=body.get("operationName")

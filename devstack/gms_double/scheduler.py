@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from devstack.gms_double.auth import Principal
 from devstack.gms_double.ingest import SYSTEM_ACTOR, Proposal, now_ms
 from devstack.gms_double.search import SearchIndex
 from devstack.gms_double.store import AspectStore
@@ -46,6 +47,20 @@ _SOURCE_PREFIX = "urn:li:dataHubIngestionSource:"
 _REQUEST_PREFIX = "urn:li:dataHubExecutionRequest:"
 
 SDL = """
+type Mutation {
+  createIngestionExecutionRequest(input: CreateIngestionExecutionRequestInput!): String
+  cancelIngestionExecutionRequest(input: CancelIngestionExecutionRequestInput!): String
+}
+
+input CreateIngestionExecutionRequestInput {
+  ingestionSourceUrn: String!
+}
+
+input CancelIngestionExecutionRequestInput {
+  ingestionSourceUrn: String!
+  executionRequestUrn: String!
+}
+
 extend type Query {
   ingestionSource(urn: String!): IngestionSource
 }
@@ -292,3 +307,34 @@ def root_values(search: SearchIndex | None) -> dict[str, Any]:
         }
 
     return {"ingestionSource": ingestion_source}
+
+
+# IngestionAuthUtils.canManageIngestion failing: an AuthorizationException.
+UNAUTHORIZED = "Unauthorized to perform this action. Please contact your DataHub administrator."
+
+
+def mutation_values(
+    scheduler: IngestionSchedulerDouble | None, principal: Principal
+) -> dict[str, Any]:
+    """`createIngestionExecutionRequest` and `cancelIngestionExecutionRequest`, what the Ingestion
+    page's Run and Cancel buttons send (ingestion.graphql), for a caller with manageIngestion."""
+
+    def allowed() -> IngestionSchedulerDouble:
+        if scheduler is None:
+            raise RuntimeError("GMS test double: no scheduler on this endpoint")
+        if not (principal.admin or principal.manage_ingestion):
+            raise PermissionError(UNAUTHORIZED)
+        return scheduler
+
+    def create(_info: Any, input: dict[str, Any]) -> str:
+        request_id = allowed().run_now(input["ingestionSourceUrn"], principal.actor_urn)
+        return f"{_REQUEST_PREFIX}{request_id}"
+
+    def cancel(_info: Any, input: dict[str, Any]) -> str:
+        urn = str(input["executionRequestUrn"])
+        allowed().cancel(
+            input["ingestionSourceUrn"], urn.removeprefix(_REQUEST_PREFIX), principal.actor_urn
+        )
+        return urn
+
+    return {"createIngestionExecutionRequest": create, "cancelIngestionExecutionRequest": cancel}

@@ -245,7 +245,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._openapi_timeline(params["urn"])
         elif handler == "graphql":
             self._send_json(
-                200, gql.execute(principal, _json_or_none(body), self.server.double.search)
+                200,
+                gql.execute(
+                    principal,
+                    _json_or_none(body),
+                    self.server.double.search,
+                    self.server.double.scheduler,
+                ),
             )
         else:  # pragma: no cover - routes.match only returns the handlers above
             self._no_endpoint(method, path)
@@ -450,7 +456,10 @@ class _Handler(BaseHTTPRequestHandler):
             # datahub-frontend Authenticator.onUnauthorized: Play's unauthorized(), empty body.
             self._send(401, b"", None)
             return
-        self._send_json(200, gql.execute(principal, _json_or_none(body), self.server.double.search))
+        double = self.server.double
+        self._send_json(
+            200, gql.execute(principal, _json_or_none(body), double.search, double.scheduler)
+        )
 
     # -- schema registry -------------------------------------------------------------------------
 

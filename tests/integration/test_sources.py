@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -150,16 +151,56 @@ def test_scheduler_tick_invokes_once_and_source_history_lists_the_run(
     assert props["customProperties"]["ingestionSource"] == sip_source
 
 
+RUN_MUTATION = """
+mutation run($input: CreateIngestionExecutionRequestInput!) {
+  createIngestionExecutionRequest(input: $input)
+}
+"""
+CANCEL_MUTATION = """
+mutation cancel($input: CancelIngestionExecutionRequestInput!) {
+  cancelIngestionExecutionRequest(input: $input)
+}
+"""
+
+
+def _graphql_as(env: Env, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """GMS's GraphQL with a user's token, as the Ingestion page sends it (through the frontend)."""
+    response = httpx.post(
+        f"{env.gms.url}/api/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def test_run_button_of_the_ingestion_page_runs_as_the_user(env: Env, start_consumer: Any) -> None:
-    """DataHub's Run (CreateIngestionExecutionRequestResolver) writes as the user: the
-    consumer's writer check applies as for a button run (the user holds no allowed role)."""
+    """DataHub's Run (createIngestionExecutionRequest) writes as the user: the consumer's writer
+    check applies as for a direct SDK write (alice holds manageIngestion in DataHub, but no role
+    or group the consumer allows), and without manageIngestion DataHub refuses it."""
     client = env.datahub()
     try:
         sync(client, parse_mapping(env.mapping, "test"), env.executor_id)
     finally:
         client.close()
     start_consumer()
-    run_id = env.gms.scheduler.run_now(source_urn(env.executor_id, SIP), "urn:li:corpuser:alice")
+    source = source_urn(env.executor_id, SIP)
+    refused = _graphql_as(
+        env, env.users["bob"], RUN_MUTATION, {"input": {"ingestionSourceUrn": source}}
+    )
+    assert refused["errors"][0]["message"].startswith("Unauthorized to perform this action")
+    answer = _graphql_as(
+        env, env.users["alice"], RUN_MUTATION, {"input": {"ingestionSourceUrn": source}}
+    )
+    urn = answer["data"]["createIngestionExecutionRequest"]
+    run_id = urn.removeprefix("urn:li:dataHubExecutionRequest:")
+    stored = env.gms.get_aspect(urn, "dataHubExecutionRequestInput")
+    assert stored is not None
+    assert stored["source"] == {"type": "MANUAL_INGESTION_SOURCE", "ingestionSource": source}
+    assert stored["actorUrn"] == "urn:li:corpuser:alice"
+    assert json.loads(stored["args"]["recipe"])["run_id"] == urn  # injectRunId
     result = env.wait_status(run_id, {"SUCCESS", "FAILURE"})
     assert result.status == "FAILURE"
     assert "not authorised: urn:li:corpuser:alice may not start runs" in (result.report or "")
@@ -195,7 +236,18 @@ def test_cancel_from_the_ingestion_page_stops_a_scheduled_step_functions_run(
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
-    env.gms.scheduler.cancel(source, run_id, "urn:li:corpuser:alice")
+    answer = _graphql_as(
+        env,
+        env.users["alice"],
+        CANCEL_MUTATION,
+        {
+            "input": {
+                "ingestionSourceUrn": source,
+                "executionRequestUrn": f"urn:li:dataHubExecutionRequest:{run_id}",
+            }
+        },
+    )
+    assert "errors" not in answer, answer
     result = env.wait_status(run_id, {"CANCELLED"}, timeout=60)
     assert "cancelled by urn:li:corpuser:alice" in (result.report or "")
     (execution,) = [e for e in env.moto.executions(arn) if e["name"] == run_id]
