@@ -190,22 +190,6 @@ class RunHistory:
                 if entry.request is not None and entry.target is not None
                 else []
             )
-            mcps.append(
-                MetadataChangeProposalWrapper(
-                    entityUrn=urn,
-                    aspect=DataProcessInstanceRunEventClass(
-                        # A run event is keyed by its timestamp: the end must not overwrite the
-                        # start (a run ending in the same millisecond moves on by one).
-                        timestampMillis=max(end, (entry.start_ms or 0) + 1),
-                        status=DataProcessRunStatusClass.COMPLETE,
-                        attempt=1,
-                        result=DataProcessInstanceRunResultClass(
-                            type=result_type(result.status), nativeResultType=result.status.value
-                        ),
-                        durationMillis=result.duration_ms,
-                    ),
-                )
-            )
             dataset = entry.dataset_urn
             if result.status == DataHubStatus.SUCCESS and dataset and entry.request is not None:
                 mcps.append(
@@ -222,6 +206,23 @@ class RunHistory:
                         ),
                     )
                 )
+            # The COMPLETE event last: once the Runs tab shows the run ended, the rest is there.
+            mcps.append(
+                MetadataChangeProposalWrapper(
+                    entityUrn=urn,
+                    aspect=DataProcessInstanceRunEventClass(
+                        # A run event is keyed by its timestamp: the end must not overwrite the
+                        # start (a run ending in the same millisecond moves on by one).
+                        timestampMillis=max(end, (entry.start_ms or 0) + 1),
+                        status=DataProcessRunStatusClass.COMPLETE,
+                        attempt=1,
+                        result=DataProcessInstanceRunResultClass(
+                            type=result_type(result.status), nativeResultType=result.status.value
+                        ),
+                        durationMillis=result.duration_ms,
+                    ),
+                )
+            )
             self._emit(mcps)
             self.writes.labels(event="finished").inc()
         except Exception as exc:
