@@ -260,7 +260,10 @@ class ConsumerApp:
                 self.completions.join(10)
             self.health.stop()
             self.registry.close()
-            self.history.close()
+            # The run history's last writes, but only when no run step is left: a step still
+            # running must meet a closed DataHub client, not claim a run after its partition
+            # moved on (it would end "stopped before starting it").
+            self.history.close(timeout=5.0 if self.driver.busy() == 0 else 0.0)
             self.datahub.close()
 
     def _check_topics(self) -> bool:

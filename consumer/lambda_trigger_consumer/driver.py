@@ -458,8 +458,6 @@ class RunDriver:
             self._save(partition, entry)
             return 0.0
         self._metrics.status_writes.labels(status=DataHubStatus.RUNNING.value).inc()
-        if self._history is not None:
-            self._history.started(entry)
         if entry.cancel_by:
             return self._set_result(
                 partition,
@@ -484,6 +482,11 @@ class RunDriver:
             self._save(partition, entry)
         finally:
             self._leave_fence(partition)
+        if self._history is not None:
+            # The claim's STARTED record, handed over once INVOKING is in the ledger: nothing
+            # may widen the window between the claim and that record (a stop inside it ends
+            # the run "stopped before starting it").
+            self._history.started(entry)
         return self._invoke(partition, entry, target, request)
 
     def _invoke(

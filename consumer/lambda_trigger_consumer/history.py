@@ -143,7 +143,9 @@ class RunHistory:
         wait([self._pool.submit(lambda: None)], timeout=timeout)
 
     def close(self, timeout: float = 5.0) -> None:
-        self.flush(timeout)
+        """Stop writing; with a timeout, first wait that long for the writes handed over."""
+        if timeout > 0:
+            self.flush(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _submit(self, fn: Any, *args: Any) -> None:
