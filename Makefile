@@ -60,9 +60,11 @@ test-frontend: $(NPM_STAMP)
 
 test: lint typecheck test-frontend test-py
 
+# Last: benchmarks.side_by_side, whose last line is the summary
+# (ratio_vs_bare=... ratio_vs_actions=... pickup_p99_ms=... invoke_p99_ms=... rss_mib=...).
 bench: $(STAMP)
 	$(PY) -m benchmarks.consumer_filter
-	$(PY) -m benchmarks.consumer_throughput
+	$(PY) -m benchmarks.side_by_side
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -317,7 +317,7 @@ class RunService:
                 dataset_urn = parse_dataset_urn(dataset_urn).urn
             except InvalidUrnError as exc:
                 raise ApiError(400, "invalid_request", str(exc)) from exc
-        run_ids = self._datahub("list_runs", lambda: self.datahub.execution_request_ids(500))
+        run_ids = self._datahub("list_runs", lambda: self.datahub.execution_request_ids(200))
         rows: list[dict[str, Any]] = []
         for run_id in run_ids:
             request = self._datahub("read_request", lambda r=run_id: self.datahub.read_request(r))  # type: ignore[misc]

@@ -26,6 +26,7 @@ from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
 from lambda_trigger_consumer.health import HealthServer, liveness, readiness
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker
+from lambda_trigger_consumer.kafka_defaults import consumer_config
 from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.metrics import ConsumerMetrics
@@ -98,8 +99,10 @@ class ConsumerApp:
             "bootstrap.servers": settings.bootstrap_servers,
             **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
         }
-        if settings.kafka_config_json:
-            kafka.update(json.loads(settings.kafka_config_json))
+        overrides: dict[str, Any] = (
+            json.loads(settings.kafka_config_json) if settings.kafka_config_json else {}
+        )
+        kafka.update(overrides)
         self._topics = TopicPlan(
             settings.topic,
             settings.runs_topic,
@@ -161,7 +164,9 @@ class ConsumerApp:
             history=self.history,
         )
         group: dict[str, Any] = {
-            **kafka,
+            # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's
+            # LAMBDA_TRIGGER_KAFKA_CONFIG still wins over them.
+            **consumer_config(kafka, overrides),
             "group.id": settings.group_id,
             "auto.offset.reset": settings.auto_offset_reset,
             "client.id": f"datahub-lambda-trigger-{datahub_settings.executor_id}",

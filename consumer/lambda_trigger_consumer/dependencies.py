@@ -2,8 +2,8 @@
 
 `DependencyMonitor` keeps up/down per dependency. Reports come from two sides:
 - passive: code that talks to a dependency says what happened (`down(name, reason)` /
-  `up(name)`): librdkafka's error and statistics callbacks for Kafka (kafka_logs.py), the
-  invoker for AWS, the handler for GMS;
+  `up(name)`): librdkafka's error and statistics callbacks for Kafka (kafka_logs.py), and the
+  start-up topic check (app.py) while Kafka does not answer;
 - active: `add_probe(name, probe)` and `start_probes(stop)`: a daemon thread asks each probe
   every few seconds, off the poll loop, so an idle consumer still knows.
 

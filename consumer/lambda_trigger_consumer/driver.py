@@ -125,6 +125,7 @@ class RunDriver:
         self._next_look: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._seen_at: dict[str, float] = {}  # when this process first took the run up
         self._minted: set[str] = set()  # claim nonces this process made
         # Outcomes this process knows but may not have recorded yet (Kafka away): they must
         # survive a rebuild of the view after the partition came back to us.
@@ -203,33 +204,58 @@ class RunDriver:
                         continue
                     if self._next_look.get(entry.run_id, 0.0) > now:
                         continue
-                    long_call = entry.phase == Phase.CLAIMED and (
-                        entry.target is not None and entry.target.kind == "lambda"
-                    )
-                    pool = self._invokes if long_call else self._steps
-                    future = pool.submit(self._step, partition, entry)
-                    self._busy[entry.run_id] = future
+                    self._submit(partition, entry)
             self._metrics.open_runs.set(open_runs)
+
+    def _submit(self, partition: int, entry: RunEntry) -> None:
+        """Start the run's next step (with self._lock held: a run has one step at a time)."""
+        long_call = entry.phase == Phase.CLAIMED and (
+            entry.target is not None and entry.target.kind == "lambda"
+        )
+        pool = self._invokes if long_call else self._steps
+        self._busy[entry.run_id] = pool.submit(self._step, partition, entry)
 
     def _step(self, partition: int, entry: RunEntry) -> None:
         run_id = entry.run_id
-        delay: float | None
+        self._seen_at.setdefault(run_id, time.monotonic())
+        delay: float | None = None
+        returned = False
         try:
-            delay = self._advance(partition, entry)
-            self._backoff.pop(run_id, None)
-            self._failures.pop(run_id, None)
-        except (DataHubUnavailable, KafkaException) as exc:
-            # Transient: DataHub or the ledger is away. Nothing was skipped; look again later.
-            delay = self._backoff.get(run_id, 0.5)
-            self._backoff[run_id] = min(delay * 2, 30.0)
-            log.warning("run %s: %s; retrying in %.1f s", run_id, exc, delay)
-        except Exception as exc:
-            delay = self._unexpected(partition, entry, exc)
+            try:
+                delay = self._advance(partition, entry)
+                self._backoff.pop(run_id, None)
+                self._failures.pop(run_id, None)
+            except (DataHubUnavailable, KafkaException) as exc:
+                # Transient: DataHub or the ledger is away. Nothing was skipped; look again later.
+                delay = self._backoff.get(run_id, 0.5)
+                self._backoff[run_id] = min(delay * 2, 30.0)
+                log.warning("run %s: %s; retrying in %.1f s", run_id, exc, delay)
+            except Exception as exc:
+                delay = self._unexpected(partition, entry, exc)
+            returned = True
         finally:
             with self._lock:
-                self._busy.pop(run_id, None)
-        self._next_look[run_id] = time.monotonic() + (delay if delay is not None else 3600.0)
+                if returned:
+                    self._next_look[run_id] = time.monotonic() + (
+                        delay if delay is not None else 3600.0
+                    )
+                if not (returned and delay == 0.0 and self._chain(partition, run_id)):
+                    self._busy.pop(run_id, None)
         self._view.changed.set()
+
+    def _chain(self, partition: int, run_id: str) -> bool:
+        """A step that wants the next one at once (REQUESTED -> CLAIMED -> INVOKING) hands the
+        run straight to it, with self._lock held: no trip through the dispatch loop (a wake-up
+        and a scan of every run per step), and the run is never seen idle in between, so the
+        loop cannot start a step of it from an older snapshot. The entry is the one the step
+        has just saved (LedgerView.update_local), read fresh from the view."""
+        if self._stopping.is_set() or not self._view.owns(partition):
+            return False
+        entry = self._view.get(partition, run_id)
+        if entry is None or entry.closing:
+            return False
+        self._submit(partition, entry)
+        return True
 
     def _advance(self, partition: int, entry: RunEntry) -> float | None:
         """One step; returns seconds until the run needs another look (None: only when a new
@@ -772,6 +798,11 @@ class RunDriver:
         self._view.close_local(partition, entry.run_id)
         self._known.pop(entry.run_id, None)
         self._next_look.pop(entry.run_id, None)
+        seen = self._seen_at.pop(entry.run_id, None)
+        if seen is not None and (entry.request is not None or entry.invalid is not None):
+            # One observation per run request this process ended: from taking it up to the
+            # final status in DataHub.
+            self._metrics.processed_duration.observe(time.monotonic() - seen)
         self._backoff.pop(f"poll:{entry.run_id}", None)
         self._stop_sent.discard(entry.run_id)
         if entry.nonce:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -247,10 +248,15 @@ class LedgerWriter:
                 partition=partition_for(dataset_urn, run_id, self.partitions),
                 on_delivery=delivered,
             )
-        deadline = timeout
-        while not done.is_set() and deadline > 0:
-            self._producer.poll(0.05)
-            deadline -= 0.05
+        end = time.monotonic() + timeout
+        while not done.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            # Short polls: the delivery report may be served by another thread's poll (the
+            # poll loop's, another step's write), and a long poll here would then sleep out
+            # its whole timeout with the record long stored (the driver's next step waits).
+            self._producer.poll(min(left, 0.002))
         if errors:
             raise KafkaException(errors[0])
         if not done.is_set():

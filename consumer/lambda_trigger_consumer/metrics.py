@@ -61,7 +61,7 @@ class ConsumerMetrics:
         )
         self.processed_duration = Histogram(
             f"{p}_processed_duration_seconds",
-            "Time to handle one accepted request, claim to final status",
+            "Time to handle one run request, from taking it up to its final status",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
@@ -140,7 +140,8 @@ class ConsumerMetrics:
         for reason in ("framing", "schema", "avro", "aspect"):
             self.decode_failures.labels(reason=reason)
             self.dead_letters.labels(reason=f"decode_{reason}")
-        self.dead_letters.labels(reason="status_write_failed")
+        for reason in ("status_unwritable", "completion_malformed"):
+            self.dead_letters.labels(reason=reason)
         for result in ("success", "error"):
             self.mapping_reloads.labels(result=result)
         for status in ("RUNNING", "SUCCESS", "FAILURE"):

@@ -11,11 +11,19 @@ Delivery is at least once: MCL offsets are committed by hand, never past a recor
 record is not stored yet (OffsetTracker). Shaped after confluent-kafka-python's
 examples/consumer.py (errors told from partition EOF, close() in `finally`), with consume()
 in batches.
+
+Speed (docs/operations.md, "Throughput and latency"): the loop never waits for a batch that
+is not coming. It takes what librdkafka has already fetched (`consume(n, timeout=0)`); only
+when that is nothing does it block, in `poll()`, which returns on the first record. So a lone
+run request is handled the moment it arrives, and a backlog is drained in batches. Almost
+every MCL record is dropped by key; for those the loop does no per-record work beyond the key
+check: offsets and counters are settled once per batch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -41,7 +49,7 @@ from lambda_trigger_consumer.decode import (
     decode_change_log,
 )
 from lambda_trigger_consumer.driver import RunDriver
-from lambda_trigger_consumer.key_filter import is_execution_request_key
+from lambda_trigger_consumer.key_filter import KEY_PREFIX, is_execution_request_key
 from lambda_trigger_consumer.ledger import (
     LedgerFormatError,
     LedgerView,
@@ -59,6 +67,9 @@ log = logging.getLogger(__name__)
 _LAG_INTERVAL_SECONDS = 5.0
 _REBALANCE_WAIT_SECONDS = 10.0
 _BATCH = 500
+# How long an idle loop blocks for the next record; a record ends the wait at once. This only
+# paces the housekeeping (commits, lag, resuming paused partitions) while nothing arrives.
+_IDLE_WAIT_SECONDS = 0.2
 
 TP = tuple[str, int]
 
@@ -103,6 +114,10 @@ class Runner:
         self._last_commit_try = 0.0
         self._last_lag = 0.0
         self.last_loop = time.monotonic()
+        # Children made once: `.labels()` per record costs more than the key filter.
+        self._received = metrics.received.labels(topic=topic)
+        self._key_discarded = metrics.key_discarded.labels(topic=topic)
+        self._decoded = metrics.decoded.labels(topic=topic)
         self._consumer = Consumer(
             {
                 **kafka_config,
@@ -133,32 +148,27 @@ class Runner:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        # Everything built so far (the DataHub SDK's classes, boto3's models, the clients)
+        # lives as long as the process: keep it out of the collector's full passes, each of
+        # which would otherwise walk it all and hold the GIL (the loop and every run step)
+        # for tens to hundreds of milliseconds.
+        gc.freeze()
         self._driver.start()
         try:
             while not self.stopping.is_set():
                 self.last_loop = time.monotonic()
-                batch = self._consumer.consume(num_messages=_BATCH, timeout=0.2)
+                # What is already fetched, without waiting; if nothing is, wait for the first
+                # record only (poll returns as soon as one is there).
+                batch = self._consumer.consume(num_messages=_BATCH, timeout=0)
+                if not batch:
+                    first = self._consumer.poll(_IDLE_WAIT_SECONDS)
+                    if first is not None:
+                        batch = [first]
                 self._dead_letters.poll()
                 self._ledger.poll()
                 self._periodic()
-                skip: set[TP] = set()
-                for msg in batch:
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            self._on_eof(msg)
-                            continue
-                        log.error("consumer error: %s", error)
-                        if error.fatal():
-                            raise KafkaException(error)
-                        continue
-                    tp = (msg.topic() or "", msg.partition() or 0)
-                    if tp in skip:
-                        continue  # re-read from the seek position after the backoff
-                    if tp[0] == self._ledger.topic:
-                        self._on_ledger_record(msg)
-                    elif not self._on_record(msg):
-                        skip.add(tp)
+                if batch:
+                    self._handle(batch)
             self._shutdown()
         finally:
             self._signals.shutdown(wait=False, cancel_futures=True)
@@ -173,14 +183,61 @@ class Runner:
 
     # --- MCL records ----------------------------------------------------------------------
 
+    def _handle(self, batch: list[Message]) -> None:
+        """One batch, in order. The common case, an MCL record whose key is not an execution
+        request, only updates two locals; its offset and counters are settled after the loop.
+        Everything else (run requests, ledger records, errors, EOF) goes the careful way."""
+        mcl = self._topic
+        prefix = KEY_PREFIX
+        # MCL partition -> the last offset dropped by key in this batch. Passing it to the
+        # tracker after the loop is the same as per record: `seen` only ever raises the
+        # committable offset to one past it, and never past an offset still in flight.
+        dropped_upto: dict[int, int] = {}
+        dropped = 0
+        others = 0  # MCL records that took the careful way
+        skip: set[TP] = set()  # partitions paused in this batch: the rest is read again later
+        for msg in batch:
+            key = msg.key()
+            if key is not None and not key.startswith(prefix) and msg.topic() == mcl:
+                partition = msg.partition() or 0
+                if skip and (mcl, partition) in skip:
+                    continue
+                dropped_upto[partition] = msg.offset() or 0
+                dropped += 1
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self._on_eof(msg)
+                    continue
+                log.error("consumer error: %s", error)
+                if error.fatal():
+                    raise KafkaException(error)
+                continue
+            tp = (msg.topic() or "", msg.partition() or 0)
+            if tp in skip:
+                continue  # re-read from the seek position after the backoff
+            if tp[0] == self._ledger.topic:
+                self._on_ledger_record(msg)
+                continue
+            others += 1
+            if not self._on_record(msg):
+                skip.add(tp)
+        for partition, offset in dropped_upto.items():
+            self._tracker.seen((mcl, partition), offset)
+        if dropped:
+            self._key_discarded.inc(dropped)
+        if dropped or others:
+            self._received.inc(dropped + others)
+
     def _on_record(self, msg: Message) -> bool:
-        """False when the record must be read again later (the registry is away)."""
+        """An MCL record the key filter did not drop (its key names an execution request, or
+        it has none). False when it must be read again later (the registry is away)."""
         topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
         tp = (topic, partition)
-        self._metrics.received.labels(topic=topic).inc()
         key = msg.key()
         if not is_execution_request_key(key):
-            self._metrics.key_discarded.labels(topic=topic).inc()
+            self._key_discarded.inc()
             self._tracker.seen(tp, offset)
             return True
         try:
@@ -203,7 +260,7 @@ class Runner:
             )
             return True
         self._blocked.pop(tp, None)
-        self._metrics.decoded.labels(topic=topic).inc()
+        self._decoded.inc()
         request = to_request(change, self._executor_id)
         if request is not None:
             self._metrics.accepted.inc()

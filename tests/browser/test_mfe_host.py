@@ -227,7 +227,8 @@ def test_nav_page_lists_recent_runs(services: Stack) -> None:
         assert result["phase"] == "listed"
         row = next(row for row in result["rows"] if row["runId"] == run_id)
         assert row["state"] == "succeeded"
-        assert row["link"] == "/dataset/" + SIP.replace("/", "%2F")
+        # DataHub's own link form (urlEncodeUrn), under the host the page is served from.
+        assert row["link"].endswith("/dataset/" + SIP.replace("/", "%2F"))
     else:
         # An api without `GET /api/ingestion/runs` (issue 14 asks the lead for it): the page
         # says the list is not available instead of failing.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import boto3
@@ -84,24 +85,67 @@ def test_queued_results_come_back_in_order_and_a_function_error_is_a_function_er
     assert [c.outcome for c in moto.invocations("loader")] == ["result", "function_error"]
 
 
-def test_an_event_invocation_is_recorded_and_leaves_the_results_queue_alone(
+def test_an_event_invocation_is_accepted_and_its_destination_hears_the_outcome(
     moto: MotoServer,
 ) -> None:
+    """Real Lambda answers 202 at once, runs the function later and sends an invocation record
+    to the OnSuccess / OnFailure destination (docs.aws.amazon.com/lambda/latest/dg/
+    invocation-async-retain-records.html). The queued result is what the function does."""
     moto.create_lambda("loader")
+    url, arn = moto.create_queue(f"done-{uuid.uuid4().hex[:8]}")
+    moto.set_destinations("loader", arn)
     moto.queue_result("loader", payload={"rows": 1})
+    moto.queue_result("loader", function_error="boom", error_type="KeyError")
 
-    response = lambda_client(moto).invoke(
-        FunctionName="loader", InvocationType="Event", Payload=json.dumps({"runId": "lt-2"})
+    responses = [
+        lambda_client(moto).invoke(
+            FunctionName="loader", InvocationType="Event", Payload=json.dumps({"runId": run})
+        )
+        for run in ("lt-2", "lt-3")
+    ]
+
+    assert [r["StatusCode"] for r in responses] == [202, 202]
+    assert responses[0]["Payload"].read() == b""
+    calls = moto.invocations("loader")
+    assert [c.invocation_type for c in calls] == ["Event", "Event"]
+    assert [c.outcome for c in calls] == ["accepted", "accepted"]
+    assert calls[0].request_id == responses[0]["ResponseMetadata"]["RequestId"]
+    assert moto.pending()["results"] == {}
+    sqs = moto.client("sqs")
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while len(records) < 2 and time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        records += [json.loads(m["Body"]) for m in got.get("Messages", [])]
+    by_run = {r["requestPayload"]["runId"]: r for r in records}
+    ok, failed = by_run["lt-2"], by_run["lt-3"]
+    assert ok["version"] == "1.0" and ok["requestContext"]["condition"] == "Success"
+    assert ok["requestContext"]["requestId"] == calls[0].request_id
+    assert ok["responsePayload"] == {"rows": 1}
+    assert failed["requestContext"]["condition"] == "RetriesExhausted"
+    assert failed["responseContext"]["functionError"] == "Unhandled"
+    assert failed["responsePayload"] == {"errorMessage": "boom", "errorType": "KeyError"}
+
+
+def test_a_step_functions_execution_ends_with_its_queued_outcome(moto: MotoServer) -> None:
+    arn = moto.create_state_machine(f"sm-{uuid.uuid4().hex[:8]}")
+    moto.queue_execution_result(arn, "FAILED", error="States.TaskFailed", cause="no rows")
+    sfn = moto.sfn_client()
+    execution = sfn.start_execution(stateMachineArn=arn, name="lt-4", input="{}")["executionArn"]
+    deadline = time.monotonic() + 10
+    while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    described = sfn.describe_execution(executionArn=execution)
+    assert (described["status"], described["error"], described["cause"]) == (
+        "FAILED",
+        "States.TaskFailed",
+        "no rows",
     )
-
-    assert response["StatusCode"] == 202
-    assert response["Payload"].read() == b""
-    [call] = moto.invocations("loader")
-    assert call.invocation_type == "Event"
-    assert call.payload == {"runId": "lt-2"}
-    assert call.outcome == "accepted"
-    assert call.request_id == response["ResponseMetadata"]["RequestId"]
-    assert moto.pending()["results"] == {"loader": 1}
+    other = sfn.start_execution(stateMachineArn=arn, name="lt-5", input="{}")["executionArn"]
+    assert sfn.describe_execution(executionArn=other)["status"] == "RUNNING"  # none queued
+    sfn.stop_execution(executionArn=other)
+    assert sfn.describe_execution(executionArn=other)["status"] == "ABORTED"
 
 
 def test_a_delayed_result_makes_a_slow_function(moto: MotoServer) -> None:

@@ -27,15 +27,13 @@ def _records_with_key(bootstrap: str, topic: str, key: bytes) -> list[Any]:
     )
     consumer.subscribe([topic])
     found: list[Any] = []
+    # Until the record is found (one key: one partition) and a moment more for its repeats.
     deadline = time.monotonic() + 60
-    eof = False
-    while not eof and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         for msg in consumer.consume(500, 1.0):
-            if msg.error() is not None:
-                eof = eof or msg.error().code() == -191  # _PARTITION_EOF
-                continue
-            if msg.key() == key:
+            if msg.error() is None and msg.key() == key:
                 found.append(msg)
+                deadline = min(deadline, time.monotonic() + 3)
     consumer.close()
     return found
 

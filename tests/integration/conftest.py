@@ -179,7 +179,10 @@ class RunningConsumer:
             ):
                 return
             if time.monotonic() > deadline:
-                raise AssertionError("consumer did not become idle")
+                raise AssertionError(
+                    f"consumer did not become idle: received {received} (was {last}), "
+                    f"lag {lag}, busy {self.app.driver.busy()}, open {self.app.view.size()}"
+                )
             last = received
             time.sleep(5.5)  # the lag gauge is refreshed every 5 s
 

@@ -329,8 +329,10 @@ def check_status_writes(t: Traffic) -> None:
     assert _consumer(t, "function_error", name, status="FAILURE") == 1
     assert _consumer(t, "cli_unmapped", name, status="FAILURE") == 1
     assert _consumer(t, "cli_unmapped", name, status="RUNNING") == 0  # never claimed
-    # An asynchronous start: the claim, then RUNNING again with the request id.
-    assert _consumer(t, "mapping_reload_success", name, status="RUNNING") == 2
+    # An asynchronous start without a destination: the claim, then SUCCESS "accepted by
+    # Lambda; completion not tracked" at once (never RUNNING forever).
+    assert _consumer(t, "mapping_reload_success", name, status="RUNNING") == 1
+    assert _consumer(t, "mapping_reload_success", name, status="SUCCESS") == 1
     assert _consumer(t, "datahub_outage", name, status="SUCCESS") == 1  # written once it was back
 
 
@@ -487,7 +489,55 @@ def check_api_info(t: Traffic) -> None:
 
 # Contract metric -> the check that its event moved (or set) it. docs/observability.md lists the
 # same table in words.
+def check_open_runs(t: Traffic) -> None:
+    name = "lambda_trigger_consumer_open_runs"
+    # Every run of every step ended (each step waits for it): nothing left in the ledger.
+    assert t.final.consumer.total(name) == 0
+
+
+def check_runs_finished(t: Traffic) -> None:
+    name = "lambda_trigger_consumer_runs_finished_total"
+    assert _consumer(t, "api_run_success", name, status="SUCCESS") == 1
+    assert _consumer(t, "function_error", name, status="FAILURE") == 1
+    assert _consumer(t, "cli_unmapped", name, status="FAILURE") == 1
+    assert _consumer(t, "mapping_reload_success", name, status="SUCCESS") == 1
+    assert _whole_run(t, "consumer", name) == API_RUNS + CLI_RUNS
+
+
+def _never(t: Traffic, name: str) -> None:
+    """No event of this traffic moves it; the test named in docs/observability.md does."""
+    assert name in t.final.consumer.sample_names(), f"{name} is not exported"
+    _only_in(t, "consumer", name, set())
+
+
+def check_run_takeovers(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_run_takeovers_total")
+
+
+def check_duplicate_requests(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_duplicate_requests_total")
+
+
+def check_unexpected_errors(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_unexpected_errors_total")
+
+
+def check_completion_records(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_completion_records_total")
+
+
+def check_unauthorised_requests(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_unauthorised_requests_total")
+
+
 METRIC_EVENTS: dict[str, Check] = {
+    "lambda_trigger_consumer_open_runs": check_open_runs,
+    "lambda_trigger_consumer_runs_finished_total": check_runs_finished,
+    "lambda_trigger_consumer_run_takeovers_total": check_run_takeovers,
+    "lambda_trigger_consumer_duplicate_requests_total": check_duplicate_requests,
+    "lambda_trigger_consumer_unexpected_errors_total": check_unexpected_errors,
+    "lambda_trigger_consumer_completion_records_total": check_completion_records,
+    "lambda_trigger_consumer_unauthorised_requests_total": check_unauthorised_requests,
     "lambda_trigger_consumer_received_messages_total": check_received,
     "lambda_trigger_consumer_key_discarded_messages_total": check_key_discarded,
     "lambda_trigger_consumer_decoded_messages_total": check_decoded,

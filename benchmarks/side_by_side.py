@@ -1,0 +1,216 @@
+"""The consumer side by side with the ceiling and with datahub-actions, plus pickup latency
+and memory, in one run on the local stack (`make bench`):
+
+    python -m benchmarks.side_by_side [--records 200000] [--rss-records 1000000]
+
+1. Real MCL records (benchmarks/records.py: written through the GMS double) are replayed into
+   a new 3-partition topic: `--records` of them, one in 1,000 a foreign execution request.
+2. Each consumer drains that topic from the beginning, in its own process and consumer group
+   (benchmarks/drain.py), timed from its first record to its last:
+   - bare confluent-kafka `consume(500)` counting records: librdkafka's defaults, and again
+     with the project's consumer defaults (kafka_defaults.py); the faster is the ceiling;
+   - this project's ConsumerApp with its shipped defaults;
+   - datahub-actions' KafkaEventSource, at the release matching the acryl-datahub pin,
+     with its MCL pre-deserialization filter on (benchmarks/actions_drain.py), from a venv of
+     its own made here once and cached under ~/.cache/datahub-lambda-trigger/.
+3. Memory: ConsumerApp drains `--rss-records` records; its process's peak RSS (VmHWM).
+4. Latency (benchmarks/pickup_latency.py): a request every 200 ms on top of 1,000 unrelated
+   records a second; write -> pickup -> invoke -> SUCCESS.
+
+The last line is `ratio_vs_bare=<x> ratio_vs_actions=<y> pickup_p99_ms=<z> invoke_p99_ms=<w>
+rss_mib=<v>`. The goals (issue 13): x >= 0.6, y >= 20, z <= 20, w <= 100, v <= 150.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from benchmarks.pickup_latency import print_latency, run_latency
+from benchmarks.records import create_topic, fill_topic, real_records
+from devstack.stack import Stack
+from lambda_trigger_consumer.kafka_defaults import CONSUMER_DEFAULTS
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "datahub-lambda-trigger"
+HERE = Path(__file__).resolve().parent
+
+
+def actions_python() -> Path:
+    """A venv with acryl-datahub-actions at the acryl-datahub pin's version (DataHub releases
+    both together), made once."""
+    release = version("acryl-datahub")
+    venv = CACHE / f"datahub-actions-{release}"
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    if not stamp.exists():
+        print(f"installing acryl-datahub-actions=={release} into {venv} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"acryl-datahub-actions=={release}"],
+            check=True,
+        )
+        stamp.write_text(release)
+    return python
+
+
+def _child(argv: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+    with log.open("wb") as err:
+        done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=err, check=False)
+    lines = done.stdout.decode().strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{argv[:4]} failed ({done.returncode}); see {log}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate."""
+    return sorted(results, key=lambda r: float(r["rate"]))[len(results) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.side_by_side")
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--rss-records", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=150, help="latency: run requests")
+    parser.add_argument("--repeat", type=int, default=3, help="drains per fast consumer")
+    args = parser.parse_args()
+    actions = actions_python()
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory() as state, Stack(Path(state)) as stack:
+        work = Path(state)
+        env = stack.env()
+        bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+        child_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        unrelated, foreign = real_records(stack.gms)
+        # The GMS double runs in this process: its startup objects out of the collector's full
+        # passes, which would stall its answers (a real GMS is a JVM; its pauses are not ours).
+        gc.freeze()
+        topic = f"bench-mcl-{time.time_ns()}"
+        create_topic(bootstrap, topic)
+        started = time.perf_counter()
+        fill_topic(bootstrap, topic, args.records, unrelated, foreign, 1000)
+        print(
+            f"{args.records:,} records ({len(unrelated)} distinct real MCLs + 1 in 1,000 a "
+            f"foreign request) produced in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+        drain = [sys.executable, "-m", "benchmarks.drain"]
+        common = ["--bootstrap", bootstrap, "--topic", topic, "--records", str(args.records)]
+        consumer_args = [
+            "--registry",
+            env["SCHEMA_REGISTRY_URL"],
+            "--gms-url",
+            env["DATAHUB_GMS_URL"],
+            "--gms-token",
+            env["DATAHUB_GMS_TOKEN"],
+            "--mapping",
+            "{}",
+        ]
+        runs: dict[str, list[dict[str, Any]]] = {
+            "bare, librdkafka defaults": [],
+            "bare, project defaults": [],
+            "ConsumerApp": [],
+        }
+        # A drain of 200k records takes well under a second: each of these runs --repeat
+        # times, interleaved, and the median counts (the machine is shared).
+        for n in range(args.repeat):
+            runs["bare, librdkafka defaults"].append(
+                _child([*drain, "bare", *common], child_env, work / f"bare-{n}.log")
+            )
+            runs["bare, project defaults"].append(
+                _child(
+                    [*drain, "bare", *common, "--config", json.dumps(CONSUMER_DEFAULTS)],
+                    child_env,
+                    work / f"bare-tuned-{n}.log",
+                )
+            )
+            runs["ConsumerApp"].append(
+                _child(
+                    [*drain, "consumer", *common, *consumer_args],
+                    child_env,
+                    work / f"consumer-{n}.log",
+                )
+            )
+        results = {name: _median(rs) for name, rs in runs.items()}
+        # datahub-actions takes about a minute for 200k records: once.
+        results["datahub-actions"] = _child(
+            [
+                str(actions),
+                str(HERE / "actions_drain.py"),
+                "--bootstrap",
+                bootstrap,
+                "--registry",
+                env["SCHEMA_REGISTRY_URL"],
+                "--topic",
+                topic,
+                "--records",
+                str(args.records),
+            ],
+            {**child_env, "PYTHONPATH": ""},
+            work / "actions.log",
+        )
+        print(f"\ndrain of {args.records:,} records, first record to last:")
+        print(f"  {'consumer':<28} {'records/s':>12} {'seconds':>8} {'peak RSS':>9}")
+        for name, r in results.items():
+            each = ", ".join(f"{x['rate']:,.0f}" for x in runs.get(name, []))
+            print(
+                f"  {name:<28} {r['rate']:>12,.0f} {r['seconds']:>8.2f} {r['rss_mib']:>6.0f} MiB"
+                + (f"   (median of {each})" if each else "")
+            )
+            if r["records"] < args.records:
+                print(f"    ! only {r['records']:,} of {args.records:,} records")
+        ceiling = max(
+            results["bare, librdkafka defaults"]["rate"], results["bare, project defaults"]["rate"]
+        )
+        ours = results["ConsumerApp"]["rate"]
+        ratio_bare = ours / ceiling
+        ratio_actions = ours / results["datahub-actions"]["rate"]
+
+        big = f"bench-mcl-1m-{time.time_ns()}"
+        create_topic(bootstrap, big)
+        fill_topic(bootstrap, big, args.rss_records, unrelated, foreign, 1000)
+        rss = _child(
+            [
+                *drain,
+                "consumer",
+                "--bootstrap",
+                bootstrap,
+                "--topic",
+                big,
+                "--records",
+                str(args.rss_records),
+                *consumer_args,
+            ],
+            child_env,
+            work / "consumer-1m.log",
+        )
+        print(
+            f"\nmemory: ConsumerApp drained {rss['records']:,} records at {rss['rate']:,.0f}/s; "
+            f"peak RSS {rss['rss_mib']:.0f} MiB"
+        )
+
+        print(flush=True)
+        latency = run_latency(stack, unrelated, requests=args.requests, workdir=work)
+        print_latency(latency)
+        print(f"load average after: {os.getloadavg()}")
+        pickup = latency["write_to_pickup"].get("p99", float("nan"))
+        invoke = latency["write_to_invoked"].get("p99", float("nan"))
+        print(
+            f"ratio_vs_bare={ratio_bare:.2f} ratio_vs_actions={ratio_actions:.1f} "
+            f"pickup_p99_ms={pickup:.1f} invoke_p99_ms={invoke:.1f} rss_mib={rss['rss_mib']:.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

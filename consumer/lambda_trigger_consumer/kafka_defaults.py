@@ -1,0 +1,49 @@
+"""librdkafka settings the consumer ships with, chosen for its workload (docs/operations.md,
+"Throughput and latency").
+
+The workload: one group reads DataHub's whole MCL topic, drops almost every record by its key
+in about a microsecond, and must hand the rare run request on within milliseconds. librdkafka's
+defaults suit a consumer that does real work per record and may hold a large prefetch queue.
+Any of these can be overridden with LAMBDA_TRIGGER_KAFKA_CONFIG (the user's value wins).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Bounds of the prefetch queue (records librdkafka has fetched and the poll loop has not taken
+# yet). Each record costs its payload plus a few hundred bytes of librdkafka bookkeeping, so
+# both the count and the bytes are bounded. At full speed the loop takes 5,000 records in about
+# 10 ms; a fetch round trip to a broker is far shorter, so a larger queue buys no speed.
+QUEUED_MIN_MESSAGES = 5_000
+QUEUED_MAX_KBYTES = 4_096
+FETCH_MAX_BYTES = 2 * 1024 * 1024
+PARTITION_FETCH_MAX_BYTES = 1024 * 1024
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    # librdkafka: 1000 ms. When the prefetch queue is over one of its bounds, fetching stops
+    # for this long. A consumer that empties the queue in milliseconds then sits idle for
+    # most of each second (the drain rate fell to a quarter). 10 ms: fetch again soon after
+    # the queue has room.
+    "fetch.queue.backoff.ms": 10,
+    # librdkafka: 100,000 records. Fetch until this many are queued (about 10 ms of work).
+    "queued.min.messages": QUEUED_MIN_MESSAGES,
+    # librdkafka: 65,536 KiB (64 MiB). The byte bound of the same queue: 4 MiB.
+    "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
+    # librdkafka: 50 MiB. One fetch response is held in memory until all of its records are
+    # consumed, and the queue bound above may be overshot by one response: 2 MiB. A record
+    # larger than this still arrives (the broker always returns at least one record batch).
+    "fetch.max.bytes": FETCH_MAX_BYTES,
+    # librdkafka: 1 MiB, unchanged: stated because the bound above counts on it.
+    "max.partition.fetch.bytes": PARTITION_FETCH_MAX_BYTES,
+    # librdkafka: 500 ms. How long the broker holds a fetch open while there is nothing new.
+    # A fetch answers as soon as a record arrives, so this never delays a record; it bounds how
+    # long a change of the fetch set (a resumed partition, a newly assigned ledger partition)
+    # waits for the open fetch to come back. 100 ms: at most 10 empty fetches a second.
+    "fetch.wait.max.ms": 100,
+}
+
+
+def consumer_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` (bootstrap, logging), then these defaults, then the user's overrides."""
+    return {**base, **CONSUMER_DEFAULTS, **overrides}

@@ -1,0 +1,133 @@
+"""The poll loop's batch handling (Runner._handle): records dropped by key are settled once per
+batch, and that must give the same offsets and counts as handling them one by one: never past a
+run request whose ledger record is not stored, never past a record that must be read again."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from confluent_kafka import Message, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from lambda_trigger_consumer.deadletter import DeadLetters
+from lambda_trigger_consumer.decode import SchemaRegistry
+from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter
+from lambda_trigger_consumer.metrics import ConsumerMetrics
+from lambda_trigger_consumer.runner import Runner
+
+from .conftest import RegistryCalls, encode_mcl
+
+TOPIC = "MetadataChangeLog_Versioned_v1"
+RUNS = "runs-test"
+SIP = "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
+# Nothing listens here: produced ledger records stay undelivered, so their offsets stay pending.
+NO_BROKER = {"bootstrap.servers": "127.0.0.1:9", "socket.connection.setup.timeout.ms": 1000}
+
+
+class _PausingConsumer:
+    """Stands in for the Kafka consumer's pause/seek (the partitions are not assigned here)."""
+
+    def __init__(self) -> None:
+        self.paused: list[tuple[str, int, int]] = []
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused.extend((p.topic, p.partition, p.offset) for p in partitions)
+
+    def seek(self, _partition: TopicPartition) -> None:
+        pass
+
+
+def _runner(registry: SchemaRegistry) -> tuple[Runner, ConsumerMetrics]:
+    metrics = ConsumerMetrics(CollectorRegistry())
+    runner = Runner(
+        {**NO_BROKER, "group.id": "test"},
+        TOPIC,
+        "lambda-trigger",
+        registry,
+        LedgerWriter(NO_BROKER, RUNS, 3),
+        LedgerView(),
+        driver=None,  # type: ignore[arg-type]  # _handle never reaches the driver
+        datahub=None,  # type: ignore[arg-type]  # nor DataHub (no cancel signals here)
+        dead_letters=DeadLetters(NO_BROKER, "dlq-test", metrics),
+        metrics=metrics,
+    )
+    runner._consumer = _PausingConsumer()  # type: ignore[assignment]
+    return runner, metrics
+
+
+def _dropped(partition: int, offset: int) -> Message:
+    key = f"urn:li:dataset:(urn:li:dataPlatform:hive,db.t{offset},PROD)".encode()
+    return Message(topic=TOPIC, partition=partition, offset=offset, key=key, value=b"x")
+
+
+def _request(partition: int, offset: int, run: str, schema_id: int | None = None) -> Message:
+    aspect = {
+        "task": "LAMBDA_TRIGGER_RUN",
+        "args": {"datasetUrn": SIP},
+        "executorId": "lambda-trigger",
+        "source": {"type": "LAMBDA_TRIGGER_SDK"},
+        "requestedAt": 1_700_000_000_000,
+    }
+    urn = f"urn:li:dataHubExecutionRequest:{run}"
+    value = encode_mcl(urn, "dataHubExecutionRequestInput", aspect)
+    if schema_id is not None:
+        value = struct.pack(">bI", 0, schema_id) + value[5:]
+    return Message(topic=TOPIC, partition=partition, offset=offset, key=urn.encode(), value=value)
+
+
+def _count(metrics: ConsumerMetrics, name: str) -> float:
+    return metrics.registry.get_sample_value(name, {"topic": TOPIC}) or 0.0
+
+
+def test_dropped_records_settle_per_batch_but_never_pass_a_pending_request(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    runner, metrics = _runner(registry[0])
+    batch: list[Any] = [_dropped(0, o) for o in range(10)]
+    batch += [_dropped(1, o) for o in range(5)]
+    batch.append(_request(0, 10, "lt-20260101T120000001Z-abcdefghij"))
+    batch += [_dropped(0, 11), _dropped(0, 12), _dropped(2, 7)]
+    runner._handle(batch)
+
+    # p0: the request at 10 is not in the ledger yet (no broker), so nothing from 10 on.
+    assert runner._tracker.committable() == {(TOPIC, 0): 10, (TOPIC, 1): 5, (TOPIC, 2): 8}
+    assert _count(metrics, "lambda_trigger_consumer_received_messages_total") == 19
+    assert _count(metrics, "lambda_trigger_consumer_key_discarded_messages_total") == 18
+    assert _count(metrics, "lambda_trigger_consumer_decoded_messages_total") == 1
+
+    # Once its ledger record is stored, p0 may move one past the last record seen.
+    runner._tracker.finished((TOPIC, 0), 10)
+    assert runner._tracker.committable() == {(TOPIC, 0): 13, (TOPIC, 1): 5, (TOPIC, 2): 8}
+
+
+def test_a_partition_waiting_for_the_registry_keeps_its_later_records_for_later(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    runner, metrics = _runner(registry[0])
+    batch: list[Any] = [_dropped(0, 0), _dropped(0, 1), _dropped(1, 0)]
+    batch.append(_request(0, 2, "lt-20260101T120000002Z-abcdefghij", schema_id=500))  # 503
+    batch += [_dropped(0, 3), _dropped(0, 4), _dropped(1, 1)]
+    runner._handle(batch)
+
+    assert runner._consumer.paused == [(TOPIC, 0, 2)]  # type: ignore[attr-defined]
+    # p0 stops before the record to read again; p1 goes on.
+    assert runner._tracker.committable() == {(TOPIC, 0): 2, (TOPIC, 1): 2}
+    # The records after it are not counted now: they are counted when read again.
+    assert _count(metrics, "lambda_trigger_consumer_received_messages_total") == 5
+    assert _count(metrics, "lambda_trigger_consumer_key_discarded_messages_total") == 4
+
+
+def test_ledger_records_are_not_taken_for_dropped_mcl_records(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    """Ledger keys are run ids, which the key filter would drop: the topic decides first."""
+    runner, metrics = _runner(registry[0])
+    runner._view.assign(0)
+    value = b'{"v":1,"kind":"cancel","run_id":"r1","dataset_urn":null,"cancel_by":"x"}'
+    runner._handle([Message(topic=RUNS, partition=0, offset=0, key=b"r1", value=value)])
+
+    entry = runner._view.get(0, "r1")
+    assert entry is not None and entry.cancel_by == "x"
+    assert runner._tracker.committable() == {}
+    assert _count(metrics, "lambda_trigger_consumer_received_messages_total") == 0
