@@ -34,6 +34,7 @@ from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.runid import is_readable_run_id, new_run_id
 from lambda_trigger.sanitize import describe_char, hostile_char, redact
 from lambda_trigger.settings import ApiSettings
+from lambda_trigger.sources import dataset_of
 from lambda_trigger.urns import (
     DatasetUrn,
     InvalidUrnError,
@@ -50,6 +51,7 @@ from lambda_trigger_api.identity import (
     IdentityUnavailable,
     Unauthenticated,
 )
+from lambda_trigger_api.last_run import last_run
 from lambda_trigger_api.limits import RateLimiter
 from lambda_trigger_api.metrics import ApiMetrics
 
@@ -289,7 +291,7 @@ class RunService:
                 if (
                     request is None
                     or request.executorId != self.executor_id
-                    or request.args.get("datasetUrn") != dataset_urn
+                    or dataset_of(dict(request.args)) != dataset_urn  # a source run too
                 ):
                     continue
                 result = self.datahub.read_result(run_id)
@@ -321,7 +323,7 @@ class RunService:
             request = self._datahub("read_request", lambda r=run_id: self.datahub.read_request(r))  # type: ignore[misc]
             if request is None or request.executorId != self.executor_id:
                 continue
-            dataset = request.args.get("datasetUrn")
+            dataset = dataset_of(dict(request.args))
             if dataset_urn is not None and dataset != dataset_urn:
                 continue
             if not may_read(self.settings, caller, request.actorUrn):
@@ -335,7 +337,7 @@ class RunService:
             runs.append(
                 {
                     "runId": run_id,
-                    "datasetUrn": request.args.get("datasetUrn"),
+                    "datasetUrn": dataset_of(dict(request.args)),
                     "state": run_state(result.status if result else None).value,
                     "startTimeMs": result.startTimeMs if result else None,
                     "durationMs": result.durationMs if result else None,
@@ -387,7 +389,7 @@ class RunService:
             details["cancellable"] = False
         return {
             "runId": run_id,
-            "datasetUrn": request.args.get("datasetUrn"),
+            "datasetUrn": dataset_of(dict(request.args)),
             "jobUrn": request.args.get("jobUrn"),
             "state": run_state(status).value,
             "datahubStatus": status,
@@ -412,6 +414,8 @@ class RunService:
         check = self.check_target(dataset)
         return {
             "activeRun": self.active_run(dataset.urn) if check.available else None,
+            # The newest run on the dataset's Runs tab (last_run.py), for after a page load.
+            "lastRun": last_run(self.datahub, dataset.urn) if check.dataset_found else None,
             "datasetUrn": dataset.urn,
             "available": check.available,
             "canRun": check.available and self.may_run(caller),

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from lambda_trigger import iam_policy, mapping_cli
+from lambda_trigger import iam_policy, mapping_cli, sources
 from lambda_trigger.contract import RunRequest, SourceType, now_ms, run_state
 from lambda_trigger.datahub import (
     DataHubClient,
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("status", help="print a run's state as JSON")
     st.add_argument("run_id")
     mapping_cli.add_parser(sub)
+    sources.add_parser(sub)  # `sources sync` (sources.py)
     iam_policy.add_arguments(
         sub.add_parser("iam-policy", help="print the consumer's least IAM policy")
     )
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return mapping_cli.run(args)
     if args.command == "iam-policy":
         return iam_policy.run(args)
+    if args.command == "sources":
+        return sources.run(args)
 
     client = DataHubClient(DataHubSettings())
     try:

@@ -167,6 +167,14 @@ Target = Annotated[
 ]
 
 
+class Schedule(_Model):
+    """When DataHub's own scheduler runs a dataset's source (`sources sync`, sources.py): a
+    5-field cron in `timezone`, as DataHub's ingestion sources take it."""
+
+    cron: str = Field(pattern=r"^\S+( \S+){4}$")
+    timezone: str = "UTC"
+
+
 class Rule(_Model):
     dataset: str | None = None
     tag: str | None = None
@@ -174,6 +182,7 @@ class Rule(_Model):
     name: str | None = None
     env: str | None = None
     target: str | Target
+    schedule: Schedule | None = None  # exact `dataset` rules only
 
     @model_validator(mode="after")
     def _one_selector(self) -> Rule:
@@ -196,6 +205,8 @@ class Rule(_Model):
                 parse_dataset_urn(self.dataset, "dataset")
             except InvalidUrnError as exc:
                 raise ValueError(str(exc)) from exc
+        if self.schedule is not None and self.dataset is None:
+            raise ValueError("`schedule` needs a `dataset` rule: a schedule runs one dataset")
         if self.tag is not None and not _TAG_RE.match(self.tag):
             raise ValueError(f"tag must be a tag URN (urn:li:tag:<name>), got {self.tag!r}")
         return self

@@ -24,6 +24,7 @@ from lambda_trigger_consumer.decode import SchemaRegistry
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
 from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
 from lambda_trigger_consumer.health import HealthServer, liveness, readiness
+from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker
 from lambda_trigger_consumer.kafka_defaults import consumer_config
 from lambda_trigger_consumer.kafka_logs import KafkaLogging
@@ -148,6 +149,8 @@ class ConsumerApp:
 
         if queue_arn and config.completion_queue_arn is None:
             config = replace(config, completion_queue_arn=queue_arn)
+        # The dataset's Runs tab (issue 11): on unless LAMBDA_TRIGGER_NATIVE_HISTORY=false.
+        self.history = RunHistory(self.datahub, registry=registry)
         self.driver = RunDriver(
             self.view,
             self.ledger,
@@ -158,6 +161,7 @@ class ConsumerApp:
             config,
             gate=gate,
             on_unwritable=self._unwritable,
+            history=self.history,
         )
         group: dict[str, Any] = {
             # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's
@@ -261,6 +265,10 @@ class ConsumerApp:
                 self.completions.join(10)
             self.health.stop()
             self.registry.close()
+            # The run history's last writes, but only when no run step is left: a step still
+            # running must meet a closed DataHub client, not claim a run after its partition
+            # moved on (it would end "stopped before starting it").
+            self.history.close(timeout=5.0 if self.driver.busy() == 0 else 0.0)
             self.datahub.close()
 
     def _check_topics(self) -> bool:

@@ -48,6 +48,7 @@ from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejec
 from lambda_trigger.mapping import LambdaTarget, Resolution
 from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger_consumer import status
+from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker, execution_arn
 from lambda_trigger_consumer.ledger import (
     LedgerView,
@@ -102,6 +103,7 @@ class RunDriver:
         *,
         gate: Gate | None = None,
         on_unwritable: Callable[[RunEntry, str], None] | None = None,
+        history: RunHistory | None = None,
     ) -> None:
         self._view = view
         self._ledger = ledger
@@ -112,6 +114,7 @@ class RunDriver:
         self._config = config
         self._gate = gate
         self._on_unwritable = on_unwritable
+        self._history = history  # the Runs tab records (history.py): never fails a run
         self._stopping = threading.Event()
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
         # the quick steps (claims, Step Functions polls, status writes) of other runs.
@@ -505,6 +508,11 @@ class RunDriver:
             self._save(partition, entry)
         finally:
             self._leave_fence(partition)
+        if self._history is not None:
+            # The claim's STARTED record, handed over once INVOKING is in the ledger: nothing
+            # may widen the window between the claim and that record (a stop inside it ends
+            # the run "stopped before starting it").
+            self._history.started(entry)
         return self._invoke(partition, entry, target, request)
 
     def _invoke(
@@ -710,6 +718,8 @@ class RunDriver:
         if written:
             self._metrics.status_writes.labels(status=result.status.value).inc()
             self._metrics.runs_finished.labels(status=result.status.value).inc()
+            if self._history is not None:
+                self._history.finished(entry, result)
         self._close(partition, entry)
         return None
 

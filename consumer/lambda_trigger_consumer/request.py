@@ -18,6 +18,7 @@ from lambda_trigger.contract import (
 )
 from lambda_trigger.urns import InvalidUrnError, run_id_of
 from lambda_trigger_consumer.decode import ChangeLog
+from lambda_trigger_consumer.source_request import from_source_aspect, is_source_run
 
 _RUN_CHANGE_TYPES = frozenset({"UPSERT", "CREATE"})
 
@@ -40,7 +41,10 @@ def to_request(change: ChangeLog, executor_id: str) -> RunRequest | Invalid | No
     except InvalidUrnError:
         return None
     try:
-        request = RunRequest.from_aspect(run_id, change.aspect)
+        if is_source_run(change.aspect):  # DataHub's scheduler or "Run" (source_request.py)
+            request = from_source_aspect(run_id, change.aspect)
+        else:
+            request = RunRequest.from_aspect(run_id, change.aspect)
     except InvalidRequestError as exc:
         return Invalid(run_id, str(exc))
     # GMS authenticated the writer (MCL `created.actor`); the aspect's actorUrn is only a

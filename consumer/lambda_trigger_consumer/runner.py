@@ -61,6 +61,7 @@ from lambda_trigger_consumer.ledger import (
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.offsets import OffsetTracker
 from lambda_trigger_consumer.request import CancelSignal, Invalid, to_request, to_signal
+from lambda_trigger_consumer.source_request import dataset_of
 
 log = logging.getLogger(__name__)
 _LAG_INTERVAL_SECONDS = 5.0
@@ -313,7 +314,7 @@ class Runner:
         if request is not None and request.executorId != self._executor_id:
             self._tracker.finished(tp, offset)
             return
-        dataset = request.args.get("datasetUrn") if request is not None else None
+        dataset = dataset_of(dict(request.args)) if request is not None else None
         log.info("run %s: cancel requested by %s", signal.run_id, signal.actor)
         while True:
             try:

@@ -22,6 +22,7 @@ from typing import Any
 
 from graphql import GraphQLInterfaceType, GraphQLSchema, build_schema, graphql_sync
 
+from devstack.gms_double import runs_tab, scheduler
 from devstack.gms_double.auth import Principal
 from devstack.gms_double.search import SearchIndex, SearchNotModelled, graphql_entity_types
 
@@ -188,6 +189,8 @@ type PlatformPrivileges {
         + "\n".join(f"  {name}: Boolean!" for name in _PRIVILEGES)
         + "\n}\n"
         + _SEARCH_SDL
+        + runs_tab.SDL  # the dataset Runs tab (runs_tab.py)
+        + scheduler.SDL  # a source's run history (scheduler.py)
     )
 
 
@@ -195,6 +198,7 @@ _TYPENAMES = {
     "EXECUTION_REQUEST": "ExecutionRequest",
     "DATASET": "Dataset",
     "CORP_USER": "CorpUser",
+    **runs_tab.TYPENAMES,
 }
 
 DOUBLE_NOTE = (
@@ -256,7 +260,12 @@ def _me(principal: Principal) -> dict[str, Any]:
     }
 
 
-def execute(principal: Principal, body: Any, search: SearchIndex | None = None) -> dict[str, Any]:
+def execute(
+    principal: Principal,
+    body: Any,
+    search: SearchIndex | None = None,
+    ingestion: scheduler.IngestionSchedulerDouble | None = None,
+) -> dict[str, Any]:
     """Run one GraphQL request body ({query, variables?, operationName?}) as `principal`."""
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         return {
@@ -271,7 +280,13 @@ def execute(principal: Principal, body: Any, search: SearchIndex | None = None) 
     result = graphql_sync(
         _schema(),
         body["query"],
-        root_value={"me": _me(principal), "scrollAcrossEntities": _scroll_resolver(search)},
+        root_value={
+            "me": _me(principal),
+            "scrollAcrossEntities": _scroll_resolver(search),
+            **runs_tab.root_values(search),
+            **scheduler.root_values(search),
+            **scheduler.mutation_values(ingestion, principal),
+        },
         variable_values=variables if isinstance(variables, dict) else None,
         operation_name=body.get("operationName")
         if isinstance(body.get("operationName"), str)

@@ -47,6 +47,7 @@ from devstack.gms_double.faults import Faults
 from devstack.gms_double.ingest import SYSTEM_ACTOR, WritePipeline, now_ms
 from devstack.gms_double.mcl import MclCodec, MclProducer, ProducedMcl, create_mcl_topics
 from devstack.gms_double.persist import StateDb
+from devstack.gms_double.scheduler import IngestionSchedulerDouble
 from devstack.gms_double.schema_registry import (
     TIMESERIES_MCL_TOPIC,
     VERSIONED_MCL_TOPIC,
@@ -249,7 +250,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._openapi_timeline(params["urn"])
         elif handler == "graphql":
             self._send_json(
-                200, gql.execute(principal, _json_or_none(body), self.server.double.search)
+                200,
+                gql.execute(
+                    principal,
+                    _json_or_none(body),
+                    self.server.double.search,
+                    self.server.double.scheduler,
+                ),
             )
         else:  # pragma: no cover - routes.match only returns the handlers above
             self._no_endpoint(method, path)
@@ -454,7 +461,10 @@ class _Handler(BaseHTTPRequestHandler):
             # datahub-frontend Authenticator.onUnauthorized: Play's unauthorized(), empty body.
             self._send(401, b"", None)
             return
-        self._send_json(200, gql.execute(principal, _json_or_none(body), self.server.double.search))
+        double = self.server.double
+        self._send_json(
+            200, gql.execute(principal, _json_or_none(body), double.search, double.scheduler)
+        )
 
     # -- schema registry -------------------------------------------------------------------------
 
@@ -569,6 +579,8 @@ class GmsDouble(StartStop):
         self._db: StateDb | None = None
         self.credentials = Credentials()
         self.faults = Faults()
+        # DataHub's ingestion-source scheduler and "Run" (scheduler.py); tests drive its clock.
+        self.scheduler = IngestionSchedulerDouble(self)
         # GMS renames the MCL topics with METADATA_CHANGE_LOG_{VERSIONED,TIMESERIES}_TOPIC_NAME.
         self.versioned_topic = versioned_topic
         self.timeseries_topic = timeseries_topic

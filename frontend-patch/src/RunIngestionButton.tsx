@@ -1,6 +1,7 @@
 import { Button, Input, Modal, Typography } from 'antd';
 import { ReactNode, useEffect, useMemo, useRef } from 'react';
 
+import { LastRun } from './LastRun';
 import { FetchLike, PathResolver, createIngestionApiClient } from './api';
 import { Phase, RunIngestionState } from './runIngestionReducer';
 import { Toaster, antdToaster } from './toast';
@@ -40,6 +41,23 @@ function formatDuration(ms: number | null | undefined): string | null {
     if (seconds < 60) return `${seconds}s`;
     const minutes = Math.floor(seconds / 60);
     return `${minutes}m ${seconds % 60}s`;
+}
+
+/**
+ * The dataset's Runs tab in DataHub: its entity route `/dataset/<urn>/<tab name>`, the URN encoded as DataHub's
+ * `urlEncodeUrn` does (datahub-web-react/src/app/entity/shared/utils.ts: only `%` `/` `?` `#` `[` `]`, `%` as
+ * `{{encoded_percent}}`), so the link is the one DataHub draws and its router reads back.
+ */
+export function runsTabPath(datasetUrn: string, resolvePath?: PathResolver): string {
+    const encoded = datasetUrn
+        .replace(/%/g, '{{encoded_percent}}')
+        .replace(/\//g, '%2F')
+        .replace(/\?/g, '%3F')
+        .replace(/#/g, '%23')
+        .replace(/\[/g, '%5B')
+        .replace(/\]/g, '%5D');
+    const path = `/dataset/${encoded}/Runs`;
+    return resolvePath ? resolvePath(path) : path;
 }
 
 /** `urn:li:corpuser:jdoe` -> `jdoe`. */
@@ -165,6 +183,10 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             >
                 {status && <Typography.Text type={status.type}>{status.text}</Typography.Text>}
             </span>
+            {!status && state.target?.lastRun && (
+                // After a page load: the dataset's last run, from DataHub's run history (LastRun.tsx).
+                <LastRun run={state.target.lastRun} href={runsTabPath(datasetUrn, resolveRef.current)} />
+            )}
             <Button
                 data-testid="run-ingestion-button"
                 onClick={openConfirm}

@@ -18,6 +18,15 @@ export interface ActiveRun {
     requestedBy?: string | null;
 }
 
+/** The dataset's newest run on DataHub's Runs tab (`GET /targets` reads it, so a page load shows it). */
+export interface LastRunInfo {
+    runId: string;
+    state: RunState;
+    startTimeMs?: number | null;
+    finishedAtMs?: number | null;
+    requestedBy?: string | null;
+}
+
 export interface IngestionTarget {
     datasetUrn: string;
     /** A target is mapped for this dataset. */
@@ -29,6 +38,8 @@ export interface IngestionTarget {
     reason?: string | null;
     /** The run of this dataset and target still in progress, if any. */
     activeRun?: ActiveRun | null;
+    /** The dataset's last run, from DataHub's run history. */
+    lastRun?: LastRunInfo | null;
 }
 
 export interface RunStarted {
