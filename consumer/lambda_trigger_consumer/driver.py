@@ -471,35 +471,41 @@ class RunDriver:
             entry.nonce = self._mint()
             entry.seq += 1
             self._save(partition, entry)
-        claim = status.running(entry.start_ms, target, entry.nonce, entry.deadline_ms)
-        outcome = self._datahub.claim(entry.run_id, claim)
-        if not outcome.ours:
-            stored = outcome.stored
-            if stored is None or is_final(stored.status):
-                self._close(partition, entry)
-                return None
-            log.info("run %s: claimed by an earlier owner; finding out what it did", entry.run_id)
-            entry.phase = Phase.INVOKING
-            entry.seq += 1
-            self._save(partition, entry)
-            return 0.0
-        self._metrics.status_writes.labels(status=DataHubStatus.RUNNING.value).inc()
-        if entry.cancel_by:
-            return self._set_result(
-                partition,
-                entry,
-                status.not_started(
-                    entry.start_ms, f"cancelled by {entry.cancel_by}", DataHubStatus.CANCELLED
-                ),
-            )
-        request = entry.run_request()
-        assert request is not None
+        # The fence covers the claim and the INVOKING record together: once on_revoke has
+        # returned, this process neither claims nor invokes a run of that partition, and every
+        # run it claimed has INVOKING in the ledger. So the next owner never finds a run that
+        # was claimed here but never started (it would have to end it "outcome unknown").
         if not self._pass_fence(partition):
             log.info(
                 "run %s: partition %d was revoked; not starting it here", entry.run_id, partition
             )
             return None
         try:
+            claim = status.running(entry.start_ms, target, entry.nonce, entry.deadline_ms)
+            outcome = self._datahub.claim(entry.run_id, claim)
+            if not outcome.ours:
+                stored = outcome.stored
+                if stored is None or is_final(stored.status):
+                    self._close(partition, entry)
+                    return None
+                log.info(
+                    "run %s: claimed by an earlier owner; finding out what it did", entry.run_id
+                )
+                entry.phase = Phase.INVOKING
+                entry.seq += 1
+                self._save(partition, entry)
+                return 0.0
+            self._metrics.status_writes.labels(status=DataHubStatus.RUNNING.value).inc()
+            if entry.cancel_by:
+                return self._set_result(
+                    partition,
+                    entry,
+                    status.not_started(
+                        entry.start_ms, f"cancelled by {entry.cancel_by}", DataHubStatus.CANCELLED
+                    ),
+                )
+            request = entry.run_request()
+            assert request is not None
             entry.phase = Phase.INVOKING
             if target.kind == "lambda":
                 # The deadline counts from the call: a throttled run may have waited.
