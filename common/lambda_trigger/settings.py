@@ -168,5 +168,9 @@ class ConsumerSettings(_Settings):
     throttle_retry_seconds: float = Field(
         900.0, ge=0, validation_alias="LAMBDA_TRIGGER_THROTTLE_RETRY_SECONDS"
     )
+    # How often GMS, the schema registry and AWS are probed for /readyz and dependency_up.
+    dependency_probe_seconds: float = Field(
+        10.0, gt=0, validation_alias="LAMBDA_TRIGGER_DEPENDENCY_PROBE_SECONDS"
+    )
     # One active run per dataset and target; a second request ends DUPLICATE.
     one_active_run: bool = Field(True, validation_alias="LAMBDA_TRIGGER_ONE_ACTIVE_RUN")

@@ -245,7 +245,9 @@ class ConsumerApp:
         watcher = threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True)
         watcher.start()
         self._threads["mapping-reload"] = watcher
-        self._threads["dependency-probe"] = self.dependencies.start_probes(self.runner.stopping)
+        self._threads["dependency-probe"] = self.dependencies.start_probes(
+            self.runner.stopping, self.settings.dependency_probe_seconds
+        )
         if self.completions is not None:
             self.completions.start()
         log.info(

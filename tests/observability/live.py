@@ -170,6 +170,11 @@ def live_stack(workdir: Path, *, prometheus_binary: str | None = None) -> Iterat
         MAPPING_FILE_VARIABLE: str(mapping_path),
         "LAMBDA_TRIGGER_MAPPING_RELOAD_SECONDS": str(MAPPING_RELOAD_SECONDS),
         "LAMBDA_TRIGGER_MAX_INFLIGHT": str(MAX_INFLIGHT),
+        # The traffic counts every record the consumer discards; the Runs tab records would add
+        # MCLs of their own to each run (tests/integration/test_history.py covers them).
+        "LAMBDA_TRIGGER_NATIVE_HISTORY": "false",
+        # Dependencies re-checked every second, so the final snapshot sees them back up.
+        "LAMBDA_TRIGGER_DEPENDENCY_PROBE_SECONDS": "1",
     }
     with patched_environ(environ), Stack(workdir / "devstack", with_services=True) as stack:
         env = stack.env()

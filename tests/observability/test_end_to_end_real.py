@@ -530,6 +530,14 @@ def check_unauthorised_requests(t: Traffic) -> None:
     _never(t, "lambda_trigger_consumer_unauthorised_requests_total")
 
 
+def check_history_writes(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_history_writes_total")  # history is off in this stack
+
+
+def check_history_write_failures(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_history_write_failures_total")
+
+
 METRIC_EVENTS: dict[str, Check] = {
     "lambda_trigger_consumer_open_runs": check_open_runs,
     "lambda_trigger_consumer_runs_finished_total": check_runs_finished,
@@ -538,6 +546,8 @@ METRIC_EVENTS: dict[str, Check] = {
     "lambda_trigger_consumer_unexpected_errors_total": check_unexpected_errors,
     "lambda_trigger_consumer_completion_records_total": check_completion_records,
     "lambda_trigger_consumer_unauthorised_requests_total": check_unauthorised_requests,
+    "lambda_trigger_consumer_history_writes_total": check_history_writes,
+    "lambda_trigger_consumer_history_write_failures_total": check_history_write_failures,
     "lambda_trigger_consumer_received_messages_total": check_received,
     "lambda_trigger_consumer_key_discarded_messages_total": check_key_discarded,
     "lambda_trigger_consumer_decoded_messages_total": check_decoded,
