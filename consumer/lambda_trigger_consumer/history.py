@@ -123,6 +123,8 @@ class RunHistory:
             ["event"],
             registry=registry,
         )
+        for event in ("started", "finished"):  # exported at 0 from the start
+            self.writes.labels(event=event)
 
     @property
     def enabled(self) -> bool:
