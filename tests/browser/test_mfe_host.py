@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,38 +24,19 @@ import pytest
 
 from devstack.stack import Stack
 
+from .browser_stack import ARTIFACTS, CHROMIUM, FRONTEND, POLY, REPO, SIP, UNMAPPED, browser_stack
+
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-REPO = Path(__file__).resolve().parents[2]
-FRONTEND = REPO / "frontend-patch"
-ARTIFACTS = REPO / "test-artifacts"
 DOCS_IMAGES = REPO / "docs" / "images"
 # The pictures of the two slots in the docs (UPDATE_DOCS_SCREENSHOT=1 refreshes them).
 DOCS_SHOTS = {"mfe-entity-tab", "mfe-nav-page"}
-SIP = "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
-POLY = (
-    "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.polygon_prices,PROD)"
-)
-UNMAPPED = "urn:li:dataset:(urn:li:dataPlatform:hive,SampleHiveDataset,PROD)"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 JS = "text/javascript; charset=utf-8"
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: apt-get install chromium (the browser tests never download one)"
-        )
-    if not (FRONTEND / "node_modules").exists():
-        pytest.fail(
-            "frontend-patch/node_modules missing: run `npm ci` in frontend-patch (make test does)"
-        )
-    # The bundle the api serves (api/lambda_trigger_api/mfe_dist), built from the sources under test.
-    subprocess.run(
-        ["node", "mfe/build.mjs"], cwd=FRONTEND, check=True, capture_output=True, timeout=300
-    )
-    with Stack(tmp_path_factory.mktemp("mfe-stack"), with_services=True) as stack:
+    with browser_stack(tmp_path_factory.mktemp("mfe-stack"), "mfe/build.mjs", 300) as stack:
         yield stack
 
 

@@ -12,40 +12,20 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.stack import Stack
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration]
+from .browser_stack import ARTIFACTS, CHROMIUM, FRONTEND, POLY, REPO, SIP, UNMAPPED, browser_stack
 
-REPO = Path(__file__).resolve().parents[2]
-FRONTEND = REPO / "frontend-patch"
-ARTIFACTS = REPO / "test-artifacts"
-SIP = "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
-POLY = (
-    "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.polygon_prices,PROD)"
-)
-UNMAPPED = "urn:li:dataset:(urn:li:dataPlatform:hive,SampleHiveDataset,PROD)"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: apt-get install chromium (the browser tests never download one)"
-        )
-    if not (FRONTEND / "node_modules").exists():
-        pytest.fail(
-            "frontend-patch/node_modules missing: run `npm ci` in frontend-patch (make test does)"
-        )
-    subprocess.run(
-        ["node", "e2e/build.mjs"], cwd=FRONTEND, check=True, capture_output=True, timeout=120
-    )
-    with Stack(tmp_path_factory.mktemp("browser-stack"), with_services=True) as stack:
+    with browser_stack(tmp_path_factory.mktemp("browser-stack"), "e2e/build.mjs", 120) as stack:
         yield stack
 
 
