@@ -3,11 +3,13 @@ from the sources under test, and the local stack with the api and the consumer r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +46,34 @@ def browser_stack(workdir: Path, build_script: str, timeout: float = 120) -> Ite
     )
     with Stack(workdir, with_services=True) as stack:
         yield stack
+
+
+def run_page_script(
+    script: str, stack: Stack, extra_env: dict[str, str], timeout: float = 180
+) -> tuple[int, dict[str, Any]]:
+    """Run a playwright-core driver (`frontend-patch/<script>`) against the stack's api and
+    return its exit code and the JSON result it prints last. The test browser has no DataHub session: the page
+    server adds the admin's token, as datahub-frontend's session would for a signed-in user."""
+    env = stack.env()
+    done = subprocess.run(
+        ["node", script],
+        cwd=FRONTEND,
+        env={
+            **os.environ,
+            "API_URL": env["LAMBDA_TRIGGER_API_URL"],
+            "API_BEARER_TOKEN": env["DATAHUB_GMS_TOKEN"],
+            "E2E_TIMEOUT_MS": "60000",
+            "CHROMIUM_PATH": CHROMIUM,
+            **extra_env,
+        },
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
+    assert lines, (
+        f"no result from {script} (exit {done.returncode}):\n"
+        f"{done.stdout.decode()}\n{done.stderr.decode()}"
+    )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return done.returncode, result

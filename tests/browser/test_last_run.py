@@ -10,17 +10,15 @@ UPDATE_DOCS_SCREENSHOT=1, to docs/images/last-run-after-reload.png.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from devstack.stack import Stack
 
-from .browser_stack import ARTIFACTS, CHROMIUM, FRONTEND, REPO, SIP, browser_stack
+from .browser_stack import ARTIFACTS, REPO, SIP, browser_stack, run_page_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -34,31 +32,16 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_reload_after_a_run_shows_the_last_run(services: Stack) -> None:
     assert services.moto is not None and services.gms is not None
     services.moto.queue_result("earnings-lambda", payload={"rowsLoaded": 7})
-    env = services.env()
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "last-run-after-reload.png"
     screenshot.unlink(missing_ok=True)
-    done = subprocess.run(
-        ["node", "e2e/reload.mjs"],
-        cwd=FRONTEND,
-        env={
-            **os.environ,
-            "DATASET_URN": SIP,
-            "API_URL": env["LAMBDA_TRIGGER_API_URL"],
-            # No DataHub session in the test browser: the page server adds the admin's token.
-            "API_BEARER_TOKEN": env["DATAHUB_GMS_TOKEN"],
-            "E2E_SCREENSHOT": str(screenshot),
-            "E2E_TIMEOUT_MS": "60000",
-            "CHROMIUM_PATH": CHROMIUM,
-        },
-        capture_output=True,
+    code, result = run_page_script(
+        "e2e/reload.mjs",
+        services,
+        {"DATASET_URN": SIP, "E2E_SCREENSHOT": str(screenshot)},
         timeout=240,
-        check=False,
     )
-    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
-    assert lines, f"no result from reload.mjs:\n{done.stdout.decode()}\n{done.stderr.decode()}"
-    result = json.loads(lines[-1])
-    assert done.returncode == 0 and result["ok"], result
+    assert code == 0 and result["ok"], result
     assert result["phaseBeforeReload"] == "succeeded"
     run_id = result["runId"]
     assert result["lastRun"]["runId"] == run_id and result["lastRun"]["state"] == "succeeded"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +17,15 @@ import pytest
 
 from devstack.stack import Stack
 
-from .browser_stack import ARTIFACTS, CHROMIUM, FRONTEND, POLY, REPO, SIP, UNMAPPED, browser_stack
+from .browser_stack import (
+    ARTIFACTS,
+    POLY,
+    REPO,
+    SIP,
+    UNMAPPED,
+    browser_stack,
+    run_page_script,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -30,36 +37,20 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _click_through(stack: Stack, dataset: str, expect: str, name: str) -> dict[str, Any]:
-    env = stack.env()
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / f"{name}.png"
     screenshot.unlink(missing_ok=True)
-    done = subprocess.run(
-        ["node", "e2e/run.mjs"],
-        cwd=FRONTEND,
-        env={
-            **os.environ,
+    code, result = run_page_script(
+        "e2e/run.mjs",
+        stack,
+        {
             "DATASET_URN": dataset,
-            "API_URL": env["LAMBDA_TRIGGER_API_URL"],
-            # The test browser has no DataHub session: the page server adds the admin's token,
-            # as datahub-frontend's session would identify a signed-in user.
-            "API_BEARER_TOKEN": env["DATAHUB_GMS_TOKEN"],
             "E2E_SCREENSHOT": str(screenshot),
             "E2E_DIALOG_SCREENSHOT": str(ARTIFACTS / f"{name}-dialog.png"),
             "E2E_EXPECT": expect,
-            "E2E_TIMEOUT_MS": "60000",
-            "CHROMIUM_PATH": CHROMIUM,
         },
-        capture_output=True,
-        timeout=180,
-        check=False,
     )
-    lines = [line for line in done.stdout.decode().splitlines() if line.startswith("{")]
-    assert lines, (
-        f"no result from run.mjs (exit {done.returncode}):\n{done.stdout.decode()}\n{done.stderr.decode()}"
-    )
-    result: dict[str, Any] = json.loads(lines[-1])
-    assert done.returncode == 0 and result["ok"], result
+    assert code == 0 and result["ok"], result
     assert screenshot.exists() and screenshot.stat().st_size > 1000
     return result
 
