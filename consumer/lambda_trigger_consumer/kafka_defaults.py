@@ -16,8 +16,8 @@ from typing import Any
 # both the count and the bytes are bounded. At full speed the loop takes 5,000 records in about
 # 10 ms; a fetch round trip to a broker is far shorter, so a larger queue buys no speed.
 QUEUED_MIN_MESSAGES = 5_000
-QUEUED_MAX_KBYTES = 4_096
-FETCH_MAX_BYTES = 2 * 1024 * 1024
+QUEUED_MAX_KBYTES = 2_048
+FETCH_MAX_BYTES = 1024 * 1024
 PARTITION_FETCH_MAX_BYTES = 1024 * 1024
 
 CONSUMER_DEFAULTS: dict[str, Any] = {
@@ -28,11 +28,14 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "fetch.queue.backoff.ms": 10,
     # librdkafka: 100,000 records. Fetch until this many are queued (about 10 ms of work).
     "queued.min.messages": QUEUED_MIN_MESSAGES,
-    # librdkafka: 65,536 KiB (64 MiB). The byte bound of the same queue: 4 MiB.
+    # librdkafka: 65,536 KiB (64 MiB). The byte bound of the same queue: 2 MiB. Measured
+    # (benchmarks/side_by_side.py, 1M records): 4 MiB with 2 MiB fetches peaked 10-15 MiB
+    # higher and drained no faster.
     "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
     # librdkafka: 50 MiB. One fetch response is held in memory until all of its records are
-    # consumed, and the queue bound above may be overshot by one response: 2 MiB. A record
-    # larger than this still arrives (the broker always returns at least one record batch).
+    # consumed, and the queue bound above may be overshot by one response: 1 MiB, the same as
+    # one partition's share below. A record larger than this still arrives (the broker always
+    # returns at least one record batch).
     "fetch.max.bytes": FETCH_MAX_BYTES,
     # librdkafka: 1 MiB, unchanged: stated because the bound above counts on it.
     "max.partition.fetch.bytes": PARTITION_FETCH_MAX_BYTES,

@@ -108,6 +108,8 @@ class Runner:
         self._signals = ThreadPoolExecutor(2, thread_name_prefix="signal")
         self._signal_futures: set[Future[None]] = set()
         self._assignment: list[TP] = []
+        # The MCL partitions owned, as the position() call takes them; None: build again.
+        self._position_tps: list[TopicPartition] | None = None
         # Partitions whose next record waits for the schema registry: paused, and resumed
         # (from the same offset) after a backoff, so that the poll loop never blocks.
         self._blocked: dict[TP, tuple[float, float]] = {}
@@ -185,28 +187,21 @@ class Runner:
 
     def _handle(self, batch: list[Message]) -> None:
         """One batch, in order. The common case, an MCL record whose key is not an execution
-        request, only updates two locals; its offset and counters are settled after the loop.
-        Everything else (run requests, ledger records, errors, EOF) goes the careful way."""
+        request, costs one pass of a comprehension (three C calls, no Python statement); its
+        offset and counters are settled after the loop. Everything else (run requests, ledger
+        records, errors, EOF: these have no key) goes the careful way, one by one."""
         mcl = self._topic
         prefix = KEY_PREFIX
-        # MCL partition -> the last offset dropped by key in this batch. Passing it to the
-        # tracker after the loop is the same as per record: `seen` only ever raises the
-        # committable offset to one past it, and never past an offset still in flight.
-        dropped_upto: dict[int, int] = {}
-        dropped = 0
+        careful = [
+            m for m in batch if (k := m.key()) is None or k.startswith(prefix) or m.topic() != mcl
+        ]
+        skip: dict[TP, int] = {}  # partitions blocked in this batch -> the offset to re-read
         others = 0  # MCL records that took the careful way
-        skip: set[TP] = set()  # partitions paused in this batch: the rest is read again later
-        for msg in batch:
-            key = msg.key()
-            if key is not None and not key.startswith(prefix) and msg.topic() == mcl:
-                partition = msg.partition() or 0
-                if skip and (mcl, partition) in skip:
-                    continue
-                dropped_upto[partition] = msg.offset() or 0
-                dropped += 1
-                continue
+        not_mcl = 0  # ledger records, errors and EOF events
+        for msg in careful:
             error = msg.error()
             if error is not None:
+                not_mcl += 1
                 if error.code() == KafkaError._PARTITION_EOF:
                     self._on_eof(msg)
                     continue
@@ -215,20 +210,50 @@ class Runner:
                     raise KafkaException(error)
                 continue
             tp = (msg.topic() or "", msg.partition() or 0)
+            if tp[0] != mcl:
+                not_mcl += 1
+                if tp[0] == self._ledger.topic:
+                    self._on_ledger_record(msg)
+                continue
             if tp in skip:
                 continue  # re-read from the seek position after the backoff
-            if tp[0] == self._ledger.topic:
-                self._on_ledger_record(msg)
-                continue
             others += 1
             if not self._on_record(msg):
-                skip.add(tp)
-        for partition, offset in dropped_upto.items():
-            self._tracker.seen((mcl, partition), offset)
+                skip[tp] = msg.offset() or 0
+        dropped = len(batch) - len(careful)
+        if skip:
+            # Dropped records after a blocked one are read (and counted) again after the seek.
+            dropped -= sum(
+                1
+                for m in batch
+                if m.topic() == mcl
+                and (mcl, m.partition() or 0) in skip
+                and (m.offset() or 0) > skip[(mcl, m.partition() or 0)]
+                and (k := m.key()) is not None
+                and not k.startswith(prefix)
+            )
+        self._settle_dropped()
         if dropped:
             self._key_discarded.inc(dropped)
         if dropped or others:
             self._received.inc(dropped + others)
+
+    def _settle_dropped(self) -> None:
+        """Every record of the batch has been dropped, or handed on (and tracked) by now, so
+        each MCL partition's position (librdkafka: the offset after the last record returned
+        to us) marks the records before it as seen. The tracker never lets a commit pass a
+        record still in flight. A blocked partition is left out: it was sought back, and
+        _block() marked what comes before its blocked record."""
+        if self._position_tps is None:
+            self._position_tps = [
+                TopicPartition(t, p) for t, p in self._assignment if t == self._topic
+            ]
+        if not self._position_tps:
+            return
+        for tp in self._consumer.position(self._position_tps):
+            key = (tp.topic, tp.partition)
+            if tp.offset > 0 and key not in self._blocked:
+                self._tracker.seen(key, tp.offset - 1)
 
     def _on_record(self, msg: Message) -> bool:
         """An MCL record the key filter did not drop (its key names an execution request, or
@@ -334,6 +359,8 @@ class Runner:
         delay = min(delay * 2, 30.0)
         self._blocked[tp] = (time.monotonic() + delay, delay)
         log.warning("%s; partition %s[%d] waits %.1f s", why, tp[0], tp[1], delay)
+        if offset > 0:
+            self._tracker.seen(tp, offset - 1)  # everything before it was handled
         partition = TopicPartition(tp[0], tp[1], offset)
         self._consumer.pause([partition])
         self._consumer.seek(partition)
@@ -422,6 +449,7 @@ class Runner:
         consumer.incremental_assign(assigned)
         added = [(p.topic, p.partition) for p in partitions]
         self._assignment = sorted(set(self._assignment) | set(added))
+        self._position_tps = None
         log.info("assigned %s", added)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -450,6 +478,7 @@ class Runner:
     def _release(self, tps: list[TP]) -> None:
         self._tracker.forget(tps)
         self._assignment = [tp for tp in self._assignment if tp not in tps]
+        self._position_tps = None
         for tp in tps:
             self._blocked.pop(tp, None)
             with contextlib.suppress(KeyError):

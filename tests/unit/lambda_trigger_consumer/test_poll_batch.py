@@ -26,16 +26,36 @@ NO_BROKER = {"bootstrap.servers": "127.0.0.1:9", "socket.connection.setup.timeou
 
 
 class _PausingConsumer:
-    """Stands in for the Kafka consumer's pause/seek (the partitions are not assigned here)."""
+    """Stands in for the Kafka consumer's pause/seek/position (nothing is assigned here).
+    position() answers as librdkafka documents it: the offset after the last record the
+    application was given, per partition; a partition nothing was read from has none (-1001)."""
 
     def __init__(self) -> None:
         self.paused: list[tuple[str, int, int]] = []
+        self._positions: dict[tuple[str, int], int] = {}
+
+    def took(self, batch: list[Any]) -> None:
+        """What consume() would have returned: these records advance the positions."""
+        for msg in batch:
+            if msg.error() is None:
+                self._positions[(msg.topic(), msg.partition())] = msg.offset() + 1
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(p.topic, p.partition, self._positions.get((p.topic, p.partition), -1001))
+            for p in partitions
+        ]
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.paused.extend((p.topic, p.partition, p.offset) for p in partitions)
 
     def seek(self, _partition: TopicPartition) -> None:
         pass
+
+
+def _handle(runner: Runner, batch: list[Any]) -> None:
+    runner._consumer.took(batch)  # type: ignore[attr-defined]
+    runner._handle(batch)
 
 
 def _runner(registry: SchemaRegistry) -> tuple[Runner, ConsumerMetrics]:
@@ -53,6 +73,7 @@ def _runner(registry: SchemaRegistry) -> tuple[Runner, ConsumerMetrics]:
         metrics=metrics,
     )
     runner._consumer = _PausingConsumer()  # type: ignore[assignment]
+    runner._assignment = [(TOPIC, p) for p in range(3)] + [(RUNS, 0)]
     return runner, metrics
 
 
@@ -88,7 +109,7 @@ def test_dropped_records_settle_per_batch_but_never_pass_a_pending_request(
     batch += [_dropped(1, o) for o in range(5)]
     batch.append(_request(0, 10, "lt-20260101T120000001Z-abcdefghij"))
     batch += [_dropped(0, 11), _dropped(0, 12), _dropped(2, 7)]
-    runner._handle(batch)
+    _handle(runner, batch)
 
     # p0: the request at 10 is not in the ledger yet (no broker), so nothing from 10 on.
     assert runner._tracker.committable() == {(TOPIC, 0): 10, (TOPIC, 1): 5, (TOPIC, 2): 8}
@@ -108,7 +129,7 @@ def test_a_partition_waiting_for_the_registry_keeps_its_later_records_for_later(
     batch: list[Any] = [_dropped(0, 0), _dropped(0, 1), _dropped(1, 0)]
     batch.append(_request(0, 2, "lt-20260101T120000002Z-abcdefghij", schema_id=500))  # 503
     batch += [_dropped(0, 3), _dropped(0, 4), _dropped(1, 1)]
-    runner._handle(batch)
+    _handle(runner, batch)
 
     assert runner._consumer.paused == [(TOPIC, 0, 2)]  # type: ignore[attr-defined]
     # p0 stops before the record to read again; p1 goes on.
@@ -125,9 +146,38 @@ def test_ledger_records_are_not_taken_for_dropped_mcl_records(
     runner, metrics = _runner(registry[0])
     runner._view.assign(0)
     value = b'{"v":1,"kind":"cancel","run_id":"r1","dataset_urn":null,"cancel_by":"x"}'
-    runner._handle([Message(topic=RUNS, partition=0, offset=0, key=b"r1", value=value)])
+    _handle(runner, [Message(topic=RUNS, partition=0, offset=0, key=b"r1", value=value)])
 
     entry = runner._view.get(0, "r1")
     assert entry is not None and entry.cancel_by == "x"
     assert runner._tracker.committable() == {}
     assert _count(metrics, "lambda_trigger_consumer_received_messages_total") == 0
+
+
+def test_a_blocked_partition_does_not_move_on_until_its_record_is_read_again(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    """Its position still points past the records that follow the blocked one (they were
+    fetched before the seek), so it is left out until the blocked record is read again."""
+    runner, _metrics = _runner(registry[0])
+    run = "lt-20260101T120000003Z-abcdefghij"
+    _handle(runner, [_dropped(0, 0), _request(0, 1, run, schema_id=500), _dropped(0, 2)])
+    _handle(runner, [_dropped(1, 0)])  # p0 paused; its position is still 3
+    assert runner._tracker.committable() == {(TOPIC, 0): 1, (TOPIC, 1): 1}
+
+    # Resumed: the request is read again (the registry answers now), then what followed it.
+    _handle(runner, [_request(0, 1, run), _dropped(0, 2), _dropped(0, 3)])
+    assert runner._tracker.committable() == {(TOPIC, 0): 1, (TOPIC, 1): 1}  # ledger pending
+    runner._tracker.finished((TOPIC, 0), 1)
+    assert runner._tracker.committable() == {(TOPIC, 0): 4, (TOPIC, 1): 1}
+
+
+def test_records_without_a_key_are_decoded_never_dropped_unseen(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    runner, metrics = _runner(registry[0])
+    keyless = Message(topic=TOPIC, partition=2, offset=4, key=None, value=b"x")
+    _handle(runner, [_dropped(2, 3), keyless, _dropped(2, 5)])
+    assert runner._tracker.committable() == {(TOPIC, 2): 6}
+    assert _count(metrics, "lambda_trigger_consumer_received_messages_total") == 3
+    assert _count(metrics, "lambda_trigger_consumer_key_discarded_messages_total") == 3
