@@ -64,6 +64,7 @@ test: lint typecheck test-frontend test-py
 # (ratio_vs_bare=... ratio_vs_actions=... pickup_p99_ms=... invoke_p99_ms=... rss_mib=...).
 bench: $(STAMP)
 	$(PY) -m benchmarks.consumer_filter
+	$(PY) -m benchmarks.gms_double_writes
 	$(PY) -m benchmarks.side_by_side
 
 fmt: $(STAMP)
