@@ -22,15 +22,16 @@ PARTITION_FETCH_MAX_BYTES = 1024 * 1024
 
 CONSUMER_DEFAULTS: dict[str, Any] = {
     # librdkafka: 1000 ms. When the prefetch queue is over one of its bounds, fetching stops
-    # for this long. A consumer that empties the queue in milliseconds then sits idle for
-    # most of each second (the drain rate fell to a quarter). 10 ms: fetch again soon after
-    # the queue has room.
-    "fetch.queue.backoff.ms": 10,
+    # for this long. The loop empties a 2 MiB queue in a millisecond or two, so any longer
+    # pause is time it sits idle: at 1000 ms the drain rate fell to a quarter, and at 10 ms it
+    # was still a third below 1 ms (benchmarks/side_by_side.py). It applies only while the
+    # queue is full (a backlog); an idle consumer's queue is empty and its fetch long-polls.
+    "fetch.queue.backoff.ms": 1,
     # librdkafka: 100,000 records. Fetch until this many are queued (about 10 ms of work).
     "queued.min.messages": QUEUED_MIN_MESSAGES,
     # librdkafka: 65,536 KiB (64 MiB). The byte bound of the same queue: 2 MiB. Measured
     # (benchmarks/side_by_side.py, 1M records): 4 MiB with 2 MiB fetches peaked 10-15 MiB
-    # higher and drained no faster.
+    # higher and, with the 1 ms backoff above, drained no faster.
     "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
     # librdkafka: 50 MiB. One fetch response is held in memory until all of its records are
     # consumed, and the queue bound above may be overshot by one response: 1 MiB, the same as
