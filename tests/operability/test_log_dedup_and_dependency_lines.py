@@ -250,3 +250,47 @@ def test_the_aws_probe_goes_to_the_https_proxy_when_one_is_set(
         status = deps.status()["dependencies"]
         assert isinstance(status, dict)
         assert status["aws"]["address"] == "https://lambda.eu-west-1.amazonaws.com"
+
+
+def test_one_http_probe_follows_a_service_down_and_back_on_fresh_connections() -> None:
+    """A probe keeps its client (and TLS context) for its life, but no connection: a service
+    that went away must show at the next probe, not hide behind a kept-alive socket."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    connections: list[object] = []
+
+    class KeepAlive(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # the server would keep the connection open
+
+        def setup(self) -> None:
+            connections.append(self.client_address)
+            super().setup()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    def serve(port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", port), KeepAlive)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    server = serve(0)
+    port = server.server_address[1]
+    probe = http_probe(f"http://127.0.0.1:{port}/config", timeout=2)
+    assert probe() is None
+    assert probe() is None
+    assert len(connections) == 2  # one connection a probe
+    server.shutdown()
+    server.server_close()
+    assert probe() == "Connection refused"
+    server = serve(port)
+    try:
+        assert probe() is None
+    finally:
+        server.shutdown()
+        server.server_close()
