@@ -10,7 +10,8 @@ matches with the same `*` / `?` globs), plus the completion queue when
 - Step Functions targets: `states:StartExecution` on the state machine,
   `states:DescribeExecution` / `states:StopExecution` on its executions
   (`arn:...:execution:<stateMachineName>:*`);
-- the completion queue: `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`.
+- the completion queue: `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`, and
+  `sqs:ChangeMessageVisibility` (a consumer shutting down hands back what it has not handled).
 
 A target given by bare function name needs the account (`--account-id`) and a region
 (the target's, `--region`, or DATAHUB_INGESTION_LAMBDA_REGION / AWS_REGION).
@@ -147,7 +148,12 @@ def build_policy(
             {
                 "Sid": "ReadCompletionQueue",
                 "Effect": "Allow",
-                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Action": [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ],
                 "Resource": [_queue_arn(completion_queue_url, region, partition)],
             }
         )

@@ -16,7 +16,11 @@ docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html):
 Any consumer of the group may read the queue (SQS hands each message to one reader at a time).
 The record is matched to its run by `requestPayload.runId`, turned into a `completion` fact in
 the run ledger (whose owner writes the status), and deleted from the queue only once the ledger
-has it: a crash in between leaves the message to come back after its visibility timeout.
+has it: a crash in between leaves the message to come back after its visibility timeout. That
+timeout is set per receive (VISIBILITY_SECONDS), not left to the queue's (SQS: 30 s by default),
+because handling a record takes milliseconds and a record held by a killed consumer must come
+back before its run's deadline. On shutdown, records received but not handled are released at
+once.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ from lambda_trigger_consumer.ledger import LedgerWriter, completion_record
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 
 log = logging.getLogger(__name__)
+
+# How long a received record stays hidden from the other consumers: a ledger write and a delete
+# take milliseconds; if Kafka is away longer, another consumer handles the record again, which
+# the ledger's completion fact allows (it is idempotent).
+VISIBILITY_SECONDS = 10
 _RESPONSE_CHARS = 4000
 
 
@@ -83,6 +92,7 @@ class CompletionReader:
         stopping: threading.Event,
         *,
         wait_seconds: int = 2,
+        visibility_seconds: int = VISIBILITY_SECONDS,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -91,6 +101,7 @@ class CompletionReader:
         self._metrics = metrics
         self._stopping = stopping
         self._wait = wait_seconds
+        self._visibility = visibility_seconds
         self._thread = threading.Thread(target=self._loop, name="completion-queue", daemon=True)
 
     def queue_arn(self) -> str:
@@ -111,7 +122,10 @@ class CompletionReader:
         while not self._stopping.is_set():
             try:
                 response = self._sqs.receive_message(
-                    QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=self._wait
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=self._wait,
+                    VisibilityTimeout=self._visibility,
                 )
                 delay = 1.0
             except (ClientError, BotoCoreError) as exc:
@@ -119,10 +133,25 @@ class CompletionReader:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 60.0)
                 continue
-            for message in response.get("Messages", []):
+            messages = response.get("Messages", [])
+            for n, message in enumerate(messages):
                 if self._stopping.is_set():
-                    return  # not deleted: it comes back after its visibility timeout
+                    self._release(messages[n:])
+                    return
                 self._handle(message)
+
+    def _release(self, messages: list[dict[str, Any]]) -> None:
+        """Shutting down: records received but not handled go back to the queue now, for the
+        other consumers, instead of after their visibility timeout."""
+        for message in messages:
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+            except (ClientError, BotoCoreError, KeyError) as exc:
+                log.warning("a completion record stays hidden until its timeout: %s", exc)
 
     def _handle(self, message: dict[str, Any]) -> None:
         body = str(message.get("Body", ""))

@@ -182,9 +182,14 @@ def test_sigkill_trials_leave_no_run_running_and_invoke_none_twice(
                     pending.pop(run_id)
             time.sleep(0.5)
         statuses = Counter()
-        for run_id in runs:
+        by_kind: dict[str, Counter[str]] = {kind: Counter() for kind in set(runs.values())}
+        for run_id, kind in runs.items():
             result = client.read_result(run_id)
-            statuses[result.status if result else "NONE"] += 1
+            status = result.status if result else "NONE"
+            statuses[status] += 1
+            # The report's first line says why (e.g. "outcome unknown"), without its run id.
+            why = ((result.report or "") if result else "").splitlines()[:1]
+            by_kind[kind][f"{status}: {why[0][:80] if why else ''}"] += 1
         client.close()
     finally:
         for c in consumers:
@@ -204,6 +209,7 @@ def test_sigkill_trials_leave_no_run_running_and_invoke_none_twice(
         "runs": len(runs),
         "kills": dict(kills),
         "finalStatuses": dict(statuses),
+        "byKind": {kind: dict(c) for kind, c in sorted(by_kind.items())},
         "invokedOnce": sum(1 for n in invoked.values() if n == 1),
         "neverInvoked": sum(1 for r in runs if invoked[r] == 0),
         "invokedTwice": len(twice),
