@@ -207,8 +207,11 @@ def test_event_target_without_destination_ends_at_once_honestly(
 
 def test_slow_lambda_does_not_block_others(env: Env, start_consumer: Any) -> None:
     start_consumer(max_inflight=4)
-    env.moto.queue_result(env.functions["sip"], payload="slow", delay_seconds=4)
+    env.moto.queue_result(env.functions["sip"], payload="slow", delay_seconds=8)
     slow = env.request(SIP)
+    # The two runs sit on different ledger partitions: only once the slow one is claimed (its
+    # Lambda call follows at once) does the fast one show anything about blocking.
+    env.wait_status(slow.run_id, {"RUNNING"}, timeout=30)
     fast = env.request(POLY)
     env.wait_status(fast.run_id, {"SUCCESS"}, timeout=30)
     slow_result = env.datahub().read_result(slow.run_id)
