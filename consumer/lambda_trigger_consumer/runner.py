@@ -108,8 +108,6 @@ class Runner:
         self._signals = ThreadPoolExecutor(2, thread_name_prefix="signal")
         self._signal_futures: set[Future[None]] = set()
         self._assignment: list[TP] = []
-        # The MCL partitions owned, as the position() call takes them; None: build again.
-        self._position_tps: list[TopicPartition] | None = None
         # Partitions whose next record waits for the schema registry: paused, and resumed
         # (from the same offset) after a backoff, so that the poll loop never blocks.
         self._blocked: dict[TP, tuple[float, float]] = {}
@@ -244,13 +242,10 @@ class Runner:
         to us) marks the records before it as seen. The tracker never lets a commit pass a
         record still in flight. A blocked partition is left out: it was sought back, and
         _block() marked what comes before its blocked record."""
-        if self._position_tps is None:
-            self._position_tps = [
-                TopicPartition(t, p) for t, p in self._assignment if t == self._topic
-            ]
-        if not self._position_tps:
+        owned = [TopicPartition(t, p) for t, p in self._assignment if t == self._topic]
+        if not owned:
             return
-        for tp in self._consumer.position(self._position_tps):
+        for tp in self._consumer.position(owned):
             key = (tp.topic, tp.partition)
             if tp.offset > 0 and key not in self._blocked:
                 self._tracker.seen(key, tp.offset - 1)
@@ -449,7 +444,6 @@ class Runner:
         consumer.incremental_assign(assigned)
         added = [(p.topic, p.partition) for p in partitions]
         self._assignment = sorted(set(self._assignment) | set(added))
-        self._position_tps = None
         log.info("assigned %s", added)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -478,7 +472,6 @@ class Runner:
     def _release(self, tps: list[TP]) -> None:
         self._tracker.forget(tps)
         self._assignment = [tp for tp in self._assignment if tp not in tps]
-        self._position_tps = None
         for tp in tps:
             self._blocked.pop(tp, None)
             with contextlib.suppress(KeyError):
