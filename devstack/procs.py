@@ -17,10 +17,27 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _PDEATHSIG_SCRIPT = Path(__file__).with_name("_pdeathsig.py")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """An extra child process of the stack (the api, the consumer...)."""
+
+    name: str
+    argv: Sequence[str]
+    # Added to os.environ plus the stack's env (these win).
+    env: Mapping[str, str] = field(default_factory=dict)
+    # Polled after the start until it answers 2xx; None: started is ready.
+    ready_url: str | None = None
+    ready_timeout: float = 60.0
+    cwd: Path | None = None
+    # KEY=value pairs this process adds to the stack's env() once started (its own URL, say).
+    exports: Mapping[str, str] = field(default_factory=dict)
 
 
 def spawn(

@@ -13,19 +13,29 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from devstack.aws import MotoServer
 from devstack.ports import free_port
-from devstack.stack import ProcessSpec
-
-if TYPE_CHECKING:
-    from devstack.stack import Stack
+from devstack.procs import ProcessSpec
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_MAPPING = REPO / "mappings" / "example.yaml"
 SAMPLE_FUNCTIONS = ("earnings-lambda", "polygon-lambda")
 MAPPING_FILE_VARIABLE = "DEVSTACK_MAPPING_FILE"
+
+
+class ServiceHost(Protocol):
+    """What the services need from the stack they run on (stack.Stack is one).
+
+    A protocol rather than an import of stack.py, which starts these services: the package
+    reads top-down (issue 23).
+    """
+
+    @property
+    def moto(self) -> MotoServer | None: ...
+
+    def env(self) -> dict[str, str]: ...
 
 
 def mapping_file() -> Path:
@@ -44,7 +54,7 @@ def prepare_aws(moto: MotoServer) -> None:
             moto.create_lambda(name)
 
 
-def service_specs(stack: Stack) -> list[ProcessSpec]:
+def service_specs(stack: ServiceHost) -> list[ProcessSpec]:
     """The api then the consumer, each ready when its /readyz answers 2xx."""
     assert stack.moto is not None
     prepare_aws(stack.moto)

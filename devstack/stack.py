@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -21,7 +20,8 @@ import httpx
 from devstack.aws import AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION, AWS_SECRET_ACCESS_KEY, MotoServer
 from devstack.kafka import Broker, ExternalBroker, KafkaBroker, select_broker
 from devstack.lifecycle import StartStop
-from devstack.procs import python_env, spawn, stop_process, tail
+from devstack.procs import ProcessSpec, python_env, spawn, stop_process, tail
+from devstack.services import service_specs
 
 if TYPE_CHECKING:
     from devstack.gms_double import GmsDouble
@@ -74,22 +74,6 @@ def stack_env(kafka_bootstrap: str, gms: GmsLike, moto: MotoServer) -> dict[str,
 def format_env(env: Mapping[str, str]) -> str:
     """KEY=value lines a POSIX shell can source (`set -a; . .devstack/env`)."""
     return "".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items())
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    """An extra child process of the stack (the api, the consumer...)."""
-
-    name: str
-    argv: Sequence[str]
-    # Added to os.environ plus the stack's env (these win).
-    env: Mapping[str, str] = field(default_factory=dict)
-    # Polled after the start until it answers 2xx; None: started is ready.
-    ready_url: str | None = None
-    ready_timeout: float = 60.0
-    cwd: Path | None = None
-    # KEY=value pairs this process adds to the stack's env() once started (its own URL, say).
-    exports: Mapping[str, str] = field(default_factory=dict)
 
 
 class ManagedProcess:
@@ -151,8 +135,6 @@ def service_processes(stack: Stack) -> list[ProcessSpec]:
     consumer: return one ProcessSpec per service; they start in list order, each waiting for
     its ready_url, and stop before the infrastructure.
     """
-    from devstack.services import service_specs
-
     return service_specs(stack)
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from devstack.gms_double.auth import Principal
@@ -39,8 +39,20 @@ from devstack.gms_double.ingest import SYSTEM_ACTOR, Proposal, now_ms
 from devstack.gms_double.search import SearchIndex
 from devstack.gms_double.store import AspectStore
 
-if TYPE_CHECKING:
-    from devstack.gms_double.server import GmsDouble
+
+class SchedulerHost(Protocol):
+    """What the scheduler needs from the double it runs in (server.GmsDouble is one).
+
+    A protocol rather than an import of server.py, which imports gql.py, which imports this
+    module: the package reads top-down (issue 23).
+    """
+
+    store: AspectStore
+
+    def get_aspect(self, urn: str, aspect_name: str, version: int = 0) -> dict[str, Any] | None: ...
+
+    def _ingest(self, proposals: list[Any], actor: str) -> list[Any]: ...
+
 
 DEFAULT_CLI_VERSION = "1.7.0.17"  # GET /config managedIngestion.defaultCliVersion
 _SOURCE_PREFIX = "urn:li:dataHubIngestionSource:"
@@ -167,7 +179,7 @@ def _with(recipe: str, **fields: str) -> str:
 
 
 class IngestionSchedulerDouble:
-    def __init__(self, double: GmsDouble) -> None:
+    def __init__(self, double: SchedulerHost) -> None:
         self._double = double
         self._fired: set[tuple[str, str]] = set()
 
