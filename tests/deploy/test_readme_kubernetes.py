@@ -1,4 +1,7 @@
-"""README.md, "Kubernetes (Helm)": the values and names it gives work with the chart as it is."""
+"""docs/deploying.md, "Kubernetes (Helm)": the values and names it gives work with the chart as it is.
+
+(The section was README.md's until issue 23 moved the manual into docs/.)
+"""
 
 from __future__ import annotations
 
@@ -17,9 +20,9 @@ RELEASE, NAMESPACE = "datahub-lambda-trigger", "datahub"
 
 @pytest.fixture(scope="module")
 def section() -> str:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"^## Kubernetes \(Helm\)\n(.*?)^## ", readme, flags=re.MULTILINE | re.DOTALL)
-    assert match, "README.md has no 'Kubernetes (Helm)' section"
+    page = (REPO_ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Kubernetes \(Helm\)\n(.*?)^## ", page, flags=re.MULTILINE | re.DOTALL)
+    assert match, "docs/deploying.md has no 'Kubernetes (Helm)' section"
     return match.group(1)
 
 
@@ -36,7 +39,7 @@ def values(section: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def docs(values: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """The chart rendered exactly as the README installs it."""
+    """The chart rendered exactly as docs/deploying.md installs it."""
     path = tmp_path_factory.mktemp("readme") / "lambda-trigger-values.yaml"
     path.write_text(yaml.safe_dump(values), encoding="utf-8")
     result = helm(

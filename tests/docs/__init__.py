@@ -1,0 +1,1 @@
+"""Tests of the documentation and the packaging: links, the version matrix, settings, builds."""
