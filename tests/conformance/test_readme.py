@@ -1,6 +1,6 @@
-"""README's "Trigger from code" shell block, run as written against the GMS double: `datahub put`
-stores the request (the consumer then runs it; tests/integration cover that part) and
-`datahub get` answers for it."""
+"""The "Trigger from code" shell block of README.md and of docs/triggering.md, run as written
+against the GMS double: `datahub put` stores the request (the consumer then runs it;
+tests/integration cover that part) and `datahub get` answers for it."""
 
 from __future__ import annotations
 
@@ -17,18 +17,22 @@ from devstack.gms_double import GmsDouble
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+# The README's one example, and the manual's page that holds it with the other ways.
+PAGES = ("README.md", "docs/triggering.md")
 
 
-def _trigger_block() -> str:
-    section = README.read_text().split("## Trigger from code", 1)[1].split("\n## ", 1)[0]
+def _trigger_block(page: str) -> str:
+    text = (REPO / page).read_text(encoding="utf-8")
+    section = text.split("## Trigger from code", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
     (block,) = [b for b in blocks if "datahub put" in b]
     return block
 
 
-def test_readme_put_and_get_work(double: GmsDouble, tmp_path: Path) -> None:
-    block = _trigger_block()
+@pytest.mark.parametrize("page", PAGES)
+def test_readme_put_and_get_work(page: str, double: GmsDouble, tmp_path: Path) -> None:
+    block = _trigger_block(page)
     assert "--aspect dataHubExecutionRequestInput" in block
     work = tmp_path / "checkout"
     (work / ".devstack").mkdir(parents=True)

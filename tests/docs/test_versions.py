@@ -38,7 +38,9 @@ def test_client_pin_is_the_matrix_client(matrix: dict[str, Any]) -> None:
     lock = (REPO / "requirements-dev.lock").read_text(encoding="utf-8").splitlines()
     assert f"acryl-datahub=={client}" in lock
     # The row of the release the project is made for names the pinned client exactly.
-    (made_for,) = [r for r in matrix["datahub"] if r["release"] == matrix["header_patch"]["made_for"]]
+    (made_for,) = [
+        r for r in matrix["datahub"] if r["release"] == matrix["header_patch"]["made_for"]
+    ]
     assert made_for["client"] == client
 
 
@@ -52,9 +54,9 @@ def test_gms_double_models_the_matrix_release(matrix: dict[str, Any]) -> None:
     assert f'DEFAULT_CLI_VERSION = "{matrix["gms_double"]["default_cli_version"]}"' in scheduler
     (row,) = [r for r in matrix["datahub"] if r["release"] == matrix["gms_double"]["models"]]
     assert row["gms"].startswith("modelled")
-    assert all(
-        not r["gms"].startswith("modelled") for r in matrix["datahub"] if r is not row
-    ), "the double models one release"
+    assert all(not r["gms"].startswith("modelled") for r in matrix["datahub"] if r is not row), (
+        "the double models one release"
+    )
 
 
 def test_header_patch_is_the_file_for_its_release(matrix: dict[str, Any]) -> None:

@@ -41,8 +41,8 @@ def render(matrix: dict[str, Any]) -> str:
 
 def page_table(page: str) -> str:
     """The generated block of docs/versions.md, markers excluded."""
-    head, sep, rest = page.partition(BEGIN + "\n")
-    body, sep2, _ = rest.partition(END)
+    _, sep, rest = page.partition(BEGIN + "\n")
+    body, sep2, _tail = rest.partition(END)
     if not sep or not sep2:
         raise ValueError(f"{PAGE.name} has no {BEGIN!r} ... {END!r} block")
     return body
