@@ -120,11 +120,16 @@ def test_readme_is_short() -> None:
     "page", sorted(DOCS.glob("*.md")), ids=lambda p: p.relative_to(REPO).as_posix()
 )
 def test_each_page_opens_with_what_it_answers(page: Path) -> None:
-    lines = page.read_text(encoding="utf-8").splitlines()
+    # Issue 23: "each page starts with two lines saying what it answers" (this project's pages
+    # say "Answers: ..."; the test asks only for the shape).
+    lines = [*page.read_text(encoding="utf-8").splitlines(), ""]
     assert lines[0].startswith("# "), "a title first"
     assert lines[1] == "", "then a blank line"
-    assert lines[2].startswith("Answers: "), "then what the page answers"
-    assert lines[3].strip() and lines[4] == "", "in two lines"
+    opening = lines[2 : lines.index("", 2)]
+    assert opening and not opening[0].startswith(("#", "|", "-", "```", "!")), (
+        "then what the page answers, in prose"
+    )
+    assert len(opening) <= 2, f"in two lines, not {len(opening)}"
 
 
 def test_the_index_lists_every_page() -> None:
