@@ -5,7 +5,7 @@
     datahub-lambda-trigger mapping check FILE... | explain DATASET_URN  (see mapping_cli)
 
 Reads DATAHUB_GMS_URL and DATAHUB_GMS_TOKEN like the services. The same request can be
-written from anywhere with the SDK (see README, "Trigger from code"): this CLI is that code.
+written from anywhere with the SDK (see docs/triggering.md): this CLI is that code.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ class RunRequest:
 
 
 def lambda_payload(request: RunRequest, static_fields: dict[str, Any]) -> dict[str, Any]:
-    """The JSON a Lambda (or Step Functions execution) receives; documented in the README.
+    """The JSON a Lambda (or Step Functions execution) receives; documented in docs/triggering.md.
 
     Static fields from the mapping come first so they can never overwrite the run's own
     fields: a mapping typo must not send a function someone else's runId.

@@ -2,8 +2,8 @@
 
 Names honour the seed plan (`DATAHUB_INGESTION_LAMBDA_*`, `DATAHUB_INGESTION_JOB_ARN_PROPERTY_URN`)
 and the names DataHub's own containers use (`DATAHUB_GMS_URL`, `KAFKA_BOOTSTRAP_SERVERS`,
-`SCHEMA_REGISTRY_URL`, `METADATA_CHANGE_LOG_VERSIONED_TOPIC_NAME`). The README's configuration
-reference lists every variable; keep it in step with this file.
+`SCHEMA_REGISTRY_URL`, `METADATA_CHANGE_LOG_VERSIONED_TOPIC_NAME`). docs/configuration.md
+lists every variable; keep it in step with this file (tests/docs/test_configuration.py checks).
 """
 
 from __future__ import annotations

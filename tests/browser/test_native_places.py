@@ -5,8 +5,8 @@ sync` makes the mapped datasets ingestion sources (one with a cron schedule); a 
 button's api and a run fired by DataHub's scheduler (the GMS double's) invoke the Lambda; then
 the two queries DataHub's UI makes are asked of the GMS double's GraphQL: the dataset's Runs tab
 (getDatasetRuns) and the source's run history (ingestionSource.executions). The answers are
-drawn as tables by this test and photographed by Chromium (frontend-patch/e2e/shot.mjs) for the
-README: the pictures show the data those DataHub pages receive, not DataHub's own UI, which is
+drawn as tables by this test and photographed by Chromium (frontend-patch/e2e/shot.mjs) for
+docs/history.md: the pictures show the data those DataHub pages receive, not DataHub's own UI, which is
 not part of the local stack. With UPDATE_DOCS_SCREENSHOT=1 they go to docs/images/.
 """
 
