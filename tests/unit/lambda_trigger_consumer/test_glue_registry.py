@@ -77,25 +77,28 @@ class _Counting:
 
 
 @pytest.fixture
-def glue() -> Iterator[tuple[Any, uuid.UUID]]:
+def glue() -> Iterator[tuple[Any, uuid.UUID, str]]:
+    # A registry of its own: moto's state may outlive one `mock_aws` when another test of the
+    # session keeps a mock running.
+    name = f"datahub-{uuid.uuid4().hex[:8]}"
     with mock_aws():
         client = boto3.client("glue", region_name="eu-west-1")
-        client.create_registry(RegistryName="datahub")
+        client.create_registry(RegistryName=name)
         created = client.create_schema(
-            RegistryId={"RegistryName": "datahub"},
+            RegistryId={"RegistryName": name},
             SchemaName="MetadataChangeLog_Versioned_v1",
             DataFormat="AVRO",
             Compatibility="NONE",
             SchemaDefinition=MCL_SCHEMA_PATH.read_text(),
         )
-        yield client, uuid.UUID(created["SchemaVersionId"])
+        yield client, uuid.UUID(created["SchemaVersionId"]), name
 
 
 @pytest.mark.parametrize("compression", [0, 5])
 def test_glue_framed_mcl_decodes_and_the_schema_is_fetched_once(
-    glue: tuple[Any, uuid.UUID], compression: int
+    glue: tuple[Any, uuid.UUID, str], compression: int
 ) -> None:
-    client, version = glue
+    client, version, _ = glue
     counting = _Counting(client)
     registry = GlueSchemaRegistry(counting)
     value = _frame(version, _avro_body(), compression=compression)
@@ -107,8 +110,10 @@ def test_glue_framed_mcl_decodes_and_the_schema_is_fetched_once(
     assert counting.calls == 1
 
 
-def test_unknown_version_id_is_a_schema_error_not_an_outage(glue: tuple[Any, uuid.UUID]) -> None:
-    client, _ = glue
+def test_unknown_version_id_is_a_schema_error_not_an_outage(
+    glue: tuple[Any, uuid.UUID, str],
+) -> None:
+    client = glue[0]
     unknown = uuid.uuid4()
     with pytest.raises(DecodeError) as caught:
         decode_change_log(_frame(unknown, _avro_body()), GlueSchemaRegistry(client))
@@ -119,10 +124,10 @@ def test_unknown_version_id_is_a_schema_error_not_an_outage(glue: tuple[Any, uui
     assert GlueSchemaRegistry(client).probe() is None
 
 
-def test_a_non_avro_schema_version_is_refused(glue: tuple[Any, uuid.UUID]) -> None:
-    client, _ = glue
+def test_a_non_avro_schema_version_is_refused(glue: tuple[Any, uuid.UUID, str]) -> None:
+    client, _, registry_name = glue
     created = client.create_schema(
-        RegistryId={"RegistryName": "datahub"},
+        RegistryId={"RegistryName": registry_name},
         SchemaName="json-one",
         DataFormat="JSON",
         Compatibility="NONE",
@@ -133,9 +138,9 @@ def test_a_non_avro_schema_version_is_refused(glue: tuple[Any, uuid.UUID]) -> No
 
 
 def test_body_that_does_not_match_the_schema_is_an_avro_error(
-    glue: tuple[Any, uuid.UUID],
+    glue: tuple[Any, uuid.UUID, str],
 ) -> None:
-    client, version = glue
+    client, version, _ = glue
     with pytest.raises(DecodeError) as caught:
         decode_change_log(_frame(version, b"\xff\xff\xff"), GlueSchemaRegistry(client))
     assert caught.value.reason == "avro"
