@@ -94,6 +94,7 @@ class ConsumerApp:
         }
         self.datahub = DataHubClient(datahub_settings)
         self.registry = registry_setup.registry
+        self._registry_address = registry_setup.address
         region = mapping_settings.resolved_region()
         invoker = Invoker(
             region,
@@ -256,10 +257,12 @@ class ConsumerApp:
         if self.completions is not None:
             self.completions.start()
         log.info(
-            "consuming %s as group %s; run ledger %s; metrics on :%d",
+            "consuming %s as group %s; run ledger %s; schema registry %s at %s; metrics on :%d",
             self.settings.topic,
             self.settings.group_id,
             self.settings.runs_topic,
+            self.settings.schema_registry_type,
+            self._registry_address,  # never with credentials (registries.py)
             self.health.port,
         )
         try:

@@ -85,8 +85,15 @@ class SchemaRegistry:
     ) -> None:
         self._url = url.rstrip("/")
         self._client = client or httpx.Client(timeout=timeout)
+        # The probe's own client, without kept-alive connections: a registry that went away
+        # must show at the next probe (as dependencies.http_probe does), with the same auth.
+        self._probe_timeout = min(timeout, 5.0)
+        self._probe_client = client or httpx.Client(
+            timeout=self._probe_timeout, limits=httpx.Limits(max_keepalive_connections=0)
+        )
         if auth is not None:
             self._client.auth = auth
+            self._probe_client.auth = auth
         self._auth_setting = auth_setting
         self._cache: dict[int, Any] = {}
         self._lock = threading.Lock()
@@ -145,9 +152,9 @@ class SchemaRegistry:
         """`GET /subjects` with this client's credentials: a refused password shows here,
         at start, not only when the first run request arrives."""
         try:
-            response = self._client.get(f"{self._url}/subjects")
+            response = self._probe_client.get(f"{self._url}/subjects")
         except httpx.TimeoutException:
-            return "no answer in time"
+            return f"no answer within {self._probe_timeout:g} s"
         except httpx.HTTPError as exc:
             return _os_reason(exc)
         if response.status_code in (401, 403):
@@ -158,6 +165,7 @@ class SchemaRegistry:
 
     def close(self) -> None:
         self._client.close()
+        self._probe_client.close()
 
 
 def _os_reason(exc: BaseException) -> str:
