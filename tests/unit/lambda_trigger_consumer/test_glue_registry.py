@@ -162,3 +162,41 @@ def test_glue_unreachable_is_transient() -> None:
     assert "AWS Glue unreachable" in str(caught.value)
     reason = registry.probe()
     assert reason is not None and "AWS Glue unreachable" in reason
+
+
+def test_glue_outage_blocks_the_partition_as_a_confluent_registry_outage_does() -> None:
+    """The runner's blocked-partition path for every registry type: the request waits (paused,
+    offset kept before it), is not dead-lettered, and the records before it are settled."""
+    from confluent_kafka import Message
+
+    from .test_poll_batch import TOPIC, _dropped, _handle, _runner
+
+    client = boto3.client(
+        "glue",
+        region_name="eu-west-1",
+        endpoint_url="http://127.0.0.1:1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    runner, metrics = _runner(GlueSchemaRegistry(client))  # type: ignore[arg-type]
+    urn = "urn:li:dataHubExecutionRequest:lt-20260101T120000009Z-abcdefghij"
+    request = Message(
+        topic=TOPIC,
+        partition=0,
+        offset=2,
+        key=urn.encode(),
+        value=_frame(uuid.uuid4(), _avro_body()),
+    )
+    _handle(runner, [_dropped(0, 0), _dropped(0, 1), request, _dropped(0, 3)])
+    assert runner._consumer.paused == [(TOPIC, 0, 2)]  # type: ignore[attr-defined]
+    assert runner._tracker.committable() == {(TOPIC, 0): 2}
+    assert (
+        metrics.registry.get_sample_value(
+            "lambda_trigger_consumer_decode_failures_total", {"reason": "schema"}
+        )
+        == 1
+    )
+    assert metrics.registry.get_sample_value(
+        "lambda_trigger_consumer_dead_letters_total", {"reason": "decode_schema"}
+    ) in (None, 0)
