@@ -222,3 +222,45 @@ def test_iam_policy_adds_glue_get_schema_version(
             "Resource": ["*"],
         }
     ]
+
+
+def test_unusable_credentials_stop_the_start_with_one_line(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    secret = tmp_path / "user-info"
+    secret.write_text("no-colon-" + PASSWORD.replace(":", ""))
+    env = {
+        k: v for k, v in os.environ.items() if k not in _REGISTRY_ENV and not k.startswith("AWS_")
+    }
+    env.update(
+        {
+            "DATAHUB_INGESTION_LAMBDA_MAPPING": json.dumps(
+                {"urn:li:dataset:(urn:li:dataPlatform:hive,x,PROD)": "fn"}
+            ),
+            "AWS_REGION": "us-east-1",
+            "SCHEMA_REGISTRY_TYPE": "KAFKA",
+            "LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO_FILE": str(secret),
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "lambda_trigger_consumer"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    output = done.stdout + done.stderr
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert "not starting" in lines[0]
+    assert (
+        f"LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO_FILE ({secret}) must be user:password"
+        in lines[0]
+    )
+    assert PASSWORD.replace(":", "") not in output
