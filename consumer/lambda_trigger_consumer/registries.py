@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import boto3
 import httpx
+from botocore.config import Config
 
 from lambda_trigger.registry_auth import (
     BEARER_TOKEN,
@@ -77,6 +78,9 @@ def _confluent_hint(settings: ConsumerSettings, auth: RegistryAuth | None) -> st
     )
 
 
+GLUE_CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2, "mode": "standard"}
+)
 GLUE_HINT = (
     "check SCHEMA_REGISTRY_TYPE (AWS_GLUE), AWS_GLUE_SCHEMA_REGISTRY_REGION or the AWS region, "
     "AWS_ENDPOINT_URL if set, and that the consumer's IAM role has glue:GetSchemaVersion "
@@ -90,6 +94,10 @@ def build_registry(settings: ConsumerSettings, region: str | None) -> RegistrySe
         glue = boto3.session.Session().client(
             "glue",
             region_name=settings.glue_registry_region or region or "us-east-1",
+            # A schema is fetched on the poll loop: a Glue outage must cost seconds (the
+            # record then waits, partition blocked), never botocore's 60 s timeouts times
+            # its retries, which would outlast the liveness probe's 60 s loop age.
+            config=GLUE_CLIENT_CONFIG,
         )
         return RegistrySetup(
             GlueSchemaRegistry(glue), f"AWS Glue at {glue.meta.endpoint_url}", GLUE_HINT

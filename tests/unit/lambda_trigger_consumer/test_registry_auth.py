@@ -191,6 +191,10 @@ def test_build_registry_glue_names_region_and_endpoint(monkeypatch: pytest.Monke
     setup = build_registry(ConsumerSettings(), "us-east-1")
     assert setup.address == "AWS Glue at https://glue.eu-central-1.amazonaws.com"
     assert "glue:GetSchemaVersion" in setup.hint
+    # Fetched on the poll loop: an outage must cost seconds, not botocore's 60 s x retries.
+    config = setup.registry._glue.meta.config  # type: ignore[attr-defined]
+    assert (config.connect_timeout, config.read_timeout) == (5, 10)
+    assert config.retries["total_max_attempts"] == 2
 
 
 def test_iam_policy_adds_glue_get_schema_version(
