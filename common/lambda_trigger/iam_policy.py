@@ -11,7 +11,11 @@ matches with the same `*` / `?` globs), plus the completion queue when
   `states:DescribeExecution` / `states:StopExecution` on its executions
   (`arn:...:execution:<stateMachineName>:*`);
 - the completion queue: `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`, and
-  `sqs:ChangeMessageVisibility` (a consumer shutting down hands back what it has not handled).
+  `sqs:ChangeMessageVisibility` (a consumer shutting down hands back what it has not handled);
+- `SCHEMA_REGISTRY_TYPE=AWS_GLUE`: `glue:GetSchemaVersion` (the writer's schema of each MCL).
+  Its one `"Resource": "*"`: the consumer asks by schema version id, which IAM cannot scope to
+  a registry; AWS's own deserializer example (Glue docs, "IAM examples for deserializers") is
+  the same. It grants reading schema definitions, nothing else.
 
 A target given by bare function name needs the account (`--account-id`) and a region
 (the target's, `--region`, or DATAHUB_INGESTION_LAMBDA_REGION / AWS_REGION).
@@ -31,6 +35,7 @@ from lambda_trigger.mapping import LambdaTarget, Mapping, MappingError, StepFunc
 from lambda_trigger.settings import MappingSettings
 
 COMPLETION_QUEUE_ENV = "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL"
+SCHEMA_REGISTRY_TYPE_ENV = "SCHEMA_REGISTRY_TYPE"
 _FUNCTION_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-zA-Z-]*):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
     r"function:(?P<name>[A-Za-z0-9_-]+)(?::(?P<qualifier>[A-Za-z0-9$_-]+))?$"
@@ -96,6 +101,7 @@ def build_policy(
     account: str | None = None,
     partition: str = "aws",
     completion_queue_url: str | None = None,
+    schema_registry_type: str | None = None,
 ) -> dict[str, Any]:
     functions: list[str] = []
     machines: list[str] = []
@@ -157,6 +163,15 @@ def build_policy(
                 "Resource": [_queue_arn(completion_queue_url, region, partition)],
             }
         )
+    if (schema_registry_type or "").strip().upper() == "AWS_GLUE":
+        statements.append(
+            {
+                "Sid": "ReadGlueSchemaVersions",
+                "Effect": "Allow",
+                "Action": ["glue:GetSchemaVersion"],
+                "Resource": ["*"],
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -176,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
             account=args.account_id,
             partition=args.partition,
             completion_queue_url=os.environ.get(COMPLETION_QUEUE_ENV) or None,
+            schema_registry_type=os.environ.get(SCHEMA_REGISTRY_TYPE_ENV) or None,
         )
     except (MappingError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)

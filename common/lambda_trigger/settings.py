@@ -9,13 +9,14 @@ lists every variable; keep it in step with this file (tests/docs/test_configurat
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lambda_trigger.contract import DEFAULT_EXECUTOR_ID
 from lambda_trigger.mapping import Mapping, load_mapping
+from lambda_trigger.registry_auth import split_url_credentials
 
 
 class _Settings(BaseSettings):
@@ -92,9 +93,62 @@ class ConsumerSettings(_Settings):
         "localhost:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVER"),
     )
+    # DataHub's names (docs/schema-registries.md): datahub-actions reads SCHEMA_REGISTRY_URL,
+    # GMS KAFKA_SCHEMAREGISTRY_URL. Credentials in it are moved out (_url_user_info) on reading.
     schema_registry_url: str = Field(
-        "http://localhost:8080/schema-registry/api/", validation_alias="SCHEMA_REGISTRY_URL"
+        "http://localhost:8080/schema-registry/api/",
+        validation_alias=AliasChoices("SCHEMA_REGISTRY_URL", "KAFKA_SCHEMAREGISTRY_URL"),
     )
+    # INTERNAL (GMS's) and KAFKA (Confluent-compatible) are Confluent-framed; AWS_GLUE is not.
+    schema_registry_type: Literal["INTERNAL", "KAFKA", "AWS_GLUE"] = Field(
+        "INTERNAL", validation_alias="SCHEMA_REGISTRY_TYPE"
+    )
+    schema_registry_user_info: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO",
+            "KAFKA_PROPERTIES_BASIC_AUTH_USER_INFO",
+            "SPRING_KAFKA_PROPERTIES_BASIC_AUTH_USER_INFO",
+        ),
+    )
+    schema_registry_user_info_file: str | None = Field(
+        None, validation_alias="LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO_FILE"
+    )
+    schema_registry_bearer_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "LAMBDA_TRIGGER_SCHEMA_REGISTRY_BEARER_TOKEN",
+            "KAFKA_PROPERTIES_BEARER_AUTH_TOKEN",
+            "SPRING_KAFKA_PROPERTIES_BEARER_AUTH_TOKEN",
+        ),
+    )
+    schema_registry_bearer_token_file: str | None = Field(
+        None, validation_alias="LAMBDA_TRIGGER_SCHEMA_REGISTRY_BEARER_TOKEN_FILE"
+    )
+    # AWS_GLUE: DataHub's region setting; unset, the consumer's AWS region.
+    glue_registry_region: str | None = Field(
+        None, validation_alias="AWS_GLUE_SCHEMA_REGISTRY_REGION"
+    )
+    _url_user_info: SecretStr | None = PrivateAttr(None)
+
+    @field_validator("schema_registry_type", mode="before")
+    @classmethod
+    def _type_upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _credentials_out_of_url(self) -> Self:
+        # Before anything can print the URL (registry_auth.py says why).
+        clean, user_info = split_url_credentials(self.schema_registry_url)
+        if user_info is not None:
+            self.schema_registry_url = clean
+            self._url_user_info = SecretStr(user_info)
+        return self
+
+    @property
+    def schema_registry_url_user_info(self) -> str | None:
+        return self._url_user_info.get_secret_value() if self._url_user_info else None
+
     topic: str = Field(
         "MetadataChangeLog_Versioned_v1",
         validation_alias="METADATA_CHANGE_LOG_VERSIONED_TOPIC_NAME",

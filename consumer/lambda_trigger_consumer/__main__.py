@@ -8,6 +8,7 @@ import sys
 from types import FrameType
 
 from lambda_trigger.mapping import MappingError
+from lambda_trigger.registry_auth import RegistryAuthError
 from lambda_trigger_consumer.app import ConsumerApp
 from lambda_trigger_consumer.topics import TopicSetupError
 
@@ -20,6 +21,12 @@ def main() -> int:
         app = ConsumerApp()
     except MappingError as exc:
         logging.getLogger("lambda_trigger_consumer").error("bad mapping, not starting: %s", exc)
+        return 2
+    except RegistryAuthError as exc:  # the message names the setting, never the secret
+        logging.getLogger("lambda_trigger_consumer").error(
+            "schema registry credentials unusable, not starting: %s (docs/schema-registries.md)",
+            exc,
+        )
         return 2
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -20,7 +20,6 @@ from lambda_trigger_consumer.authorize import Authorizer
 from lambda_trigger_consumer.aws_client import endpoint_of
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
-from lambda_trigger_consumer.decode import SchemaRegistry
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
 from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
 from lambda_trigger_consumer.health import HealthServer, liveness, readiness
@@ -30,6 +29,7 @@ from lambda_trigger_consumer.kafka_defaults import consumer_config
 from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.metrics import ConsumerMetrics
+from lambda_trigger_consumer.registries import build_registry
 from lambda_trigger_consumer.runner import Runner
 from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
 
@@ -73,14 +73,19 @@ class ConsumerApp:
         )
         self.metrics.known_targets(self.mappings.current().labels())
         registry.register(MappingInfoCollector("lambda_trigger_consumer", self.mappings))
+        # SCHEMA_REGISTRY_TYPE's registry (registries.py); bad credentials settings raise
+        # RegistryAuthError here, naming the setting: the service does not start.
+        registry_setup = build_registry(settings, mapping_settings.resolved_region())
         # Who is reachable: logs "X unreachable at ... since ..." once, and its recovery.
         self.dependencies = DependencyMonitor(self.metrics.dependency_up)
         register_defaults(
             self.dependencies,
             kafka=settings.bootstrap_servers,
             gms_url=datahub_settings.gms_url,
-            schema_registry_url=settings.schema_registry_url,
+            schema_registry_url=registry_setup.address,
             aws_endpoint=endpoint_of("lambda", mapping_settings.resolved_region()),
+            schema_registry_probe=registry_setup.registry.probe,
+            schema_registry_hint=registry_setup.hint,
         )
         self.kafka_logging = KafkaLogging(self.dependencies)
         self._threads: dict[str, threading.Thread | None] = {
@@ -88,7 +93,8 @@ class ConsumerApp:
             "dependency-probe": None,
         }
         self.datahub = DataHubClient(datahub_settings)
-        self.registry = SchemaRegistry(settings.schema_registry_url)
+        self.registry = registry_setup.registry
+        self._registry_address = registry_setup.address
         region = mapping_settings.resolved_region()
         invoker = Invoker(
             region,
@@ -251,10 +257,12 @@ class ConsumerApp:
         if self.completions is not None:
             self.completions.start()
         log.info(
-            "consuming %s as group %s; run ledger %s; metrics on :%d",
+            "consuming %s as group %s; run ledger %s; schema registry %s at %s; metrics on :%d",
             self.settings.topic,
             self.settings.group_id,
             self.settings.runs_topic,
+            self.settings.schema_registry_type,
+            self._registry_address,  # never with credentials (registries.py)
             self.health.port,
         )
         try:

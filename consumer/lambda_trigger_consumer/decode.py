@@ -2,7 +2,9 @@
 
 Wire format (Confluent): byte 0x00, a 4-byte big-endian schema id, then Avro binary. The
 writer's schema is fetched by id from the configured registry (GMS's internal registry in
-the quickstart, or any Confluent-compatible one) and cached: ids are immutable.
+the quickstart, or any Confluent-compatible one) and cached: ids are immutable. DataHub's
+AWS_GLUE registry type frames differently: glue_registry.py; registries.py picks the one
+`SCHEMA_REGISTRY_TYPE` names. Both implement `Registry`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 import httpx
@@ -40,7 +42,22 @@ class ChangeLog:
     aspect: dict[str, Any] | None
     actor: str | None
     created_ms: int | None
-    schema_id: int
+    schema_id: int | str  # Confluent: the registry's id; AWS Glue: the schema version id
+
+
+class Registry(Protocol):
+    """Where a record's writer schema comes from: the registry type's framing and client."""
+
+    def resolve(self, value: bytes | None) -> tuple[int | str, Any, bytes]:
+        """(schema id, parsed writer schema, Avro body). Raises DecodeError for a record that
+        can never be decoded, RegistryUnavailable when the registry must be asked again later."""
+        ...
+
+    def probe(self) -> str | None:
+        """None when the registry answers this consumer; else why not, without secrets."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class RegistryUnavailable(DecodeError):
@@ -51,15 +68,47 @@ class RegistryUnavailable(DecodeError):
 
 
 class SchemaRegistry:
-    """Minimal Confluent-compatible client: `GET {url}/schemas/ids/{id}` -> {"schema": "..."}."""
+    """Minimal Confluent-compatible client: `GET {url}/schemas/ids/{id}` -> {"schema": "..."}.
+
+    `auth` (basic or bearer, registries.py) goes on every request; `auth_setting` names the
+    setting it came from, for the line an operator reads when the registry refuses it. The
+    URL never carries credentials (registries.py moves them out), so no message here can."""
 
     def __init__(
-        self, url: str, *, timeout: float = 10.0, client: httpx.Client | None = None
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        client: httpx.Client | None = None,
+        auth: httpx.Auth | None = None,
+        auth_setting: str | None = None,
     ) -> None:
         self._url = url.rstrip("/")
         self._client = client or httpx.Client(timeout=timeout)
+        # The probe's own client, without kept-alive connections: a registry that went away
+        # must show at the next probe (as dependencies.http_probe does), with the same auth.
+        self._probe_timeout = min(timeout, 5.0)
+        self._probe_client = client or httpx.Client(
+            timeout=self._probe_timeout, limits=httpx.Limits(max_keepalive_connections=0)
+        )
+        if auth is not None:
+            self._client.auth = auth
+            self._probe_client.auth = auth
+        self._auth_setting = auth_setting
         self._cache: dict[int, Any] = {}
         self._lock = threading.Lock()
+
+    def resolve(self, value: bytes | None) -> tuple[int | str, Any, bytes]:
+        schema_id, body = split_frame(value)
+        return schema_id, self.schema(schema_id), body
+
+    def _refused(self, status: int) -> str:
+        if self._auth_setting:
+            return f"registry refused the credentials (HTTP {status}); check {self._auth_setting}"
+        return (
+            f"registry answered HTTP {status}: it wants credentials; set "
+            "LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO or LAMBDA_TRIGGER_SCHEMA_REGISTRY_BEARER_TOKEN"
+        )
 
     def schema(self, schema_id: int) -> Any:
         cached = self._cache.get(schema_id)
@@ -74,7 +123,11 @@ class SchemaRegistry:
                 raise RegistryUnavailable(
                     f"schema registry unreachable for id {schema_id}: {exc}"
                 ) from exc
-            if response.status_code >= 500 or response.status_code in (401, 403, 429):
+            if response.status_code in (401, 403):
+                raise RegistryUnavailable(
+                    f"schema id {schema_id}: {self._refused(response.status_code)}"
+                )
+            if response.status_code >= 500 or response.status_code == 429:
                 raise RegistryUnavailable(
                     f"schema id {schema_id}: registry answered HTTP {response.status_code}"
                 )
@@ -93,13 +146,39 @@ class SchemaRegistry:
             return parsed
 
     def reachable(self) -> bool:
+        return self.probe() is None
+
+    def probe(self) -> str | None:
+        """`GET /subjects` with this client's credentials: a refused password shows here,
+        at start, not only when the first run request arrives."""
         try:
-            return self._client.get(f"{self._url}/subjects").status_code == 200
-        except httpx.HTTPError:
-            return False
+            response = self._probe_client.get(f"{self._url}/subjects")
+        except httpx.TimeoutException:
+            return f"no answer within {self._probe_timeout:g} s"
+        except httpx.HTTPError as exc:
+            return _os_reason(exc)
+        if response.status_code in (401, 403):
+            return self._refused(response.status_code)
+        if response.status_code >= 500:
+            return f"answers HTTP {response.status_code}"
+        return None
 
     def close(self) -> None:
         self._client.close()
+        self._probe_client.close()
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The OS's words ("Connection refused") from the exception chain, else the class name:
+    never str() of an HTTP client error, which may quote the request."""
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        current = current.__cause__ or current.__context__
+    return type(exc).__name__
 
 
 def split_frame(value: bytes | None) -> tuple[int, bytes]:
@@ -113,9 +192,8 @@ def split_frame(value: bytes | None) -> tuple[int, bytes]:
     return schema_id, value[_HEADER.size :]
 
 
-def decode_change_log(value: bytes | None, registry: SchemaRegistry) -> ChangeLog:
-    schema_id, body = split_frame(value)
-    schema = registry.schema(schema_id)
+def decode_change_log(value: bytes | None, registry: Registry) -> ChangeLog:
+    schema_id, schema, body = registry.resolve(value)
     try:
         record = fastavro.schemaless_reader(io.BytesIO(body), schema, None)
     except (

@@ -275,16 +275,26 @@ def register_defaults(
     gms_url: str,
     schema_registry_url: str,
     aws_endpoint: str | None,
+    schema_registry_probe: Probe | None = None,
+    schema_registry_hint: str | None = None,
 ) -> None:
-    """The consumer's four dependencies, with active probes for the HTTP ones."""
+    """The consumer's four dependencies, with active probes for the HTTP ones. The registry's
+    probe and hint come from registries.py when given: it knows the registry type and asks
+    with the registry's own credentials (a refused password is a failing dependency)."""
     monitor.register("kafka", DISPLAY["kafka"], kafka, HINTS["kafka"])
     monitor.register("gms", DISPLAY["gms"], gms_url, HINTS["gms"])
     # GET /config: unauthenticated on DataHub GMS (what lambda_trigger.datahub's reachable() asks).
     monitor.add_probe("gms", http_probe(f"{gms_url.rstrip('/')}/config"))
     monitor.register(
-        "schema_registry", DISPLAY["schema_registry"], schema_registry_url, HINTS["schema_registry"]
+        "schema_registry",
+        DISPLAY["schema_registry"],
+        schema_registry_url,
+        schema_registry_hint or HINTS["schema_registry"],
     )
-    monitor.add_probe("schema_registry", http_probe(f"{schema_registry_url.rstrip('/')}/subjects"))
+    monitor.add_probe(
+        "schema_registry",
+        schema_registry_probe or http_probe(f"{schema_registry_url.rstrip('/')}/subjects"),
+    )
     if aws_endpoint:
         monitor.register("aws", DISPLAY["aws"], aws_endpoint, HINTS["aws"])
         # Behind an HTTPS proxy boto3 connects to the proxy, not to AWS: probe that hop.

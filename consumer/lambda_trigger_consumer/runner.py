@@ -44,8 +44,8 @@ from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import (
     DecodeError,
+    Registry,
     RegistryUnavailable,
-    SchemaRegistry,
     decode_change_log,
 )
 from lambda_trigger_consumer.driver import RunDriver
@@ -80,7 +80,7 @@ class Runner:
         kafka_config: dict[str, Any],
         topic: str,
         executor_id: str,
-        registry: SchemaRegistry,
+        registry: Registry,
         ledger: LedgerWriter,
         view: LedgerView,
         driver: RunDriver,

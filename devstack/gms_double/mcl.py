@@ -30,7 +30,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -159,6 +159,15 @@ def _to_avro(schema: Any, value: Any, types: _NamedTypes) -> Any:
     return value
 
 
+class Codec(Protocol):
+    """How GMS frames an MCL for its SCHEMA_REGISTRY_TYPE: MclCodec (INTERNAL, KAFKA) or
+    glue.GlueMclCodec (AWS_GLUE, whose schema is named after the topic)."""
+
+    def encode(self, mcl: dict[str, Any], topic: str | None = None) -> bytes: ...
+
+    def decode(self, raw: bytes) -> dict[str, Any]: ...
+
+
 class MclCodec:
     """Confluent-framed Avro for MetadataChangeLog, with the wheel's schema."""
 
@@ -177,7 +186,8 @@ class MclCodec:
         assert isinstance(datum, dict)
         return datum
 
-    def encode(self, mcl: dict[str, Any]) -> bytes:
+    def encode(self, mcl: dict[str, Any], topic: str | None = None) -> bytes:
+        # `topic` unused: GMS registers one id for both MCL topics (schema_registry.py).
         buf = io.BytesIO()
         buf.write(struct.pack(">bI", CONFLUENT_MAGIC, self.schema_id))
         fastavro.schemaless_writer(buf, self._parsed, self.to_datum(mcl))
@@ -245,7 +255,7 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> 
 
 
 class MclProducer:
-    def __init__(self, bootstrap_servers: str, codec: MclCodec) -> None:
+    def __init__(self, bootstrap_servers: str, codec: Codec) -> None:
         self._codec = codec
         self._producer = Producer(
             {
@@ -276,7 +286,7 @@ class MclProducer:
             return callback
 
         for i, req in enumerate(requests):
-            raw = self._codec.encode(req.value)
+            raw = self._codec.encode(req.value, req.topic)
             self._producer.produce(
                 req.topic,
                 key=req.key.encode("utf-8"),

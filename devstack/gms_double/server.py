@@ -20,7 +20,9 @@ Everything a behaviour was taken from is cited in the module that implements it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hmac
 import json
 import logging
 import secrets
@@ -29,7 +31,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import unquote, urlsplit
 
 from devstack.gms_double import api, gql, routes
@@ -44,8 +46,9 @@ from devstack.gms_double.auth import (
 )
 from devstack.gms_double.errors import GmsError, GmsUnsupportedOperation
 from devstack.gms_double.faults import Faults
+from devstack.gms_double.glue import DEFAULT_REGISTRY, GlueMclCodec
 from devstack.gms_double.ingest import SYSTEM_ACTOR, WritePipeline, now_ms
-from devstack.gms_double.mcl import MclCodec, MclProducer, ProducedMcl, create_mcl_topics
+from devstack.gms_double.mcl import Codec, MclCodec, MclProducer, ProducedMcl, create_mcl_topics
 from devstack.gms_double.persist import StateDb
 from devstack.gms_double.scheduler import IngestionSchedulerDouble
 from devstack.gms_double.schema_registry import (
@@ -470,6 +473,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _schema_registry(self, method: str, sub: str, query: dict[str, str], body: bytes) -> None:
         registry = self.server.double.schema_registry
+        if not self.server.double.registry_authorized(self.headers.get("Authorization")):
+            # Confluent Schema Registry with basic auth (RestConfig authentication.method
+            # BASIC): 401, a WWW-Authenticate challenge and its error body.
+            self._send_json(
+                401,
+                {"error_code": 401, "message": "Unauthorized"},
+                {"WWW-Authenticate": 'Basic realm="SchemaRegistry"'},
+            )
+            return
         parts = [unquote(p) for p in sub.strip("/").split("/") if p]
         answer: Answer
         if method == "GET" and not parts:
@@ -563,7 +575,17 @@ class GmsDouble(StartStop):
         seed_on_empty: bool = True,
         versioned_topic: str = VERSIONED_MCL_TOPIC,
         timeseries_topic: str = TIMESERIES_MCL_TOPIC,
+        schema_registry_type: Literal["INTERNAL", "AWS_GLUE"] = "INTERNAL",
+        glue_endpoint_url: str | None = None,
+        glue_region: str = "us-east-1",
+        glue_registry_name: str = DEFAULT_REGISTRY,
+        glue_compression: Literal["NONE", "ZLIB"] = "NONE",
+        schema_registry_user_info: str | None = None,
     ) -> None:
+        """`schema_registry_type="AWS_GLUE"`: MCLs in Glue framing, schemas registered in the
+        Glue registry at `glue_endpoint_url` (glue.py). `schema_registry_user_info`
+        ("user:password"): the Confluent-compatible endpoint under /schema-registry/api/
+        answers only requests with that basic auth, as a secured registry does."""
         self.bootstrap_servers = bootstrap_servers
         self.host = host
         self._requested_port = port
@@ -585,7 +607,22 @@ class GmsDouble(StartStop):
         self.versioned_topic = versioned_topic
         self.timeseries_topic = timeseries_topic
         self.schema_registry = InternalSchemaRegistry(versioned_topic, timeseries_topic)
-        self.codec = MclCodec()
+        self.schema_registry_type = schema_registry_type
+        self.codec: Codec = (
+            GlueMclCodec(
+                endpoint_url=glue_endpoint_url,
+                region=glue_region,
+                registry_name=glue_registry_name,
+                compression=glue_compression,
+            )
+            if schema_registry_type == "AWS_GLUE"
+            else MclCodec()
+        )
+        self._registry_authorization = (
+            "Basic " + base64.b64encode(schema_registry_user_info.encode()).decode()
+            if schema_registry_user_info
+            else None
+        )
         self._admin_token = admin_token or f"gms-double-admin-{secrets.token_urlsafe(24)}"
 
         self._lock = threading.RLock()
@@ -709,6 +746,13 @@ class GmsDouble(StartStop):
         return self._admin_token
 
     # -- GMS internals used by the handler -----------------------------------------------------
+
+    def registry_authorized(self, authorization: str | None) -> bool:
+        if self._registry_authorization is None:
+            return True
+        return authorization is not None and hmac.compare_digest(
+            authorization.encode(), self._registry_authorization.encode()
+        )
 
     def config(self) -> dict[str, Any]:
         """GET /config (metadata-service/servlet Config): `noCode` and the version are what

@@ -257,6 +257,7 @@ def test_iam_policy_command(
     )
     monkeypatch.delenv("DATAHUB_INGESTION_LAMBDA_MAPPING_FILE", raising=False)
     monkeypatch.delenv("LAMBDA_TRIGGER_COMPLETION_QUEUE_URL", raising=False)
+    monkeypatch.delenv("SCHEMA_REGISTRY_TYPE", raising=False)
     assert cli.main(["iam-policy"]) == 0
     policy = json.loads(capsys.readouterr().out)
     assert [s["Resource"] for s in policy["Statement"]] == [
