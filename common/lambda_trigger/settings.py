@@ -187,7 +187,9 @@ class IamPolicySettings(_Settings):
     kafka_auth: str = Field("none", validation_alias="LAMBDA_TRIGGER_KAFKA_AUTH")
     # arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>: the topics' and group's ARNs derive
     # from it.
-    msk_cluster_arn: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_KAFKA_MSK_CLUSTER_ARN")
+    msk_cluster_arn: str | None = Field(
+        None, validation_alias="LAMBDA_TRIGGER_KAFKA_MSK_CLUSTER_ARN"
+    )
     # A customer-managed KMS key encrypting the completion queue (SSE-KMS): the consumer needs
     # kms:Decrypt on it to receive. SQS-managed encryption (SSE-SQS) needs nothing.
     completion_queue_kms_key_arn: str | None = Field(

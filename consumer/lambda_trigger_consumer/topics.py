@@ -97,7 +97,7 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
     if absent and not plan.create:
         raise TopicSetupError(
             f"{', '.join(repr(n) for n in absent)} do not exist at {where} and {CREATE_SETTING} "
-            "is false: create them beforehand (docs/deploying-on-aws.md, \"Topics\") or let the "
+            'is false: create them beforehand (docs/deploying-on-aws.md, "Topics") or let the '
             "consumer create them"
         )
     replication = replication_for(plan.replication, len(metadata.brokers), where, absent)

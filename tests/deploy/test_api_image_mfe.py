@@ -59,7 +59,9 @@ def _copy_from_context(sources: list[str], dest: Path, patterns: list[str]) -> i
     copied = 0
     for source in sources:
         origin = REPO_ROOT / source.rstrip("/")
-        files = [origin] if origin.is_file() else sorted(p for p in origin.rglob("*") if p.is_file())
+        files = (
+            [origin] if origin.is_file() else sorted(p for p in origin.rglob("*") if p.is_file())
+        )
         for path in files:
             rel = path.relative_to(REPO_ROOT).as_posix()
             if not _in_context(rel, patterns):
@@ -114,7 +116,9 @@ def test_build_stage_installs_the_bundle_as_package_data() -> None:
     # Relative to the build stage's WORKDIR, the package's own mfe_dist directory.
     assert (PurePosixPath(workdir) / dest) == PurePosixPath("/src") / PACKAGE_DIST
     assert source.rstrip("/") == f"/src/{PACKAGE_DIST}"
-    pip = [i for i, (kw, r) in enumerate(steps) if kw == "RUN" and "pip install" in r and ".[api]" in r]
+    pip = [
+        i for i, (kw, r) in enumerate(steps) if kw == "RUN" and "pip install" in r and ".[api]" in r
+    ]
     assert pip and pip[0] > index, "the bundle is in the source tree before pip installs it"
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "mfe_dist/*.js" in pyproject["tool"]["setuptools"]["package-data"]["lambda_trigger_api"]
@@ -155,7 +159,9 @@ def test_node_stage_commands_produce_remote_entry(tmp_path: Path) -> None:
                 timeout=1100,
                 check=False,
             )
-            assert result.returncode == 0, f"RUN {rest}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            assert result.returncode == 0, (
+                f"RUN {rest}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         elif keyword not in ("ENV", "ARG"):
             pytest.fail(f"the replay does not know {keyword}: extend it", pytrace=False)
     assert copies > 10, "the stage copied the frontend sources"
@@ -164,7 +170,9 @@ def test_node_stage_commands_produce_remote_entry(tmp_path: Path) -> None:
     source = build_copy.split()[1]
     produced = root / source.lstrip("/")
     entry = produced / "remoteEntry.js"
-    assert entry.is_file(), sorted(p.name for p in produced.glob("*")) if produced.exists() else produced
+    assert entry.is_file(), (
+        sorted(p.name for p in produced.glob("*")) if produced.exists() else produced
+    )
     text = entry.read_text(encoding="utf-8")
     # A webpack Module Federation container named as DataHub's MFE config expects.
     assert "lambdaTriggerMFE" in text and "./mount" in text
