@@ -100,7 +100,10 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
             'is false: create them beforehand (docs/deploying-on-aws.md, "Topics") or let the '
             "consumer create them"
         )
-    replication = replication_for(plan.replication, len(metadata.brokers), where, absent)
+    # Only a topic still to be created is held to the setting: existing ones are left as they are.
+    replication = (
+        replication_for(plan.replication, len(metadata.brokers), where, absent) if absent else 0
+    )
     missing = [
         NewTopic(
             name,
