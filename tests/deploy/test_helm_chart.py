@@ -586,6 +586,10 @@ def test_monitoring_objects_are_off_by_default(default_docs: list[dict[str, Any]
         (("consumer.kafka.auth=iam",), "/consumer/kafka/auth"),
         (("consumer.schemaRegistry.type=GLUE",), "/consumer/schemaRegistry/type"),
         (("consumer.kafka.securityProtocol=TLS",), "/consumer/kafka/securityProtocol"),
+        # Kubernetes objects the chart knows the shape of are closed too.
+        (("api.livenessProbe.periodSecond=5",), "/api/livenessProbe"),
+        (("securityContext.runAsNonroot=true",), "/securityContext"),
+        (("consumer.tolerations[0].keys=x",), "/consumer/tolerations/0"),
     ],
 )
 def test_values_schema_refuses_bad_values_before_rendering(
