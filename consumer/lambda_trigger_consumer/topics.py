@@ -129,8 +129,9 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
                     KafkaError.CLUSTER_AUTHORIZATION_FAILED,
                 ):
                     raise TopicSetupError(
-                        f"not allowed to create topic {name!r}: create it beforehand "
-                        "(see the README's Kafka section) or grant CREATE on it"
+                        f"not allowed to create topic {name!r}: create it beforehand and set "
+                        f"{CREATE_SETTING}=false, or grant CREATE on it "
+                        '(docs/deploying-on-aws.md, "Topics")'
                     ) from exc
                 raise TopicSetupError(f"could not create topic {name!r}: {exc}") from exc
     # A new topic's metadata reaches every broker a moment after CreateTopics returns.
