@@ -12,6 +12,13 @@ matches with the same `*` / `?` globs), plus the completion queue when
   (`arn:...:execution:<stateMachineName>:*`);
 - the completion queue: `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`, and
   `sqs:ChangeMessageVisibility` (a consumer shutting down hands back what it has not handled);
+  with LAMBDA_TRIGGER_COMPLETION_QUEUE_KMS_KEY_ARN (an SSE-KMS queue), `kms:Decrypt` on that key;
+- with LAMBDA_TRIGGER_KAFKA_AUTH=msk-iam, the MSK cluster (LAMBDA_TRIGGER_KAFKA_MSK_CLUSTER_ARN or
+  `--msk-cluster-arn`): `kafka-cluster:Connect` and `WriteDataIdempotently` (both producers are
+  idempotent) on the cluster, `DescribeTopic` + `ReadData` on the MCL topic and the run ledger,
+  `DescribeTopic` + `WriteData` on the run ledger and the dead-letter topic, `CreateTopic` on
+  those two unless LAMBDA_TRIGGER_CREATE_TOPICS=false, and `DescribeGroup` + `AlterGroup` on the
+  consumer group (kafka_policy.py).
 - `SCHEMA_REGISTRY_TYPE=AWS_GLUE`: `glue:GetSchemaVersion` (the writer's schema of each MCL).
   Its one `"Resource": "*"`: the consumer asks by schema version id, which IAM cannot scope to
   a registry; AWS's own deserializer example (Glue docs, "IAM examples for deserializers") is
@@ -31,8 +38,9 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
+from lambda_trigger.kafka_policy import ArnError, MskAccess, kms_statement, msk_statements
 from lambda_trigger.mapping import LambdaTarget, Mapping, MappingError, StepFunctionsTarget
-from lambda_trigger.settings import MappingSettings
+from lambda_trigger.settings import ConsumerSettings, IamPolicySettings, MappingSettings
 
 COMPLETION_QUEUE_ENV = "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL"
 SCHEMA_REGISTRY_TYPE_ENV = "SCHEMA_REGISTRY_TYPE"
@@ -102,6 +110,8 @@ def build_policy(
     partition: str = "aws",
     completion_queue_url: str | None = None,
     schema_registry_type: str | None = None,
+    completion_queue_kms_key_arn: str | None = None,
+    msk: MskAccess | None = None,
 ) -> dict[str, Any]:
     functions: list[str] = []
     machines: list[str] = []
@@ -172,6 +182,15 @@ def build_policy(
                 "Resource": ["*"],
             }
         )
+    if completion_queue_kms_key_arn:
+        if not completion_queue_url:
+            raise PolicyError(
+                "LAMBDA_TRIGGER_COMPLETION_QUEUE_KMS_KEY_ARN is set without "
+                f"{COMPLETION_QUEUE_ENV}: the key is only needed to read that queue"
+            )
+        statements.append(kms_statement(completion_queue_kms_key_arn))
+    if msk is not None:
+        statements += msk_statements(msk)
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -179,12 +198,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--account-id", help="account of targets named without one")
     parser.add_argument("--region", help="region of targets named without one")
     parser.add_argument("--partition", default="aws", help="aws (default), aws-cn, aws-us-gov")
+    parser.add_argument(
+        "--msk-cluster-arn",
+        help="with LAMBDA_TRIGGER_KAFKA_AUTH=msk-iam: the MSK cluster's ARN "
+        "(default: LAMBDA_TRIGGER_KAFKA_MSK_CLUSTER_ARN)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Reads the mapping the consumer would (same environment variables) and prints JSON."""
     settings = MappingSettings()
+    extra = IamPolicySettings()
     try:
+        msk: MskAccess | None = None
+        if extra.kafka_auth == "msk-iam":
+            cluster = getattr(args, "msk_cluster_arn", None) or extra.msk_cluster_arn
+            if not cluster:
+                raise PolicyError(
+                    "LAMBDA_TRIGGER_KAFKA_AUTH is msk-iam: give the MSK cluster's ARN "
+                    "(--msk-cluster-arn or LAMBDA_TRIGGER_KAFKA_MSK_CLUSTER_ARN)"
+                )
+            # The topics and the group the consumer would use, from the same environment.
+            consumer = ConsumerSettings()
+            msk = MskAccess.for_cluster(
+                cluster,
+                mcl_topic=consumer.topic,
+                ledger_topic=consumer.runs_topic,
+                dead_letter_topic=consumer.dead_letter_topic,
+                group_id=consumer.group_id,
+                create_topics=consumer.create_topics,
+            )
         policy = build_policy(
             settings.load(),
             region=args.region or settings.resolved_region(),
@@ -192,8 +235,10 @@ def run(args: argparse.Namespace) -> int:
             partition=args.partition,
             completion_queue_url=os.environ.get(COMPLETION_QUEUE_ENV) or None,
             schema_registry_type=os.environ.get(SCHEMA_REGISTRY_TYPE_ENV) or None,
+            completion_queue_kms_key_arn=extra.completion_queue_kms_key_arn,
+            msk=msk,
         )
-    except (MappingError, PolicyError) as exc:
+    except (MappingError, PolicyError, ArnError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not policy["Statement"]:

@@ -195,9 +195,12 @@ class ConsumerSettings(_Settings):
     topic_partitions: int = Field(
         3, ge=1, le=1000, validation_alias="LAMBDA_TRIGGER_TOPIC_PARTITIONS"
     )
-    topic_replication: int = Field(
-        1, ge=1, le=10, validation_alias="LAMBDA_TRIGGER_TOPIC_REPLICATION"
+    # Unset: min(3, number of brokers) (consumer/lambda_trigger_consumer/topics.py).
+    topic_replication: int | None = Field(
+        None, ge=1, le=10, validation_alias="LAMBDA_TRIGGER_TOPIC_REPLICATION"
     )
+    # False: the consumer creates no topic (and needs no CreateTopic right); missing ones stop it.
+    create_topics: bool = Field(True, validation_alias="LAMBDA_TRIGGER_CREATE_TOPICS")
     # SQS queue that Event Lambdas' OnSuccess/OnFailure destinations write to.
     completion_queue_url: str | None = Field(
         None, validation_alias="LAMBDA_TRIGGER_COMPLETION_QUEUE_URL"
@@ -228,3 +231,21 @@ class ConsumerSettings(_Settings):
     )
     # One active run per dataset and target; a second request ends DUPLICATE.
     one_active_run: bool = Field(True, validation_alias="LAMBDA_TRIGGER_ONE_ACTIVE_RUN")
+
+
+class IamPolicySettings(_Settings):
+    """What `datahub-lambda-trigger iam-policy` reads beyond the mapping: the consumer's Kafka
+    identity on MSK and the completion queue's KMS key (neither changes how the consumer runs)."""
+
+    # none | msk-iam | scram-sha-256 | scram-sha-512 | plain; only msk-iam needs IAM rights.
+    kafka_auth: str = Field("none", validation_alias="LAMBDA_TRIGGER_KAFKA_AUTH")
+    # arn:aws:kafka:<region>:<account>:cluster/<name>/<uuid>: the topics' and group's ARNs derive
+    # from it.
+    msk_cluster_arn: str | None = Field(
+        None, validation_alias="LAMBDA_TRIGGER_KAFKA_MSK_CLUSTER_ARN"
+    )
+    # A customer-managed KMS key encrypting the completion queue (SSE-KMS): the consumer needs
+    # kms:Decrypt on it to receive. SQS-managed encryption (SSE-SQS) needs nothing.
+    completion_queue_kms_key_arn: str | None = Field(
+        None, validation_alias="LAMBDA_TRIGGER_COMPLETION_QUEUE_KMS_KEY_ARN"
+    )

@@ -115,6 +115,7 @@ class ConsumerApp:
             settings.dead_letter_topic,
             settings.topic_partitions,
             settings.topic_replication,
+            settings.create_topics,
         )
         self._kafka = kafka
         self.dead_letters = DeadLetters(kafka, settings.dead_letter_topic, self.metrics)
@@ -224,12 +225,17 @@ class ConsumerApp:
         return live, info
 
     def _ready(self) -> tuple[bool, dict[str, object]]:
+        # Ready = can do its work: a group member whose share is settled, whatever it holds. A
+        # member with only ledger partitions drives runs; one with none (a group larger than the
+        # partition count) stands by to take over. Requiring an MCL partition kept such members
+        # not-ready forever and stalled every rollout of more than one replica.
         partitions = len(self.runner.assignment)
         deps = self.dependencies.status()
         return readiness(
             (
-                partitions > 0,
+                self.runner.in_group,
                 {
+                    "groupMember": self.runner.in_group,
                     "assignedPartitions": partitions,
                     "ledgerPartitions": len(self.runner.ledger_assignment),
                     "openRuns": self.view.size(),

@@ -4,8 +4,10 @@
   `max_loop_age` seconds and the consumer's own threads run. Nothing outside the process
   counts: a GMS, registry, Kafka or AWS outage must not get the pod restarted, which would
   kill the synchronous Lambda invocations still in flight (docs/operations.md).
-- `/readyz` (readinessProbe): can it do its work? Partitions assigned and no dependency
-  known to be down; the JSON names the failing ones (`failing`) and the mapping hash in force.
+- `/readyz` (readinessProbe): can it do its work? A member of the consumer group with its
+  assignment settled (which may hold no MCL partition, or nothing at all when the group has more
+  members than partitions: it stands by) and no dependency known to be down; the JSON names the
+  failing ones (`failing`), the partitions held and the mapping hash in force.
 """
 
 from __future__ import annotations

@@ -108,6 +108,9 @@ class Runner:
         self._signals = ThreadPoolExecutor(2, thread_name_prefix="signal")
         self._signal_futures: set[Future[None]] = set()
         self._assignment: list[TP] = []
+        # A member of the group with an assignment in force (possibly empty): set by every
+        # assignment callback, cleared when the membership is lost. /readyz reads it.
+        self.in_group = False
         # Partitions whose next record waits for the schema registry: paused, and resumed
         # (from the same offset) after a backoff, so that the poll loop never blocks.
         self._blocked: dict[TP, tuple[float, float]] = {}
@@ -444,6 +447,9 @@ class Runner:
         consumer.incremental_assign(assigned)
         added = [(p.topic, p.partition) for p in partitions]
         self._assignment = sorted(set(self._assignment) | set(added))
+        # librdkafka calls this at the end of every cooperative rebalance, also with nothing new
+        # for this member: from here it holds its (possibly empty) share of the group.
+        self.in_group = True
         log.info("assigned %s", added)
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -462,6 +468,8 @@ class Runner:
         self._release(tps)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Out of the group (session timed out) until the next assignment.
+        self.in_group = False
         tps = [(p.topic, p.partition) for p in partitions]
         for topic, partition in tps:
             if topic == self._ledger.topic:

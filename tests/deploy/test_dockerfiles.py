@@ -93,11 +93,14 @@ def _dockerfile(component: str) -> tuple[Path, Dockerfile]:
 
 def test_multi_stage_with_named_stages_and_a_pinned_base(component: str) -> None:
     _path, dockerfile = _dockerfile(component)
-    assert [s.name for s in dockerfile.stages] == ["build", "runtime"]
+    # The api image builds its micro-frontend first (tests/deploy/test_api_image_mfe.py).
+    expected = ["mfe", "build", "runtime"] if component == "api" else ["build", "runtime"]
+    assert [s.name for s in dockerfile.stages] == expected
     base = dockerfile.args["PYTHON_IMAGE"]
     # An exact patch release and Debian release, never `latest` or a moving `3.11`.
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base), base
-    assert all(s.base == "${PYTHON_IMAGE}" for s in dockerfile.stages)
+    python_stages = [s for s in dockerfile.stages if s.name != "mfe"]
+    assert all(s.base == "${PYTHON_IMAGE}" for s in python_stages)
     # The runtime stage takes only the built virtualenv from the build stage.
     copies = _steps(dockerfile.final, "COPY")
     assert copies == ["--from=build /opt/venv /opt/venv"]
@@ -105,7 +108,8 @@ def test_multi_stage_with_named_stages_and_a_pinned_base(component: str) -> None
 
 def test_build_installs_only_its_extra_with_the_lock(component: str) -> None:
     _path, dockerfile = _dockerfile(component)
-    runs = " ".join(_steps(dockerfile.stages[0], "RUN"))
+    (build,) = [s for s in dockerfile.stages if s.name == "build"]
+    runs = " ".join(_steps(build, "RUN"))
     assert f'--constraint requirements-dev.lock ".[{component}]"' in runs
     other = "consumer" if component == "api" else "api"
     assert f".[{other}]" not in runs

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +42,35 @@ PENDING_SETTINGS = {
     "LAMBDA_TRIGGER_GROUP_INSTANCE_ID",
     "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL",
 }
+# Kafka security and schema registries (issue 18 items 1 and 2): implemented in the consumer on
+# other branches; the chart renders exactly these names. Remove once settings.py names them.
+KAFKA_SECURITY_SETTINGS = {
+    "LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL",
+    "LAMBDA_TRIGGER_KAFKA_AUTH",
+    "LAMBDA_TRIGGER_KAFKA_SASL_USERNAME",
+    "LAMBDA_TRIGGER_KAFKA_SASL_PASSWORD",
+    "LAMBDA_TRIGGER_KAFKA_SSL_CA_LOCATION",
+    "LAMBDA_TRIGGER_KAFKA_SSL_CERT_LOCATION",
+    "LAMBDA_TRIGGER_KAFKA_SSL_KEY_LOCATION",
+    "LAMBDA_TRIGGER_KAFKA_MSK_REGION",
+    "SCHEMA_REGISTRY_TYPE",
+    "LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO",
+    "LAMBDA_TRIGGER_SCHEMA_REGISTRY_BEARER_TOKEN",
+    "AWS_GLUE_SCHEMA_REGISTRY_REGION",
+}
 # Read by the acryl-datahub SDK itself (datahub/telemetry/telemetry.py).
 SDK_SETTINGS = {"DATAHUB_TELEMETRY_ENABLED"}
 # AWS Lambda's longest run; a synchronous invoke waits for all of it.
 LAMBDA_MAX_SECONDS = 900
 
-VALUES = {"default": (), "full": (FULL_VALUES,)}
+MSK_IAM_VALUES = CHART_DIR / "ci" / "msk-iam-values.yaml"
+MTLS_VALUES = CHART_DIR / "ci" / "mtls-values.yaml"
+VALUES = {
+    "default": (),
+    "full": (FULL_VALUES,),
+    "msk-iam": (MSK_IAM_VALUES,),
+    "mtls": (MTLS_VALUES,),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(VALUES))
@@ -88,11 +113,16 @@ def test_default_and_full_render_what_they_should(
 
     common = [
         *["ConfigMap", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget"],
-        *["PodDisruptionBudget", "Service", "Service", "ServiceAccount", "Deployment"],
+        *["Service", "Service", "ServiceAccount", "Deployment"],
     ]
+    # By default the consumer runs one replica: no budget for it (it would only block drains).
     assert kinds(default_docs) == sorted([*common, "Deployment"])
     assert kinds(full_docs) == sorted(
-        [*common, "StatefulSet", "ConfigMap", "ServiceMonitor", "PrometheusRule"]
+        [
+            *common,
+            *["PodDisruptionBudget", "StatefulSet", "ConfigMap", "ServiceMonitor"],
+            *["PrometheusRule", "Ingress"],
+        ]
     )
     for doc in full_docs + default_docs:
         assert doc["metadata"]["name"], doc
@@ -149,7 +179,13 @@ def test_environment_names_are_settings_the_code_reads(docs: list[dict[str, Any]
     known = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', SETTINGS_PY.read_text(encoding="utf-8")))
     for workload in workloads(docs):
         for container in containers(workload):
-            unknown = set(env_names(container)) - known - PENDING_SETTINGS - SDK_SETTINGS
+            unknown = (
+                set(env_names(container))
+                - known
+                - PENDING_SETTINGS
+                - SDK_SETTINGS
+                - KAFKA_SECURITY_SETTINGS
+            )
             assert unknown == set(), f"{container['name']} sets {unknown}, read by nothing"
 
 
@@ -161,7 +197,9 @@ def test_no_aws_variable_or_identity_reaches_the_api(docs: list[dict[str, Any]])
         assert [n for n in env_names(container) if n.startswith("AWS_")] == []
         # Nor Kafka: the api only calls DataHub.
         assert [n for n in env_names(container) if "KAFKA" in n or "SCHEMA_REGISTRY" in n] == []
-        assert "envFrom" not in container
+        # Only what api.envFrom names, never with an AWS_ prefix (the template refuses it).
+        for source in container.get("envFrom", []):
+            assert not source.get("prefix", "").startswith("AWS_")
         assert all("aws" not in m["mountPath"].lower() for m in container["volumeMounts"])
     assert spec["automountServiceAccountToken"] is False
     # The consumer's ServiceAccount (the one with the IAM role) is the only one rendered.
@@ -174,6 +212,9 @@ def test_api_extra_env_refuses_aws_variables() -> None:
     result = render(sets=("api.extraEnv[0].name=AWS_REGION", "api.extraEnv[0].value=eu-west-1"))
     assert result.returncode != 0
     assert "AWS_REGION: the api gets no AWS variable" in result.stderr
+    result = render(sets=("api.envFrom[0].secretRef.name=aws", "api.envFrom[0].prefix=AWS_"))
+    assert result.returncode != 0
+    assert "prefix AWS_: the api gets no AWS variable" in result.stderr
 
 
 def test_api_network_policy_allows_no_egress_outside_the_cluster(
@@ -265,8 +306,14 @@ def test_consumer_kafka_and_topic_settings(
 ) -> None:
     (default,) = containers(_consumer(default_docs))
     assert env_value(default, "KAFKA_BOOTSTRAP_SERVER") == "prerequisites-kafka:9092"
-    assert env_value(default, "LAMBDA_TRIGGER_TOPIC_REPLICATION") == "3"
+    # Unset: the consumer takes min(3, brokers), so datahub-helm's one-broker Kafka works.
+    assert "LAMBDA_TRIGGER_TOPIC_REPLICATION" not in env_names(default)
     assert env_value(default, "LAMBDA_TRIGGER_TOPIC_PARTITIONS") == "3"
+    assert env_value(default, "SCHEMA_REGISTRY_TYPE") == "INTERNAL"
+    assert env_value(default, "SCHEMA_REGISTRY_URL") == (
+        "http://datahub-datahub-gms:8080/schema-registry/api/"
+    )
+    assert [n for n in env_names(default) if n.startswith("LAMBDA_TRIGGER_KAFKA_")] == []
     assert "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL" not in env_names(default)
     assert "LAMBDA_TRIGGER_KAFKA_CONFIG" not in env_names(default)
     (full,) = containers(_consumer(full_docs))
@@ -311,10 +358,37 @@ def test_services_and_budgets_select_their_pods(docs: list[dict[str, Any]]) -> N
         assert service["spec"]["selector"].items() <= pods[component].items()
         (port,) = service["spec"]["ports"]
         assert port["targetPort"] == "http"
-        budget = one(docs, "PodDisruptionBudget", component)
-        assert budget["spec"]["selector"]["matchLabels"].items() <= pods[component].items()
-    api_budget = one(docs, "PodDisruptionBudget", "api")
-    assert api_budget["spec"]["minAvailable"] < one(docs, "Deployment", "api")["spec"]["replicas"]
+    budgets = by_kind(docs, "PodDisruptionBudget")
+    for workload in workloads(docs):
+        component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
+        mine = [
+            b
+            for b in budgets
+            if b["spec"]["selector"]["matchLabels"].items() <= pods[component].items()
+        ]
+        if workload["spec"]["replicas"] <= 1:
+            assert mine == [], f"{component}: a budget at one replica can only block a drain"
+            continue
+        (budget,) = mine
+        # Never blocks a drain: some pod may always go, and an unready one always may.
+        assert set(budget["spec"]) == {"maxUnavailable", "unhealthyPodEvictionPolicy", "selector"}
+        assert budget["spec"]["maxUnavailable"] >= 1
+        assert budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+@pytest.mark.parametrize("component", ["api", "consumer"])
+def test_no_budget_at_one_replica_and_max_unavailable_above(component: str) -> None:
+    one_replica = rendered(sets=(f"{component}.replicas=1",))
+    assert not [
+        b
+        for b in by_kind(one_replica, "PodDisruptionBudget")
+        if b["metadata"]["name"].endswith(f"-{component}")
+    ]
+    two = one(rendered(sets=(f"{component}.replicas=2",)), "PodDisruptionBudget", component)
+    assert two["spec"]["maxUnavailable"] == 1 and "minAvailable" not in two["spec"]
+    # The old blocking shape is refused by name.
+    refused = render(sets=(f"{component}.podDisruptionBudget.minAvailable=1",))
+    assert refused.returncode != 0 and "minAvailable" in refused.stderr
 
 
 # --- the mapping --------------------------------------------------------------------------------
@@ -353,12 +427,99 @@ def test_chart_files_are_the_repositorys_rules_and_dashboard() -> None:
     assert (CHART_DIR / "files" / DASHBOARD.name).read_bytes() == DASHBOARD.read_bytes()
 
 
-def test_prometheus_rule_is_the_alert_rules_file(full_docs: list[dict[str, Any]]) -> None:
+RUNBOOK_BASE = (
+    "https://git.example.com/data-platform/datahub-lambda-trigger/blob/main/docs/observability.md"
+)
+SELECTOR = re.compile(r"\b(lambda_trigger_[a-z_]+|up)\{([^}]*)\}")
+
+
+def _scope(release: str, namespace: str = "datahub") -> str:
+    return f'namespace="{namespace}",service=~"{release}-datahub-lambda-trigger-(api|consumer)"'
+
+
+def _rule_docs(release: str, namespace: str = "datahub") -> dict[str, Any]:
+    result = render(
+        FULL_VALUES, release=release, namespace=namespace
+    )  # the PrometheusRule of one release
+    assert result.returncode == 0, result.stderr
+    (rule,) = by_kind(parse_manifests(result.stdout), "PrometheusRule")
+    return rule
+
+
+def test_prometheus_rule_is_the_alert_rules_file_scoped_to_the_release(
+    full_docs: list[dict[str, Any]],
+) -> None:
     (rule,) = by_kind(full_docs, "PrometheusRule")
-    assert rule["spec"] == yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    source = yaml.safe_load(RULES.read_text(encoding="utf-8"))
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    scope = 'namespace="datahub",service=~"datahub-lambda-trigger-(api|consumer)"'
+    rendered_rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    source_rules = [r for g in source["groups"] for r in g["rules"]]
+    assert [g["name"] for g in rule["spec"]["groups"]] == [g["name"] for g in source["groups"]]
+    assert [r["alert"] for r in rendered_rules] == [r["alert"] for r in source_rules]
+    for got, want in zip(rendered_rules, source_rules, strict=True):
+        assert got.get("for") == want.get("for")
+        # The same expression, every series selector narrowed to this release.
+        assert got["expr"].replace(f",{scope}", "").replace(f"{{{scope}}}", "") == want["expr"]
+        selectors = SELECTOR.findall(got["expr"])
+        assert selectors and all(m.endswith(scope) for _, m in selectors), got["expr"]
+        bare = re.findall(r"\b(lambda_trigger_[a-z_]+)\b(?!\{)", got["expr"])
+        assert bare == [], f"{got['alert']}: unscoped {bare}"
+        assert got["labels"] == {
+            **want["labels"],
+            "namespace": "datahub",
+            "lambda_trigger_release": "datahub-lambda-trigger",
+        }
+        anchor = want["annotations"]["runbook"].split("#", 1)[1]
+        expected = {k: v for k, v in want["annotations"].items() if k != "runbook"}
+        assert got["annotations"] == {**expected, "runbook_url": f"{RUNBOOK_BASE}#{anchor}"}
+        assert re.fullmatch(r"https://[^\s#]+#[a-z0-9-]+", got["annotations"]["runbook_url"])
     text = json.dumps(rule["spec"])
     assert "{{ $labels.instance }}" in text, "Prometheus templates must survive helm"
+
+
+def test_two_releases_neither_mix_series_nor_alerts() -> None:
+    a, b = _rule_docs("team-a", "datahub"), _rule_docs("team-b", "datahub")
+    other_ns = _rule_docs("team-a", "staging")
+    for rule, release, namespace in ((a, "team-a", "datahub"), (b, "team-b", "datahub"),
+                                     (other_ns, "team-a", "staging")):  # fmt: skip
+        for group in rule["spec"]["groups"]:
+            for r in group["rules"]:
+                assert all(
+                    m.endswith(_scope(release, namespace)) for _, m in SELECTOR.findall(r["expr"])
+                )
+                assert r["labels"]["namespace"] == namespace
+                assert r["labels"]["lambda_trigger_release"] == release
+    # absent() of one release is not satisfied by the other's series.
+    absent = [r["expr"] for g in a["spec"]["groups"] for r in g["rules"] if "absent(" in r["expr"]]
+    assert absent and all(_scope("team-a") in e for e in absent)
+
+
+@pytest.mark.prometheus
+def test_rendered_rules_pass_promtool(full_docs: list[dict[str, Any]], tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found (Debian's prometheus package)", pytrace=False)
+    (rule,) = by_kind(full_docs, "PrometheusRule")
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump(rule["spec"]), encoding="utf-8")
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_rule_needs_an_absolute_runbook_url() -> None:
+    missing = render(sets=("metrics.prometheusRule.enabled=true",))
+    assert missing.returncode != 0
+    assert "metrics.prometheusRule.runbookBaseUrl" in missing.stderr
+    relative = render(
+        sets=(
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.runbookBaseUrl=docs/observability.md",
+        )
+    )
+    assert relative.returncode != 0 and "/metrics/prometheusRule/runbookBaseUrl" in relative.stderr
 
 
 def test_service_monitor_gives_the_job_names_the_rules_use(
@@ -411,6 +572,24 @@ def test_monitoring_objects_are_off_by_default(default_docs: list[dict[str, Any]
         (("api.resources=null",), "/api"),
         (("consumer.topics.replication=0",), "/consumer/topics/replication"),
         (("datahub.tokenSecret.name=",), "/datahub/tokenSecret/name"),
+        # Unknown names are refused at every level, not ignored.
+        (("consumer.replica=3",), "/consumer"),
+        (("replicas=3",), ""),
+        (("consumer.kafka.saslMechanism=SCRAM-SHA-512",), "/consumer/kafka"),
+        (("consumer.kafka.sasl.password=secret",), "/consumer/kafka/sasl"),
+        (("consumer.schemaRegistry.password=secret",), "/consumer/schemaRegistry"),
+        (("api.podDisruptionBudget.minAvailable=1",), "/api/podDisruptionBudget"),
+        (("metrics.prometheusRule.runbook=x",), "/metrics/prometheusRule"),
+        (("networkPolicy.api.egressPort=443",), "/networkPolicy/api"),
+        (("ingress.hosts[0]=datahub.example.com",), "/ingress"),
+        (("api.extraEnv[0].name=X", "api.extraEnv[0].valu=y"), "/api/extraEnv/0"),
+        (("consumer.kafka.auth=iam",), "/consumer/kafka/auth"),
+        (("consumer.schemaRegistry.type=GLUE",), "/consumer/schemaRegistry/type"),
+        (("consumer.kafka.securityProtocol=TLS",), "/consumer/kafka/securityProtocol"),
+        # Kubernetes objects the chart knows the shape of are closed too.
+        (("api.livenessProbe.periodSecond=5",), "/api/livenessProbe"),
+        (("securityContext.runAsNonroot=true",), "/securityContext"),
+        (("consumer.tolerations[0].keys=x",), "/consumer/tolerations/0"),
     ],
 )
 def test_values_schema_refuses_bad_values_before_rendering(
@@ -420,3 +599,165 @@ def test_values_schema_refuses_bad_values_before_rendering(
     assert result.returncode != 0
     assert "don't meet the specifications of the schema" in result.stderr
     assert f"at '{where}'" in result.stderr
+
+
+# --- Kafka security and schema registries -------------------------------------------------------
+def _consumer_env(*value_files: Path, sets: tuple[str, ...] = ()) -> dict[str, Any]:
+    (container,) = containers(_consumer(rendered(*value_files, sets=sets)))
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_msk_iam_values_render_sasl_ssl_with_the_region_and_glue() -> None:
+    env = _consumer_env(MSK_IAM_VALUES)
+    assert env["LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert env["LAMBDA_TRIGGER_KAFKA_AUTH"] == "msk-iam"
+    # consumer.kafka.mskRegion is empty there: the consumer's AWS region is the cluster's.
+    assert env["LAMBDA_TRIGGER_KAFKA_MSK_REGION"] == "eu-west-1"
+    assert env["SCHEMA_REGISTRY_TYPE"] == "AWS_GLUE"
+    assert env["AWS_GLUE_SCHEMA_REGISTRY_REGION"] == "eu-west-1"
+    assert "SCHEMA_REGISTRY_URL" not in env
+    # IAM: no password of any kind in the pod.
+    assert not [n for n in env if "PASSWORD" in n or "USER_INFO" in n or "BEARER" in n]
+    region = _consumer_env(MSK_IAM_VALUES, sets=("consumer.kafka.mskRegion=us-east-1",))
+    assert region["LAMBDA_TRIGGER_KAFKA_MSK_REGION"] == "us-east-1"
+
+
+def test_mtls_values_render_the_certificate_files_and_their_mount() -> None:
+    docs = rendered(MTLS_VALUES)
+    consumer = _consumer(docs)
+    (container,) = containers(consumer)
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+    assert "LAMBDA_TRIGGER_KAFKA_AUTH" not in env  # auth none: TLS only
+    assert env["LAMBDA_TRIGGER_KAFKA_SSL_CA_LOCATION"] == "/etc/kafka-tls/ca.crt"
+    assert env["LAMBDA_TRIGGER_KAFKA_SSL_CERT_LOCATION"] == "/etc/kafka-tls/tls.crt"
+    assert env["LAMBDA_TRIGGER_KAFKA_SSL_KEY_LOCATION"] == "/etc/kafka-tls/tls.key"
+    assert env["LAMBDA_TRIGGER_TOPIC_REPLICATION"] == "3"
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "kafka-tls"]
+    assert mount == {"name": "kafka-tls", "mountPath": "/etc/kafka-tls", "readOnly": True}
+    for name in ("CA", "CERT", "KEY"):
+        assert env[f"LAMBDA_TRIGGER_KAFKA_SSL_{name}_LOCATION"].startswith(mount["mountPath"] + "/")
+    volumes = {v["name"]: v for v in pod_spec(consumer)["volumes"]}
+    assert volumes["kafka-tls"] == {
+        "name": "kafka-tls",
+        "secret": {"secretName": "lambda-trigger-kafka-client"},
+    }
+    # The chart's own volumes stay.
+    assert {"mapping", "tmp"} <= set(volumes)
+
+
+def test_sasl_password_and_registry_credentials_come_from_secrets() -> None:
+    env = _consumer_env(FULL_VALUES)
+    assert env["LAMBDA_TRIGGER_KAFKA_AUTH"] == "scram-sha-512"
+    assert env["LAMBDA_TRIGGER_KAFKA_SASL_USERNAME"] == "lambda-trigger"
+    assert env["LAMBDA_TRIGGER_KAFKA_SASL_PASSWORD"] == {
+        "secretKeyRef": {"name": "lambda-trigger-kafka", "key": "sasl-password"}
+    }
+    assert env["SCHEMA_REGISTRY_TYPE"] == "KAFKA"
+    assert env["SCHEMA_REGISTRY_URL"] == "https://schema-registry.kafka.svc:8081"
+    assert env["LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO"] == {
+        "secretKeyRef": {"name": "lambda-trigger-registry", "key": "user-info"}
+    }
+    bearer = _consumer_env(MTLS_VALUES)
+    assert bearer["LAMBDA_TRIGGER_SCHEMA_REGISTRY_BEARER_TOKEN"] == {
+        "secretKeyRef": {"name": "lambda-trigger-registry", "key": "token"}
+    }
+    assert "LAMBDA_TRIGGER_SCHEMA_REGISTRY_USER_INFO" not in bearer
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("consumer.kafka.auth=scram-sha-256",), "consumer.kafka.sasl.username"),
+        (
+            ("consumer.kafka.auth=plain", "consumer.kafka.sasl.username=u"),
+            "consumer.kafka.sasl.passwordSecret.name",
+        ),
+        (("consumer.kafka.auth=msk-iam",), "consumer.kafka.mskRegion"),
+        (("consumer.kafka.tls.certLocation=/c.pem",), "consumer.kafka.tls.keyLocation"),
+        (("consumer.schemaRegistry.type=AWS_GLUE",), "consumer.schemaRegistry.glueRegion"),
+        (
+            (
+                "consumer.schemaRegistry.type=KAFKA",
+                "consumer.schemaRegistry.userInfoSecret.name=a",
+                "consumer.schemaRegistry.bearerTokenSecret.name=b",
+            ),
+            "not both",
+        ),
+    ],
+)
+def test_incomplete_kafka_or_registry_values_stop_with_the_value_to_set(
+    sets: tuple[str, ...], message: str
+) -> None:
+    result = render(sets=sets)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+# --- extra volumes, envFrom ---------------------------------------------------------------------
+def test_extra_volumes_mounts_and_env_from_for_both_components() -> None:
+    docs = rendered(FULL_VALUES)
+    values = yaml.safe_load(FULL_VALUES.read_text(encoding="utf-8"))
+    for component in ("api", "consumer"):
+        workload = next(
+            w for w in workloads(docs) if w["metadata"]["name"].endswith(f"-{component}")
+        )
+        (container,) = containers(workload)
+        assert container["envFrom"] == values[component]["envFrom"]
+        for volume in values[component]["extraVolumes"]:
+            assert volume in pod_spec(workload)["volumes"]
+        for mount in values[component]["extraVolumeMounts"]:
+            assert mount in container["volumeMounts"]
+    # None of it by default.
+    for workload in workloads(rendered()):
+        (container,) = containers(workload)
+        assert "envFrom" not in container
+        assert {v["name"] for v in pod_spec(workload)["volumes"]} == {"mapping", "tmp"}
+
+
+# --- routing /api/ingestion/ --------------------------------------------------------------------
+def test_optional_ingress_routes_the_prefix_on_datahubs_host(
+    default_docs: list[dict[str, Any]], full_docs: list[dict[str, Any]]
+) -> None:
+    assert not by_kind(default_docs, "Ingress") and not by_kind(default_docs, "HTTPRoute")
+    (ingress,) = by_kind(full_docs, "Ingress")
+    service = one(full_docs, "Service", "api")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "datahub.example.com"
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/api/ingestion/" and path["pathType"] == "Prefix"
+    backend = path["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] == service["spec"]["ports"][0]["name"]
+    assert ingress["spec"]["tls"] == [
+        {"secretName": "datahub-tls", "hosts": ["datahub.example.com"]}
+    ]
+
+
+def test_optional_http_route_routes_the_prefix_on_datahubs_host() -> None:
+    docs = rendered(MSK_IAM_VALUES)
+    (route,) = by_kind(docs, "HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"]["hostnames"] == ["datahub.example.com"]
+    assert route["spec"]["parentRefs"] == [
+        {"name": "datahub-gateway", "namespace": "gateway-system", "sectionName": "https"}
+    ]
+    (rule,) = route["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/api/ingestion/"}}]
+    service = one(docs, "Service", "api")
+    assert rule["backendRefs"] == [
+        {"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}
+    ]
+    both = render(MSK_IAM_VALUES, sets=("ingress.enabled=true", "ingress.host=datahub.example.com"))
+    assert both.returncode != 0 and "with one of them" in both.stderr
+    no_host = render(sets=("ingress.enabled=true",))
+    assert no_host.returncode != 0 and "ingress.host" in no_host.stderr
+
+
+def test_image_registry_is_kept_apart_from_the_repository() -> None:
+    images = {c["image"] for w in workloads(rendered(MSK_IAM_VALUES)) for c in containers(w)}
+    assert images == {
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/data-platform/datahub-lambda-trigger-api:0.1.0",
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/data-platform/datahub-lambda-trigger-consumer:0.1.0",
+    }
