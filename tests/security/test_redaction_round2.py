@@ -7,21 +7,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import uuid
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 
+from lambda_trigger.contract import RunRequest, SourceType, now_ms
+from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.logsafe import configure_logging
 from lambda_trigger.mapping import JobTargetGroup, parse_mapping
 from lambda_trigger.redact import for_log, redact, strip_credentials
-from lambda_trigger.settings import ApiSettings
-from lambda_trigger_api.app import create_app
+from lambda_trigger.runid import new_run_id
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
 
 from .conftest import POLY, Env, bearer, make_api
-from .live_api import serve
 
 ACCOUNT = "123456789012"
 # One of each class that must never leave a service, as a function might answer them.
@@ -36,7 +35,7 @@ LEAKS: dict[str, str] = {
     "aws access key": "AKIAIOSFODNN7EXAMPLE",
     "aws secret key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ",
-    "password assignment": "hunter2-password-value",
+    "password": "hunter2-password-value",
 }
 MUST_NOT_APPEAR = [
     *LEAKS.values(),
@@ -53,8 +52,8 @@ MUST_NOT_APPEAR = [
 
 
 def _leaky_text() -> str:
-    parts = [f"{name}: {value}" for name, value in LEAKS.items() if name != "password assignment"]
-    parts.append(f"password={LEAKS['password assignment']}")
+    parts = [f"{name}: {value}" for name, value in LEAKS.items() if name != "password"]
+    parts.append(f"password={LEAKS['password']}")
     return "; ".join(parts)
 
 
@@ -70,7 +69,8 @@ def test_redact_removes_every_leak_class_and_keeps_ordinary_text() -> None:
         assert kept in out
     ordinary = (
         "loaded 42 rows in 1.5 s at 2026-12-07T12:03:30Z, request id "
-        "3f2b8c1e-9d4a-4f6b-8e2a-1c5d7f9a0b3e, run lt-20261207T120330000Z-abcdefghij"
+        "3f2b8c1e-9d4a-4f6b-8e2a-1c5d7f9a0b3e, run lt-20261207T120330000Z-abcdefghij, "
+        "moto request id Xk2mQ9vL0pR7sT4uW1yZ3aB6cD8eF5gH2iJ0kL9mN4oP7qR1sT3u"
     )
     assert redact(ordinary) == ordinary
 
@@ -122,22 +122,39 @@ def test_writer_text_cannot_start_a_log_line() -> None:
 
 
 @pytest.mark.integration
-def test_a_forged_line_in_a_url_stays_on_the_access_line(env: Env) -> None:
-    """uvicorn's access line quotes the percent-DECODED path; served as __main__ serves it
-    (root handler from configure_logging, uvicorn's log_config=None), `%0A` cannot split it."""
+def test_a_forged_line_in_a_refused_request_stays_on_the_refusal_line(
+    env: Env, start_consumer: Any
+) -> None:
+    """Mallory (no run right) writes a request whose actorUrn carries "\nrun lt-1: success":
+    the consumer's refusal line, through the handler its __main__ installs, stays one line."""
     stream = io.StringIO()
-    handler = configure_logging("%(name)s %(message)s", stream=stream)
-    app = create_app(
-        ApiSettings(), env.datahub_settings(), env.mapping_settings(), registry=CollectorRegistry()
-    )
+    handler = configure_logging("%(levelname)s %(name)s %(message)s", stream=stream)
     try:
-        with serve(app, log_config=None) as url:
-            httpx.get(f"{url}/api/ingestion/runs/x%0Arun%20lt-1:%20success%0D%0A", timeout=30)
+        start_consumer()
+        mallory = f"urn:li:corpuser:mallory-{uuid.uuid4().hex[:6]}"
+        token = f"token-{mallory}"
+        env.gms.add_token(token, mallory, "mallory", manage_ingestion=False)
+        request = RunRequest(
+            run_id=new_run_id(),
+            dataset_urn=POLY,
+            executor_id=env.executor_id,
+            source_type=SourceType.SDK.value,
+            requested_at_ms=now_ms(),
+            actor_urn="urn:li:corpuser:x\nrun lt-1: success\u2028run lt-2: success",
+        )
+        client = DataHubClient(env.datahub_settings(token=token))
+        try:
+            client.write_request(request)
+        finally:
+            client.close()
+        env.wait_status(request.run_id, {"FAILURE"})
     finally:
         logging.getLogger().removeHandler(handler)
     text = stream.getvalue()
-    assert "run lt-1: success" in text
-    assert not any(line.startswith("run lt-1") for line in text.splitlines()), text
+    refusals = [line for line in text.splitlines() if f"run {request.run_id} refused" in line]
+    assert len(refusals) == 1, text[-3000:]
+    assert "\\nrun lt-1: success" in refusals[0] and "\\u2028" in refusals[0]
+    assert not any(line.startswith(("run lt-1", "run lt-2")) for line in text.splitlines())
 
 
 def test_url_credentials_never_reach_the_log_or_readyz(caplog: pytest.LogCaptureFixture) -> None:
