@@ -55,6 +55,9 @@ class ApiMetrics:
             "write_request",
             "read_request",
             "read_result",
+            "read_runs",  # one batch read of runs (runs.py): /runs/{id}, /runs, cancel
+            "list_runs",  # one search page of runs
+            "service_actor",  # who the api's own token is, asked once
         ):
             self.datahub_failures.labels(operation=operation)
 
