@@ -35,7 +35,7 @@ from lambda_trigger_api.limits import RateLimiter, RequestLimits
 from lambda_trigger_api.metrics import ApiMetrics
 from lambda_trigger_api.metrics_server import MetricsServer
 from lambda_trigger_api.mfe import mfe_router
-from lambda_trigger_api.runs import MAX_PAGE
+from lambda_trigger_api.runs import MAX_LIMIT
 from lambda_trigger_api.service import RunService
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def create_app(
 
     @app.get("/api/ingestion/runs", responses=_ERRORS)
     def list_runs(
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         datasetUrn: Annotated[str | None, Query(max_length=2000)] = None,
         cursor: Annotated[
             str | None,

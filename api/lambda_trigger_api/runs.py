@@ -42,7 +42,11 @@ log = logging.getLogger(__name__)
 
 INPUT = ExecutionRequestInputClass.ASPECT_NAME
 RESULT = ExecutionRequestResultClass.ASPECT_NAME
-MAX_PAGE = 100
+# Runs per page, and so URNs per batch read: the batch get is a GET whose URL lists them
+# (~70 characters each, encoded); 50 stay far below Jetty's default 8 KiB request header limit.
+MAX_PAGE = 50
+# What `?limit=` accepts (the run panel asks 100): more than MAX_PAGE is served MAX_PAGE at a time.
+MAX_LIMIT = 200
 _ME_QUERY = "{ me { corpUser { urn } } }"
 
 SEARCH_QUERY = """

@@ -359,7 +359,8 @@ class RunService:
         cursor: str | None = None,
     ) -> dict[str, Any]:
         """One page of this executor's runs, newest first: one search and one batch read,
-        whatever `limit` (at most MAX_PAGE). All runs for a holder of the run privilege, the
+        whatever `limit` (a page holds at most MAX_PAGE; a larger limit gets MAX_PAGE and a
+        `nextCursor`). All runs for a holder of the run privilege, the
         caller's own for anyone else (the search asks for the caller's actorUrn, the writer
         check drops forged ones). `nextCursor` asks for the next page; a page may hold fewer
         than `limit` rows when runs of other datasets or forged ones were left out."""
