@@ -21,6 +21,7 @@ from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
 from lambda_trigger_api.authmode import GmsAuthMode
+from lambda_trigger_api.csrf import require_json, require_same_origin
 from lambda_trigger_api.errors import (
     ApiError,
     api_error_handler,
@@ -32,7 +33,9 @@ from lambda_trigger_api.errors import (
 from lambda_trigger_api.identity import IdentityClient
 from lambda_trigger_api.limits import RateLimiter, RequestLimits
 from lambda_trigger_api.metrics import ApiMetrics
+from lambda_trigger_api.metrics_server import MetricsServer
 from lambda_trigger_api.mfe import mfe_router
+from lambda_trigger_api.runs import MAX_LIMIT
 from lambda_trigger_api.service import RunService
 
 log = logging.getLogger(__name__)
@@ -105,13 +108,24 @@ def create_app(
         rate_limiter=RateLimiter(settings.rate_limit_runs, settings.rate_limit_window_seconds),
     )
 
+    # /metrics on a port of its own when LAMBDA_TRIGGER_API_METRICS_PORT is set (issue 19).
+    metrics_server = (
+        MetricsServer(settings.host, settings.metrics_port, registry)
+        if settings.metrics_enabled and settings.metrics_port is not None
+        else None
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if metrics_server is not None:
+            metrics_server.start()
         if auth_mode is not None:
             # At start-up, so the log says at once whether GMS checks tokens; if GMS does
             # not answer yet, the first Bearer call asks again.
             await run_in_threadpool(auth_mode.auth_off)
         yield
+        if metrics_server is not None:
+            metrics_server.stop()
         identity.close()
         datahub.close()
 
@@ -120,8 +134,13 @@ def create_app(
         version=__version__,
         description="Starts the ingestion job of a DataHub dataset. Holds no AWS credentials.",
         lifespan=lifespan,
+        # /docs and /openapi.json tell an unauthenticated caller every route: off by default.
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
     )
     app.state.service = service
+    app.state.metrics_server = metrics_server
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -138,11 +157,8 @@ def create_app(
         authorization: Annotated[str | None, Header()] = None,
         cookie: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
-        content_type = request.headers.get("content-type", "")
-        if not content_type.startswith("application/json"):
-            # Browsers cannot send application/json cross-site without a CORS preflight we
-            # never grant: this keeps cookie-authenticated POSTs same-origin (CSRF).
-            raise ApiError(415, "invalid_request", "Content-Type must be application/json")
+        require_json(request)  # CSRF (csrf.py): before the caller is identified
+        require_same_origin(request, settings)
         caller = service.caller(authorization, cookie)
         answer = service.request_run(caller, body.datasetUrn, body.jobUrn, body.reason)
         if answer.get("alreadyActive"):
@@ -160,20 +176,31 @@ def create_app(
 
     @app.get("/api/ingestion/runs", responses=_ERRORS)
     def list_runs(
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         datasetUrn: Annotated[str | None, Query(max_length=2000)] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=2000,
+                pattern=r"^[A-Za-z0-9_=+/.:-]+$",
+                description="nextCursor of the previous page",
+            ),
+        ] = None,
         authorization: Annotated[str | None, Header()] = None,
         cookie: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
         caller = service.caller(authorization, cookie)
-        return service.list_runs(caller, limit, datasetUrn)
+        return service.list_runs(caller, limit, datasetUrn, cursor)
 
     @app.post("/api/ingestion/runs/{run_id}/cancel", status_code=202, responses=_ERRORS)
     def cancel(
         run_id: str,
+        request: Request,
         authorization: Annotated[str | None, Header()] = None,
         cookie: Annotated[str | None, Header()] = None,
     ) -> dict[str, Any]:
+        require_json(request)  # CSRF (csrf.py), as for POST /run
+        require_same_origin(request, settings)
         caller = service.caller(authorization, cookie)
         return service.cancel_run(caller, run_id)
 
@@ -188,9 +215,11 @@ def create_app(
 
     app.include_router(mfe_router())  # the run panel as a DataHub micro-frontend (issue 14)
 
-    @app.get("/metrics", include_in_schema=False)
-    def prometheus() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics_enabled and settings.metrics_port is None:
+
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus() -> Response:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

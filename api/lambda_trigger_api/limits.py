@@ -1,4 +1,4 @@
-"""Limits checked before any work: body size, header size, and runs per user.
+"""Limits checked before any work: body size, header size, a UTF-8 URL, and runs per user.
 
 The body limit is an ASGI middleware, so an oversized body is refused before FastAPI reads
 or parses it (and before the caller is identified, which costs a DataHub call); nginx in
@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -68,6 +69,19 @@ async def _answer(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _valid_utf8_target(scope: Scope) -> bool:
+    """The percent-decoded path and query string are UTF-8 (no lone surrogate either:
+    Python's strict decoder refuses an encoded surrogate such as %ED%A0%80)."""
+    raw_path = scope.get("raw_path") or b""
+    query = (scope.get("query_string") or b"").replace(b"+", b" ")
+    try:
+        unquote_to_bytes(bytes(raw_path)).decode("utf-8")
+        unquote_to_bytes(bytes(query)).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class RequestLimits:
     """ASGI middleware: 413 for a body over `max_body_bytes` (declared or streamed), 431 for
     an Authorization or Cookie header over `max_credential_bytes`."""
@@ -85,6 +99,13 @@ class RequestLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if not _valid_utf8_target(scope):
+            # Starlette would decode the bytes with U+FFFD for what is not UTF-8, and a URN
+            # with U+FFFD is a valid, absent dataset: refuse it as the same bytes in a body are.
+            await _answer(
+                send, 400, "invalid_request", "the URL is not valid UTF-8 once percent-decoded"
+            )
             return
         declared: int | None = None
         for name, value in scope.get("headers", ()):
@@ -164,7 +185,8 @@ class RateLimiter:
 
     def check(self, key: str) -> int | None:
         """None when `key` may start another run now, else the seconds to wait (for
-        `Retry-After`, rounded up, at least 1). Counts nothing: see `record`."""
+        `Retry-After`, rounded up, at least 1). Counts nothing: see `reserve`, which checks and
+        counts in one step (the api uses that: a check then a record races)."""
         if self.limit <= 0:
             return None
         now = self._clock()
@@ -178,6 +200,38 @@ class RateLimiter:
                 return max(1, math.ceil(starts[0] + self.window - now))
             return None
 
+    def reserve(self, key: str) -> tuple[tuple[str, float] | None, int | None]:
+        """Check and count in one step, under the lock: `(slot, None)` when `key` may start a
+        run (the slot is already counted: hand it back with `release` if no run is written),
+        `(None, wait)` when not. Two concurrent callers can never both take the last slot."""
+        if self.limit <= 0:
+            return None, None
+        now = self._clock()
+        with self._lock:
+            starts = self._starts.setdefault(key, deque())
+            while starts and starts[0] <= now - self.window:
+                starts.popleft()
+            if len(starts) >= self.limit:
+                return None, max(1, math.ceil(starts[0] + self.window - now))
+            starts.append(now)
+            self._forget_idle(now)
+            return (key, now), None
+
+    def release(self, slot: tuple[str, float]) -> None:
+        """Hand back a reserved slot whose request started nothing (a 404, a 503...)."""
+        key, at = slot
+        with self._lock:
+            starts = self._starts.get(key)
+            if starts is not None and at in starts:  # else already out of the window
+                starts.remove(at)
+
+    def _forget_idle(self, now: float) -> None:
+        # Forget idle callers so the table does not grow with every user ever seen.
+        if len(self._starts) > 10_000:
+            idle = [k for k, v in self._starts.items() if not v or v[-1] <= now - self.window]
+            for other in idle:
+                del self._starts[other]
+
     def record(self, key: str) -> None:
         """Count one run started by `key` (only written runs count: a 404 starts nothing)."""
         if self.limit <= 0:
@@ -185,8 +239,4 @@ class RateLimiter:
         now = self._clock()
         with self._lock:
             self._starts.setdefault(key, deque()).append(now)
-            # Forget idle callers so the table does not grow with every user ever seen.
-            if len(self._starts) > 10_000:
-                idle = [k for k, v in self._starts.items() if not v or v[-1] <= now - self.window]
-                for other in idle:
-                    del self._starts[other]
+            self._forget_idle(now)

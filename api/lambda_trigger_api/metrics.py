@@ -55,6 +55,9 @@ class ApiMetrics:
             "write_request",
             "read_request",
             "read_result",
+            "read_runs",  # one batch read of runs (runs.py): /runs/{id}, /runs, cancel
+            "list_runs",  # one search page of runs
+            "service_actor",  # who the api's own token is, asked once
         ):
             self.datahub_failures.labels(operation=operation)
 
@@ -78,12 +81,26 @@ class ApiMetrics:
     ) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        # The route template, not the path: run ids in paths would make unbounded label values.
-        route = getattr(request.scope.get("route"), "path", "other")
-        self.requests.labels(
-            route=route, method=request.method, status_code=str(response.status_code)
-        ).inc()
-        self.request_duration.labels(route=route, method=request.method).observe(
+        route, method = bounded_labels(request)
+        status = str(response.status_code) if 100 <= response.status_code <= 599 else "other"
+        self.requests.labels(route=route, method=method, status_code=status).inc()
+        self.request_duration.labels(route=route, method=method).observe(
             time.perf_counter() - started
         )
         return response
+
+
+# RFC 9110's methods plus PATCH: anything else a client sends (nginx forwards any token as a
+# method, 8,000 characters long if need be) is `other`, so no caller can add series.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
+def bounded_labels(request: Request) -> tuple[str, str]:
+    """(route, method) labels from a fixed set: the route TEMPLATE the request matched (never
+    the path: run ids and junk paths would make unbounded values), else `other`; a known
+    method, else `other`."""
+    route = getattr(request.scope.get("route"), "path", None)
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    return (route if isinstance(route, str) else "other"), method

@@ -54,6 +54,14 @@ from lambda_trigger_api.identity import (
 from lambda_trigger_api.last_run import last_run
 from lambda_trigger_api.limits import RateLimiter
 from lambda_trigger_api.metrics import ApiMetrics
+from lambda_trigger_api.runs import (
+    MAX_PAGE,
+    InvalidCursor,
+    RunRecord,
+    ServiceActor,
+    read_runs,
+    search_runs,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,8 +103,10 @@ class RunService:
         job_arn_property_urn: str | None = None,
         auth_mode: GmsAuthMode | None = None,
         rate_limiter: RateLimiter | None = None,
+        service_actor: ServiceActor | None = None,
     ) -> None:
         self.auth_mode = auth_mode
+        self.service_actor = service_actor or ServiceActor(datahub.settings, settings.service_actor)
         self.rate_limiter = rate_limiter
         self.settings = settings
         self.datahub = datahub
@@ -227,8 +237,11 @@ class RunService:
         if bad is not None:
             raise ApiError(400, "invalid_request", f"reason must not contain {describe_char(bad)}")
         require_start(self.settings, caller)
+        slot = None
         if self.rate_limiter is not None:
-            wait = self.rate_limiter.check(caller.urn)
+            # Reserved atomically before any work (issue 19): concurrent calls cannot all pass
+            # a check that is recorded only after the write. Handed back unless a run is written.
+            slot, wait = self.rate_limiter.reserve(caller.urn)
             if wait is not None:
                 raise ApiError(
                     429,
@@ -237,6 +250,19 @@ class RunService:
                     f"try again in {wait} s",
                     headers={"Retry-After": str(wait)},
                 )
+        written = False
+        try:
+            answer = self._request_run(caller, dataset, job, reason)
+            written = not answer.get("alreadyActive")
+            return answer
+        finally:
+            if slot is not None and not written:
+                assert self.rate_limiter is not None
+                self.rate_limiter.release(slot)
+
+    def _request_run(
+        self, caller: Caller, dataset: DatasetUrn, job: str | None, reason: str | None
+    ) -> dict[str, Any]:
         check = self.check_target(dataset, job)
         if not check.available:
             if not check.dataset_found:
@@ -247,7 +273,7 @@ class RunService:
             # One active run per dataset: show the user that run instead of starting another
             # (the consumer enforces the rule for every writer: a duplicate ends DUPLICATE).
             return {
-                "runId": active["runId"],
+                "runId": active[0]["runId"],
                 "status": "started",
                 "alreadyActive": True,
                 "message": "A run of this dataset is already in progress; showing it",
@@ -270,8 +296,6 @@ class RunService:
             log.warning("run %s: DataHub refused the request write: %s", request.run_id, exc)
             raise ApiError(502, "datahub_rejected", "DataHub refused the run request") from exc
         self.metrics.runs_requested.labels(source=SourceType.API.value).inc()
-        if self.rate_limiter is not None:
-            self.rate_limiter.record(caller.urn)
         label = check.resolution.label if check.resolution else DEFAULT_LABEL
         log.info("run %s requested by %s for %s", request.run_id, caller.urn, dataset.urn)
         return {
@@ -281,71 +305,112 @@ class RunService:
             "message": f"{label} requested",
         }
 
-    def active_run(self, dataset_urn: str) -> dict[str, Any] | None:
-        """The dataset's RUNNING run, from DataHub's search index (`executionResultStatus`).
-        Best effort: the index lags a moment, and the consumer has the last word."""
+    def _service_actor(self) -> str:
+        return self._datahub("service_actor", self.service_actor.urn)
+
+    def _read_runs(self, run_ids: list[str]) -> dict[str, RunRecord]:
+        timeout = self.datahub.settings.timeout_seconds
+        return self._datahub("read_runs", lambda: read_runs(self.datahub, run_ids, timeout))
+
+    def _read_run(self, run_id: str) -> RunRecord | None:
+        record = self._read_runs([run_id]).get(run_id)
+        if record is None or record.request.executorId != self.executor_id:
+            return None
+        return record
+
+    def active_run(self, dataset_urn: str) -> tuple[dict[str, Any], str | None] | None:
+        """The dataset's RUNNING run and its requester, from DataHub's search index
+        (`executionResultStatus`): one search and one batch read. Best effort: the index lags
+        a moment, and the consumer has the last word."""
         try:
-            run_ids = self.datahub.running_run_ids()
-            for run_id in run_ids:
-                request = self.datahub.read_request(run_id)
-                if (
-                    request is None
-                    or request.executorId != self.executor_id
-                    or dataset_of(dict(request.args)) != dataset_urn  # a source run too
-                ):
-                    continue
-                result = self.datahub.read_result(run_id)
-                if result is None or result.status != DataHubStatus.RUNNING:
-                    continue
-                return {
-                    "runId": run_id,
-                    "state": run_state(result.status).value,
-                    "startTimeMs": result.startTimeMs,
-                    "requestedBy": request.actorUrn,
-                }
-        except DataHubUnavailable as exc:
+            run_ids, _ = search_runs(
+                self.datahub, self.executor_id, count=MAX_PAGE, running_only=True
+            )
+            timeout = self.datahub.settings.timeout_seconds
+            records = read_runs(self.datahub, run_ids, timeout)
+            service = self.service_actor.urn()
+        except (DataHubUnavailable, InvalidCursor) as exc:
             log.warning("active run of %s unknown: %s", dataset_urn, exc)
+            return None
+        for run_id in run_ids:
+            record = records.get(run_id)
+            if (
+                record is None
+                or record.request.executorId != self.executor_id
+                or dataset_of(dict(record.request.args)) != dataset_urn  # a source run too
+                or record.result is None
+                or record.result.status != DataHubStatus.RUNNING
+            ):
+                continue
+            requester = record.requester(service)
+            return {
+                "runId": run_id,
+                "state": run_state(record.result.status).value,
+                "startTimeMs": record.result.startTimeMs,
+                "requestedBy": requester,
+            }, requester
         return None
 
     def list_runs(
-        self, caller: Caller, limit: int, dataset_urn: str | None = None
+        self,
+        caller: Caller,
+        limit: int,
+        dataset_urn: str | None = None,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        """Recent runs of this executor, newest first: all of them for a holder of the run
-        privilege, a user's own runs for anyone else. Labels and states only."""
+        """One page of this executor's runs, newest first: one search and one batch read,
+        whatever `limit` (a page holds at most MAX_PAGE; a larger limit gets MAX_PAGE and a
+        `nextCursor`). All runs for a holder of the run privilege, the
+        caller's own for anyone else (the search asks for the caller's actorUrn, the writer
+        check drops forged ones). `nextCursor` asks for the next page; a page may hold fewer
+        than `limit` rows when runs of other datasets or forged ones were left out."""
         if dataset_urn is not None:
             try:
                 dataset_urn = parse_dataset_urn(dataset_urn).urn
             except InvalidUrnError as exc:
                 raise ApiError(400, "invalid_request", str(exc)) from exc
-        run_ids = self._datahub("list_runs", lambda: self.datahub.execution_request_ids(200))
-        rows: list[dict[str, Any]] = []
+        privileged = may_start(self.settings, caller)
+        try:
+            run_ids, next_cursor = self._datahub(
+                "list_runs",
+                lambda: search_runs(
+                    self.datahub,
+                    self.executor_id,
+                    count=min(limit, MAX_PAGE),
+                    cursor=cursor,
+                    actor_urn=None if privileged else caller.urn,
+                ),
+            )
+        except InvalidCursor as exc:
+            raise ApiError(
+                400, "invalid_request", "cursor is not valid (ask page 1 again)"
+            ) from exc
+        records = self._read_runs(run_ids) if run_ids else {}
+        service = self._service_actor() if records else None
+        runs = []
         for run_id in run_ids:
-            request = self._datahub("read_request", lambda r=run_id: self.datahub.read_request(r))  # type: ignore[misc]
-            if request is None or request.executorId != self.executor_id:
+            record = records.get(run_id)
+            if record is None or record.request.executorId != self.executor_id:
                 continue
-            dataset = dataset_of(dict(request.args))
+            dataset = dataset_of(dict(record.request.args))
             if dataset_urn is not None and dataset != dataset_urn:
                 continue
-            if not may_read(self.settings, caller, request.actorUrn):
+            requester = record.requester(service)
+            if not may_read(self.settings, caller, requester):
                 continue
-            rows.append({"runId": run_id, "request": request})
-        rows.sort(key=lambda row: row["request"].requestedAt, reverse=True)
-        runs = []
-        for row in rows[:limit]:
-            run_id, request = row["runId"], row["request"]
-            result = self._datahub("read_result", lambda r=run_id: self.datahub.read_result(r))  # type: ignore[misc]
+            result = record.result
             runs.append(
                 {
                     "runId": run_id,
-                    "datasetUrn": dataset_of(dict(request.args)),
+                    "datasetUrn": dataset,
                     "state": run_state(result.status if result else None).value,
                     "startTimeMs": result.startTimeMs if result else None,
                     "durationMs": result.durationMs if result else None,
-                    "requestedAt": request.requestedAt,
-                    "requestedBy": request.actorUrn,
+                    "requestedAt": record.request.requestedAt,
+                    "requestedBy": requester,
                 }
             )
-        return {"runs": runs}
+        return {"runs": runs, "nextCursor": next_cursor}
 
     def cancel_run(self, caller: Caller, run_id: str) -> dict[str, Any]:
         """Same rule as starting a run. DataHub's KILL signal is written; the consumer stops a
@@ -353,10 +418,10 @@ class RunService:
         if not is_readable_run_id(run_id):
             raise ApiError(404, "run_not_found", "no such run")
         require_start(self.settings, caller)
-        request = self._datahub("read_request", lambda: self.datahub.read_request(run_id))
-        if request is None or request.executorId != self.executor_id:
+        record = self._read_run(run_id)
+        if record is None:
             raise ApiError(404, "run_not_found", "no such run")
-        result = self._datahub("read_result", lambda: self.datahub.read_result(run_id))
+        result = record.result
         if result is not None and is_final(result.status):
             raise ApiError(409, "already_finished", f"the run has already ended ({result.status})")
         kind = report_details(result).get("kind")
@@ -377,11 +442,13 @@ class RunService:
     def run_status(self, caller: Caller, run_id: str) -> dict[str, Any]:
         if not is_readable_run_id(run_id):
             raise ApiError(404, "run_not_found", "no such run")
-        request = self._datahub("read_request", lambda: self.datahub.read_request(run_id))
-        if request is None or request.executorId != self.executor_id:
+        record = self._read_run(run_id)
+        if record is None:
             raise ApiError(404, "run_not_found", f"no run {run_id}")
-        require_read(self.settings, caller, request.actorUrn)
-        result = self._datahub("read_result", lambda: self.datahub.read_result(run_id))
+        # The requester GMS authenticated, not the aspect's claim (issue 19).
+        requester = record.requester(self._service_actor())
+        require_read(self.settings, caller, requester)
+        request, result = record.request, record.result
         status = result.status if result else None
         report = (result.report or "") if result else ""
         details = report_details(result)
@@ -394,7 +461,7 @@ class RunService:
             "state": run_state(status).value,
             "datahubStatus": status,
             "requestedAt": request.requestedAt,
-            "requestedBy": request.actorUrn,
+            "requestedBy": requester,
             "startTimeMs": result.startTimeMs if result else None,
             "durationMs": result.durationMs if result else None,
             "cancellable": result is None or bool(details.get("cancellable")),
@@ -412,8 +479,12 @@ class RunService:
         except InvalidUrnError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from exc
         check = self.check_target(dataset)
+        active = self.active_run(dataset.urn) if check.available else None
         return {
-            "activeRun": self.active_run(dataset.urn) if check.available else None,
+            # Only to a caller who may read that run (its requester or a run-privilege holder).
+            "activeRun": active[0]
+            if active is not None and may_read(self.settings, caller, active[1])
+            else None,
             # The newest run on the dataset's Runs tab (last_run.py), for after a page load.
             "lastRun": last_run(self.datahub, dataset.urn) if check.dataset_found else None,
             "datasetUrn": dataset.urn,

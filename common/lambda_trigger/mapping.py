@@ -268,7 +268,33 @@ class JobTargetGroup(_Model):
         return value
 
     def allows(self, arn: str) -> bool:
-        return any(fnmatch.fnmatchcase(arn, pattern) for pattern in self.arns)
+        return any(job_arn_matches(pattern, arn) for pattern in self.arns)
+
+
+# arn:partition:service:region:account:function|stateMachine:name - seven parts; an eighth is
+# the qualifier (a Lambda version or alias, a state machine version or alias).
+_UNQUALIFIED_PARTS = 7
+
+
+def _split_qualifier(arn: str) -> tuple[str, str | None]:
+    parts = arn.split(":", _UNQUALIFIED_PARTS)
+    if len(parts) <= _UNQUALIFIED_PARTS:
+        return arn, None
+    return ":".join(parts[:_UNQUALIFIED_PARTS]), parts[_UNQUALIFIED_PARTS]
+
+
+def job_arn_matches(pattern: str, arn: str) -> bool:
+    """A `jobTargets` pattern matches unqualified ARNs only, unless it names a qualifier
+    itself: `...:function:etl-*` allows `etl-loader` but not `etl-loader:1` nor
+    `etl-loader:$LATEST` (fnmatch's `*` would cross the `:`); `...:function:etl-*:live` or
+    `...:function:etl-*:*` allow those qualifiers. The name is matched within its part only."""
+    pattern_base, pattern_qualifier = _split_qualifier(pattern)
+    arn_base, arn_qualifier = _split_qualifier(arn)
+    if (pattern_qualifier is None) != (arn_qualifier is None):
+        return False
+    if not fnmatch.fnmatchcase(arn_base, pattern_base):
+        return False
+    return pattern_qualifier is None or fnmatch.fnmatchcase(str(arn_qualifier), pattern_qualifier)
 
 
 class MappingDocument(_Model):

@@ -5,8 +5,8 @@ endpoint URLs. Both services log the raw text (keyed by runId) and give everythi
 api answers, DataHub run reports, which DataHub's UI shows to any user who can see Run
 History - only what passes through here:
 
-- `redact(text)`: the same text with ARNs, 12-digit account ids, URLs and host:port pairs
-  replaced by placeholders; used on text we do not write ourselves (a function's response);
+- `redact(text)`: the one redaction of lambda_trigger.redact (URLs, ARNs, keys, IPs,
+  host:port pairs, account ids), re-exported here for the callers of this module;
 - `aws_error(code)`: a stable sentence for an AWS error code ("AWS refused the call
   (AccessDeniedException)"); the code is an AWS-defined identifier, the message is dropped;
 - `hostile_char(text)`: the first character a URN or a reason must not carry (control, line
@@ -18,20 +18,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-ARN_PLACEHOLDER = "<arn>"
-ACCOUNT_PLACEHOLDER = "<account>"
-URL_PLACEHOLDER = "<url>"
+from lambda_trigger.redact import redact
 
-# arn:partition:service:region:account:resource (region and account may be empty).
-_ARN = re.compile(r"\barn:aws[a-zA-Z-]*:[a-zA-Z0-9-]+:[a-z0-9-]*:\d{0,12}:[^\s\"'<>,;)}\]]*")
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
-# host:port without a scheme (botocore: "Could not connect to the endpoint URL: ..." has a
-# scheme, but urllib3 and kafka errors name `host:port` alone).
-_HOST_PORT = re.compile(
-    r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b"  # an IPv4 address, with or without a port
-    r"|\b[a-zA-Z][a-zA-Z0-9.-]*:\d{2,5}\b"  # host:port (datahub-gms:8080, broker:29092)
-)
-_ACCOUNT = re.compile(r"(?<!\d)\d{12}(?!\d)")
+__all__ = ["aws_error", "describe_char", "hostile_char", "printable", "redact"]
 
 # AWS error codes grouped into what a user can act on. Anything else: "AWS error (<code>)".
 _AWS_MESSAGES: dict[str, str] = {
@@ -67,15 +56,6 @@ BIDI_CONTROLS = frozenset(
 # Cc: C0/C1 controls (NUL, ESC, CR, LF, DEL, ...); Cf: format (bidi, zero-width, BOM);
 # Cs: lone surrogates (cannot be encoded as UTF-8); Zl / Zp: U+2028 / U+2029 line breaks.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def redact(text: str | None) -> str:
-    if not text:
-        return ""
-    out = _ARN.sub(ARN_PLACEHOLDER, text)
-    out = _URL.sub(URL_PLACEHOLDER, out)
-    out = _HOST_PORT.sub(URL_PLACEHOLDER, out)
-    return _ACCOUNT.sub(ACCOUNT_PLACEHOLDER, out)
 
 
 def aws_error(code: str | None) -> str:

@@ -83,6 +83,19 @@ class ApiSettings(_Settings):
     # Probe GMS with a made-up token at start; if it is accepted (authentication off),
     # refuse Bearer callers. Off only for tests of the probe itself.
     detect_auth_off: bool = Field(True, validation_alias="LAMBDA_TRIGGER_API_DETECT_AUTH_OFF")
+    # Issue 19 (docs/security-api.md). /metrics: on the api port (unset), on a port of its
+    # own, or off; /docs and /openapi.json: off unless asked for.
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, validation_alias="LAMBDA_TRIGGER_API_METRICS_PORT"
+    )
+    metrics_enabled: bool = Field(True, validation_alias="LAMBDA_TRIGGER_API_METRICS_ENABLED")
+    docs_enabled: bool = Field(False, validation_alias="LAMBDA_TRIGGER_API_DOCS_ENABLED")
+    # Origins (scheme://host[:port]) a cookie-authenticated POST may come from besides the
+    # api's own (Host / X-Forwarded-Host); comma-separated.
+    allowed_origins: str = Field("", validation_alias="LAMBDA_TRIGGER_API_ALLOWED_ORIGINS")
+    # The principal of the api's DATAHUB_GMS_TOKEN (default: asked of GMS): requests it wrote
+    # carry the checked caller as actorUrn, as the consumer believes (same setting name).
+    service_actor: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_API_SERVICE_ACTOR")
 
 
 class ConsumerSettings(_Settings):

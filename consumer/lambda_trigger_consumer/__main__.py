@@ -7,6 +7,7 @@ import signal
 import sys
 from types import FrameType
 
+from lambda_trigger.logsafe import configure_logging
 from lambda_trigger.mapping import MappingError
 from lambda_trigger.registry_auth import RegistryAuthError
 from lambda_trigger_consumer.app import ConsumerApp
@@ -14,9 +15,8 @@ from lambda_trigger_consumer.topics import TopicSetupError
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
-    )
+    # Every line escaped (writer-supplied text cannot start a new line): lambda_trigger.logsafe.
+    configure_logging("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s")
     try:
         app = ConsumerApp()
     except MappingError as exc:

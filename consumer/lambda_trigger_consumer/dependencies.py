@@ -15,6 +15,10 @@ On a transition it logs the project's own line, once:
 and, while still down, a reminder every `remind_seconds`. The state feeds `/readyz` (which
 dependency fails, since when, why) and `lambda_trigger_consumer_dependency_up{dependency}`.
 A dependency nobody has reported on yet is "unknown" and does not fail readiness.
+
+Addresses and reasons are stored without URL credentials (lambda_trigger.redact): a
+`SCHEMA_REGISTRY_URL` of `https://user:secret@registry/` is logged and shown on /readyz as
+`https://***@registry/`.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Gauge
+
+from lambda_trigger.redact import strip_credentials, strip_url_credentials
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +90,7 @@ class DependencyMonitor:
     def register(self, name: str, display: str, address: str, hint: str) -> None:
         """`display` starts the log line ("Kafka"), `hint` ends it ("check ...")."""
         with self._lock:
-            self._states[name] = _State(name, display, address, hint)
+            self._states[name] = _State(name, display, strip_credentials(address), hint)
 
     def add_probe(self, name: str, probe: Probe) -> None:
         self._probes[name] = probe
@@ -92,6 +98,7 @@ class DependencyMonitor:
     # --- reports ----------------------------------------------------------------------------
 
     def down(self, name: str, reason: str) -> None:
+        reason = strip_url_credentials(reason)  # an error may quote the URL it called
         with self._lock:
             state = self._states[name]
             now, wall = self._clock(), self._wall()

@@ -6,26 +6,49 @@ nothing in DataHub ever times out a RUNNING request, so every claimed run must r
 write: the run driver guarantees it, this module only words it.
 
 Reports are shown to users by DataHub's UI and the api: they name the target by its label and
-give request ids and execution names, never a function name, ARN, account id or URL.
+give request ids and execution names, never a function name, ARN, account id or URL. Every
+result built here leaves through the one redaction (lambda_trigger.redact, `@_redacted`): the
+report text and the free-text details (a function's response, an execution's error and cause).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+import functools
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar
 
 from lambda_trigger.contract import CLAIM_KEY, DataHubStatus, RunResult, now_ms
+from lambda_trigger.redact import redact as redact_text
 from lambda_trigger_consumer.invoke import ExecutionStatus, Invocation
 from lambda_trigger_consumer.ledger import Target
 
-# What must never reach a report: ARNs, 12-digit account ids, URLs.
-_SECRET_RE = re.compile(r"arn:aws[a-zA-Z-]*:[^\s\"',]+|\b\d{12}\b|https?://[^\s\"',]+")
 SUMMARY_CHARS = 2000
+# Details that carry text someone else wrote (AWS, the function): redacted like the report.
+_FREE_TEXT_DETAILS = frozenset({"response", "output", "error", "cause", "functionError"})
+P = ParamSpec("P")
+R = TypeVar("R", RunResult, RunResult | None)
 
 
 def redact(text: str | None, limit: int = SUMMARY_CHARS) -> str:
-    cleaned = _SECRET_RE.sub("[redacted]", text or "")
-    return cleaned[:limit] + ("…" if len(cleaned) > limit else "")
+    return redact_text(text, limit)
+
+
+def _redacted(build: Callable[P, R]) -> Callable[P, R]:
+    """The result `build` returns, with its report and free-text details redacted."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        result = build(*args, **kwargs)
+        if result is None:
+            return result
+        details = {
+            key: redact(value) if key in _FREE_TEXT_DETAILS and isinstance(value, str) else value
+            for key, value in result.details.items()
+        }
+        return replace(result, report=redact_text(result.report), details=details)
+
+    return wrapper
 
 
 def _duration(start_ms: int) -> int:
@@ -38,6 +61,7 @@ def _base(target: Target | None) -> dict[str, Any]:
     return {"target": target.label, "matchedBy": target.matched_by, "kind": target.kind}
 
 
+@_redacted
 def running(start_ms: int, target: Target, nonce: str, deadline_ms: int) -> RunResult:
     cancellable = target.kind == "stepfunctions"
     return RunResult(
@@ -53,6 +77,7 @@ def running(start_ms: int, target: Target, nonce: str, deadline_ms: int) -> RunR
     )
 
 
+@_redacted
 def not_started(
     start_ms: int,
     message: str,
@@ -72,6 +97,7 @@ def not_started(
     )
 
 
+@_redacted
 def after_invocation(start_ms: int, target: Target, invocation: Invocation) -> RunResult:
     details: dict[str, Any] = {
         **_base(target),
@@ -122,6 +148,7 @@ def after_invocation(start_ms: int, target: Target, invocation: Invocation) -> R
     )
 
 
+@_redacted
 def accepted_untracked(start_ms: int, target: Target, invocation: Invocation) -> RunResult:
     """An Event invoke without a destination to our queue: Lambda accepted the event, and
     nobody will ever say how the function did. Say exactly that, and end the run."""
@@ -141,6 +168,7 @@ def accepted_untracked(start_ms: int, target: Target, invocation: Invocation) ->
     )
 
 
+@_redacted
 def from_destination(start_ms: int, target: Target | None, completion: dict[str, Any]) -> RunResult:
     """An asynchronous Lambda's outcome, from its destination record (see completion.py)."""
     label = target.label if target else "The function"
@@ -181,6 +209,7 @@ _SFN_STATUS = {
 }
 
 
+@_redacted
 def sfn_final(
     start_ms: int, target: Target, run_id: str, execution: ExecutionStatus
 ) -> RunResult | None:
@@ -215,6 +244,7 @@ def sfn_final(
     )
 
 
+@_redacted
 def timed_out(
     start_ms: int,
     target: Target | None,
@@ -244,6 +274,7 @@ def timed_out(
     )
 
 
+@_redacted
 def cancelled(start_ms: int, target: Target, actor: str | None) -> RunResult:
     return RunResult(
         DataHubStatus.CANCELLED,

@@ -18,7 +18,10 @@ scrollId, types, orFilters, sortInput, searchFlags})` selecting `nextScrollId` a
   inverts it. Soft-deleted documents (`removed` = true) are left out unless
   `searchFlags.includeSoftDeleted` (SearchRequestHandler's soft-delete filter).
 - Order and pages (ESSearchDAO.scroll / ESUtils.buildSortOrder): by score, then by urn; with the
-  query `*` every score is equal, so by urn; `sortInput` sorts by a field first. A full page
+  query `*` every score is equal, so by urn; `sortInput` sorts by each criterion's field in its
+  order (ASCENDING or DESCENDING; numbers as numbers, as in ES's long-typed COUNT and DATETIME
+  fields; a document without the field last, ES's default `missing: _last`), then by urn
+  ascending as the tie-breaker buildSortOrder always adds. A full page
   carries a `nextScrollId` (a search_after pointer), so the page after an exactly full last page
   is empty with `nextScrollId` null.
 
@@ -129,7 +132,7 @@ class SearchIndex:
                 f"GMS test double: only the query '*' is modelled, not {query!r}"
             )
         wanted = self._entity_names(types)
-        hits: list[tuple[tuple[Any, ...], Hit]] = []
+        hits: list[tuple[dict[str, list[str]], Hit]] = []
         by_name = {v: k for k, v in graphql_entity_types().items()}
         for urn in self._store.urns():
             entity = reg.parse_urn(urn).entity_type
@@ -143,8 +146,8 @@ class SearchIndex:
                 continue
             if or_filters and not any(_matches_all(doc, g.get("and") or []) for g in or_filters):
                 continue
-            hits.append((_sort_key(doc, sort), Hit(urn, by_name[spec.name])))
-        hits.sort(key=lambda pair: pair[0])
+            hits.append((doc, Hit(urn, by_name[spec.name])))
+        hits = _sorted(hits, sort)
         size = DEFAULT_COUNT if count is None else max(0, count)
         start = _decode_scroll_id(scroll_id)
         page = [hit for _, hit in hits[start : start + size]]
@@ -181,16 +184,26 @@ def _matches(doc: dict[str, list[str]], criterion: dict[str, Any]) -> bool:
     return not result if criterion.get("negated") else result
 
 
-def _sort_key(doc: dict[str, list[str]], sort: list[dict[str, Any]] | None) -> tuple[Any, ...]:
-    key: list[Any] = []
-    for criterion in sort or []:
-        values = doc.get(str(criterion.get("field")), [])
-        value = values[0] if values else ""
-        if criterion.get("sortOrder") == "DESCENDING":
-            raise SearchNotModelled("GMS test double: DESCENDING sort is not modelled")
-        key.append(value)
-    key.append(doc["urn"][0])
-    return tuple(key)
+def _sort_value(value: str) -> tuple[int, Any]:
+    try:
+        return (0, float(value))  # COUNT / DATETIME fields are numbers in the index
+    except ValueError:
+        return (1, value)
+
+
+def _sorted(
+    hits: list[tuple[dict[str, list[str]], Hit]], sort: list[dict[str, Any]] | None
+) -> list[tuple[dict[str, list[str]], Hit]]:
+    """Stable sorts, last key first: urn ascending, then each criterion from the last one."""
+    out = sorted(hits, key=lambda pair: pair[0]["urn"][0])
+    for criterion in reversed(sort or []):
+        field = str(criterion.get("field"))
+        descending = criterion.get("sortOrder") == "DESCENDING"
+        present = [pair for pair in out if pair[0].get(field)]
+        missing = [pair for pair in out if not pair[0].get(field)]
+        present.sort(key=lambda pair: _sort_value(pair[0][field][0]), reverse=descending)
+        out = present + missing  # missing: _last, whatever the order
+    return out
 
 
 def _encode_scroll_id(offset: int) -> str:

@@ -228,16 +228,16 @@ def test_api_cancel_stops_a_step_functions_run(env: Env, start_consumer: Any, ap
     env.wait_status(run_id, {"RUNNING"})
     alice = {"Authorization": f"Bearer {env.users['alice']}"}
     bob = {"Authorization": f"Bearer {env.users['bob']}"}
-    assert api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=bob).status_code == 403
+    assert api.post(f"/api/ingestion/runs/{run_id}/cancel", json={}, headers=bob).status_code == 403
     assert api.get(f"/api/ingestion/runs/{run_id}", headers=alice).json()["cancellable"] is True
-    answer = api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=alice)
+    answer = api.post(f"/api/ingestion/runs/{run_id}/cancel", json={}, headers=alice)
     assert answer.status_code == 202 and answer.json()["status"] == "cancelling"
     env.wait_status(run_id, {"CANCELLED"}, timeout=60)
     run = api.get(f"/api/ingestion/runs/{run_id}", headers=alice).json()
     assert run["state"] == "cancelled" and run["cancellable"] is False
     (execution,) = _executions(env, arn, run_id)
     assert execution["status"] == "ABORTED"
-    again = api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=alice)
+    again = api.post(f"/api/ingestion/runs/{run_id}/cancel", json={}, headers=alice)
     assert again.status_code == 409 and again.json()["error"] == "already_finished"
 
 
@@ -248,7 +248,7 @@ def test_api_says_a_lambda_cannot_be_cancelled(env: Env, start_consumer: Any, ap
     env.wait_status(run_id, {"RUNNING"})
     alice = {"Authorization": f"Bearer {env.users['alice']}"}
     assert api.get(f"/api/ingestion/runs/{run_id}", headers=alice).json()["cancellable"] is False
-    answer = api.post(f"/api/ingestion/runs/{run_id}/cancel", headers=alice)
+    answer = api.post(f"/api/ingestion/runs/{run_id}/cancel", json={}, headers=alice)
     assert answer.status_code == 409 and answer.json()["error"] == "not_cancellable"
     env.wait_status(run_id, {"SUCCESS"}, timeout=30)
 

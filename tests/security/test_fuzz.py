@@ -45,7 +45,7 @@ def _check(status: int, content_type: str, body: bytes, what: str) -> None:
 def app(env: Env) -> Any:
     # No rate limit: the fuzz starts many runs as one user on purpose.
     return create_app(
-        ApiSettings(rate_limit_runs=0),
+        ApiSettings(rate_limit_runs=0, docs_enabled=True),
         env.datahub_settings(),
         env.mapping_settings(),
         registry=CollectorRegistry(),
