@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--state-file", type=Path, default=None)
     parser.add_argument("--admin-token", default=None)
+    parser.add_argument(
+        "--datahub-version",
+        default=None,
+        help="the DataHub release to behave as where releases differ (write validators, see "
+        "write_auth.py), or `strict`/`relaxed`; default $GMS_DOUBLE_DATAHUB_VERSION or v1.7.0",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
@@ -32,11 +38,17 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         state_file=args.state_file,
         admin_token=args.admin_token,
+        datahub_version=args.datahub_version,
     )
     with double:
         print(f"DATAHUB_GMS_URL={double.url}", flush=True)
         print(f"SCHEMA_REGISTRY_URL={double.schema_registry_url}", flush=True)
         print(f"DATAHUB_GMS_TOKEN={double.admin_token}", flush=True)
+        print(
+            f"GMS_DOUBLE_DATAHUB_VERSION={double.datahub_version} "
+            f"(ExecuteIngestionAuthValidator: {double.execute_validator.value})",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return 0

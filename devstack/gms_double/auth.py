@@ -49,11 +49,36 @@ UNAUTHORIZED_MESSAGE = "Unauthorized to perform this action."
 
 @dataclass(frozen=True)
 class Principal:
+    """An actor and what DataHub's policies grant it.
+
+    Stands in for the policies DataHubAuthorizer evaluates (metadata-service/auth-impl/.../
+    authorization/DataHubAuthorizer.java): `manage_ingestion` is the MANAGE_INGESTION platform
+    privilege, `privileges` further platform privileges (e.g. MANAGE_POLICIES), and `grants`
+    resource privileges as (privilege, resource urn) pairs, e.g. ("EXECUTE_ENTITY",
+    "urn:li:dataHubIngestionSource:x") or ("EDIT_ENTITY", "*") for every entity. Tests build
+    actors with exactly the policies they need (`GmsDouble.add_token(..., privileges=,
+    grants=)`); write_auth.py and the probes of common/lambda_trigger/privileges.py ask
+    `allows`.
+    """
+
     actor_urn: str
     username: str
     manage_ingestion: bool
     # The admin (urn:li:corpuser:datahub in the quickstart) holds every platform privilege.
     admin: bool = False
+    privileges: frozenset[str] = frozenset()
+    grants: frozenset[tuple[str, str]] = frozenset()
+
+    def allows(self, privilege: str, resource: str | None = None) -> bool:
+        if self.admin:
+            return True
+        if privilege == "MANAGE_INGESTION" and self.manage_ingestion:
+            return True
+        if privilege in self.privileges:
+            return True
+        return (privilege, "*") in self.grants or (
+            resource is not None and (privilege, resource) in self.grants
+        )
 
 
 def is_excluded(path: str) -> bool:
@@ -172,6 +197,8 @@ def _principal_json(p: Principal) -> dict[str, object]:
         "username": p.username,
         "manage_ingestion": p.manage_ingestion,
         "admin": p.admin,
+        "privileges": sorted(p.privileges),
+        "grants": sorted([list(g) for g in p.grants]),
     }
 
 
@@ -182,6 +209,8 @@ def _principal_from(d: object) -> Principal:
         str(d["username"]),
         bool(d["manage_ingestion"]),
         bool(d.get("admin", False)),
+        frozenset(str(x) for x in d.get("privileges") or ()),
+        frozenset((str(g[0]), str(g[1])) for g in d.get("grants") or ()),
     )
 
 
