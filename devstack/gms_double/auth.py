@@ -68,17 +68,29 @@ class Principal:
     admin: bool = False
     privileges: frozenset[str] = frozenset()
     grants: frozenset[tuple[str, str]] = frozenset()
+    # False (the double's default): every authenticated actor may write any aspect, as before
+    # REST API authorization. True: GMS's REST API authorization applies (write_auth.py): each
+    # written entity needs EDIT_ENTITY from `grants`, e.g. ("EDIT_ENTITY", "type:dataset").
+    strict_policies: bool = False
 
     def allows(self, privilege: str, resource: str | None = None) -> bool:
+        """A policy grants `privilege` on `resource` (a URN; None = platform privilege).
+        Resource grants match the URN, its entity type (`type:<entityType>`) or `*`."""
         if self.admin:
             return True
         if privilege == "MANAGE_INGESTION" and self.manage_ingestion:
             return True
         if privilege in self.privileges:
             return True
-        return (privilege, "*") in self.grants or (
-            resource is not None and (privilege, resource) in self.grants
-        )
+        if (privilege, "*") in self.grants:
+            return True
+        if resource is None:
+            return False
+        entity_type = resource.split(":", 3)[2] if resource.count(":") >= 3 else ""
+        return (privilege, resource) in self.grants or (
+            privilege,
+            f"type:{entity_type}",
+        ) in self.grants
 
 
 def is_excluded(path: str) -> bool:
@@ -199,6 +211,7 @@ def _principal_json(p: Principal) -> dict[str, object]:
         "admin": p.admin,
         "privileges": sorted(p.privileges),
         "grants": sorted([list(g) for g in p.grants]),
+        "strict_policies": p.strict_policies,
     }
 
 
@@ -211,6 +224,7 @@ def _principal_from(d: object) -> Principal:
         bool(d.get("admin", False)),
         frozenset(str(x) for x in d.get("privileges") or ()),
         frozenset((str(g[0]), str(g[1])) for g in d.get("grants") or ()),
+        bool(d.get("strict_policies", False)),
     )
 
 

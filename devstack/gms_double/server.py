@@ -59,6 +59,7 @@ from devstack.gms_double.seed import ADMIN_USER, seed
 from devstack.gms_double.store import AspectStore
 from devstack.gms_double.write_auth import (
     ExecuteValidator,
+    api_write_denied,
     datahub_version_from_env,
     execute_validator_for,
 )
@@ -219,6 +220,12 @@ class _Handler(BaseHTTPRequestHandler):
         # authentication off there is none (write_auth.py).
         return principal if self.server.double.credentials.auth_enabled else None
 
+    def _api_write_denied(self, urns: list[str], principal: Principal) -> str | None:
+        # REST API authorization needs an authenticated session: with auth off, none applies.
+        if not self.server.double.credentials.auth_enabled:
+            return None
+        return api_write_denied(urns, principal)
+
     def _gms(
         self,
         method: str,
@@ -292,6 +299,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             proposals = api.restli_ingest_body(action, parsed)
+            denied = self._api_write_denied([p.entity_urn for p in proposals], principal)
+            if denied is not None:
+                self._send_reply(api.restli_error(403, denied), restli=True)
+                return
             double._ingest(proposals, principal.actor_urn, self._session(principal))
         except GmsError as exc:
             self._send_reply(api.restli_error_for(exc), restli=True)
@@ -333,9 +344,12 @@ class _Handler(BaseHTTPRequestHandler):
             except json.JSONDecodeError as exc:
                 self._send_json(400, {"error": "Invalid JSON format", "message": str(exc)})
                 return
-            results = double._ingest(
-                api.openapi_proposals(parsed), principal.actor_urn, self._session(principal)
-            )
+            proposals = api.openapi_proposals(parsed)
+            denied = self._api_write_denied([p.entity_urn for p in proposals], principal)
+            if denied is not None:
+                self._send_json(403, {"error": denied})
+                return
+            results = double._ingest(proposals, principal.actor_urn, self._session(principal))
         except GmsError as exc:
             self._send_reply(api.openapi_error_for(exc))
             return

@@ -26,6 +26,16 @@ ignoring..." and pass):
   `dataHubIngestionSource`. Messages: "Doesn't have permissions to create|edit|delete this
   Ingestion source". Same in both behaviours.
 
+REST API authorization (AuthUtil.isAPIAuthorizedMCPs, called by AspectResource.ingestProposal
+before the batch is built; REST_API_AUTHORIZATION_ENABLED, default true): a write needs
+EDIT_ENTITY on each proposal's entity (ApiOperation UPDATE for UPSERT; CREATE also accepts
+CREATE_ENTITY, PoliciesConfig.API_PRIVILEGE_MAP). Rest.li refuses with HTTP 403
+"User <actor> is unauthorized to modify entity: HttpStatus: 403 Urn: <urn>[, ...]"
+(metadata-service/restli-servlet-impl/.../resources/entity/AspectResource.java). The double
+applies it only to principals with `strict_policies` (auth.Principal): the others keep the
+double's older "every authenticated actor may write". OpenAPI writes get the same 403 and
+message in the double (GenericEntitiesController's own wording was not read).
+
 An auth exception is an AspectValidationException of subtype AUTHORIZATION; the batch fails
 before anything is written. Rest.li answers 422 (AspectResource catches the
 ValidationException), OpenAPI answers 403 {"error": "Authorization Error"} (api.openapi_error_for).
@@ -157,3 +167,26 @@ def _modify_message(change_type: str) -> str:
     if change_type == "DELETE":
         return MODIFY_MESSAGES["delete"]
     return MODIFY_MESSAGES["edit"]
+
+
+EDIT_ENTITY = "EDIT_ENTITY"
+
+
+class ApiSession(Session, Protocol):
+    @property
+    def actor_urn(self) -> str: ...
+
+    @property
+    def strict_policies(self) -> bool: ...
+
+
+def api_write_denied(urns: Iterable[str], session: ApiSession) -> str | None:
+    """The 403 message when REST API authorization refuses some of `urns`, else None."""
+    if not session.strict_policies:
+        return None
+    denied = [u for u in dict.fromkeys(urns) if not session.allows(EDIT_ENTITY, u)]
+    if not denied:
+        return None
+    return f"User {session.actor_urn} is unauthorized to modify entity: " + ", ".join(
+        f"HttpStatus: 403 Urn: {u}" for u in denied
+    )
