@@ -160,6 +160,27 @@ class PrivilegeCheck:
         self._checked_at: float | None = None
         self._missing: dict[str, Capability] = {}
         self._unknown: set[str] = set()
+        self._refresh: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Probe in the background (a start that must not wait for GMS); the lines follow."""
+        with self._lock:
+            if self._refresh is not None:
+                return
+            self._refresh = threading.Thread(
+                target=self._background_run, name=f"{self.component}-privileges", daemon=True
+            )
+            thread = self._refresh
+        thread.start()
+
+    def _background_run(self) -> None:
+        try:
+            self.run()
+        except Exception:  # a probe bug must not kill readiness reporting
+            log.exception("%s: privilege check failed", self.component)
+        finally:
+            with self._lock:
+                self._refresh = None
 
     def run(self) -> list[Capability]:
         """Probe every capability now; returns the missing ones."""
@@ -201,11 +222,20 @@ class PrivilegeCheck:
             return list(self._missing.values())
 
     def status(self) -> tuple[bool, dict[str, object]]:
+        """The last verdict, for /readyz. When older than `ttl`, a background refresh starts
+        (a readiness probe must not wait for GMS timeouts); before any run, probe now."""
         with self._lock:
-            stale = self._checked_at is None or time.monotonic() - self._checked_at > self._ttl
-        if stale:
+            never = self._checked_at is None
+            running = self._refresh is not None
+            stale = never or time.monotonic() - (self._checked_at or 0.0) > self._ttl
+        if never and not running:
             self.run()
+        elif stale:
+            self.start()
         with self._lock:
+            if self._checked_at is None:
+                # The first check is still under way: unknown, not missing.
+                return True, {"uncheckedPrivileges": [c.key for c in self._capabilities]}
             detail: dict[str, object] = {}
             if self._missing:
                 detail["missingPrivileges"] = [c.privilege for c in self._missing.values()]

@@ -880,12 +880,21 @@ class GmsDouble(StartStop):
         *,
         privileges: frozenset[str] = frozenset(),
         grants: frozenset[tuple[str, str]] = frozenset(),
+        strict_policies: bool = False,
     ) -> None:
         """Make `token` a valid bearer token for `actor_urn` (GMS and frontend), with the
-        policies `manage_ingestion`, platform `privileges` and resource `grants` (auth.Principal)."""
+        policies `manage_ingestion`, platform `privileges` and resource `grants`; with
+        `strict_policies` its writes need EDIT_ENTITY grants too (auth.Principal)."""
         self.credentials.add_token(
             token,
-            Principal(actor_urn, username, manage_ingestion, privileges=privileges, grants=grants),
+            Principal(
+                actor_urn,
+                username,
+                manage_ingestion,
+                privileges=privileges,
+                grants=grants,
+                strict_policies=strict_policies,
+            ),
         )
         self._save_settings()
 
