@@ -199,11 +199,16 @@ def foreign_executor_sources(client: DataHubClient, executor_id: str) -> list[tu
     """(urn, executorId) of sources of type `lambda-trigger` whose executorId is not ours: a
     UI edit (Advanced > Executor ID) that hands them to DataHub's own executor, which then runs
     `datahub ingest` with an unknown source type and fails."""
-    return [
-        (urn, str(info.config.executorId))
-        for urn, info in _all_sources(client)
-        if info.type == SOURCE_TYPE and info.config.executorId != executor_id
-    ]
+    out: list[tuple[str, str]] = []
+    for urn, info in _all_sources(client):
+        if info.type != SOURCE_TYPE or info.config.executorId == executor_id:
+            continue
+        dataset = dataset_of({"recipe": info.config.recipe})
+        # Ours: its urn is the one this executorId gives its dataset (another deployment's
+        # sources, with their own executorId, have other urns).
+        if dataset is not None and source_urn(executor_id, dataset) == urn:
+            out.append((urn, str(info.config.executorId)))
+    return out
 
 
 def edited_elsewhere(stored: DataHubIngestionSourceInfoClass) -> bool:
