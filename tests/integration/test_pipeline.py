@@ -181,7 +181,14 @@ def test_request_that_already_has_a_result_is_not_invoked(env: Env, start_consum
     consumer = start_consumer()
     from lambda_trigger.contract import RunRequest, SourceType
 
-    request = RunRequest(run_id, SIP, env.executor_id, SourceType.SDK.value, now_ms())
+    request = RunRequest(
+        run_id,
+        SIP,
+        env.executor_id,
+        SourceType.SDK.value,
+        now_ms(),
+        ingestion_source=source_urn(env.executor_id, SIP),
+    )
     client = env.datahub()
     client.write_request(request)
     client.close()
