@@ -325,6 +325,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "sync",
         help="create or update one source per exact dataset rule; delete sources of removed rules",
     )
+    urn_cmd = cmds.add_parser(
+        "urn",
+        help="print the ingestion source URN a run request for DATASET_URN names "
+        "(source.ingestionSource; LAMBDA_TRIGGER_EXECUTOR_ID)",
+    )
+    urn_cmd.add_argument("dataset_urn")
     sync_cmd.add_argument(
         "--force",
         action="store_true",
@@ -334,6 +340,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    if getattr(args, "sources_command", "sync") == "urn":
+        settings = DataHubSettings()
+        print(source_urn(settings.executor_id, parse_dataset_urn(args.dataset_urn).urn), file=out)
+        return 0
     settings = DataHubSettings()
     mapping = MappingSource(MappingSettings()).current()
     client = DataHubClient(settings)
