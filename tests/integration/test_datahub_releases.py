@@ -194,10 +194,21 @@ def test_cli_request_names_the_source_on_strict(env: Env) -> None:
     assert stored["source"]["ingestionSource"] == source_urn(env.executor_id, SIP)
 
 
+@pytest.fixture(scope="module")
+def relaxed_gms(kafka_bootstrap: str) -> Iterator[GmsDouble]:
+    """A double behaving as v1.7.0 whatever GMS_DOUBLE_DATAHUB_VERSION says."""
+    gms = GmsDouble(kafka_bootstrap, datahub_version="v1.7.0").start()
+    try:
+        yield gms
+    finally:
+        gms.stop()
+
+
 def test_relaxed_release_accepts_no_source_but_checks_execute_on_a_named_one(
-    gms: GmsDouble,
+    relaxed_gms: GmsDouble,
 ) -> None:
-    """The session's double behaves as v1.7.0 (relaxed, PR #14253)."""
+    """v1.7.0 (relaxed, PR #14253)."""
+    gms = relaxed_gms
     assert gms.execute_validator.value == "relaxed"
     executor = f"lt-relaxed-{uuid.uuid4().hex[:6]}"
     bare = RunRequest(new_run_id(), SIP, executor, SourceType.SDK.value, now_ms())
