@@ -282,7 +282,14 @@ class RunService:
             raise
         except (WriteRejected, PreconditionFailed) as exc:
             log.warning("run %s: DataHub refused the request write: %s", request.run_id, exc)
-            raise ApiError(502, "datahub_rejected", "DataHub refused the run request") from exc
+            message = "DataHub refused the run request"
+            if "subType=AUTHORIZATION" in str(exc):
+                # ExecuteIngestionAuthValidator (docs/datahub-privileges.md): the api's token.
+                message += (
+                    ": the service's DataHub token may not execute this dataset's ingestion "
+                    "source (it needs MANAGE_INGESTION or EXECUTE on the source)"
+                )
+            raise ApiError(502, "datahub_rejected", message) from exc
         self.metrics.runs_requested.labels(source=SourceType.API.value).inc()
         if self.rate_limiter is not None:
             self.rate_limiter.record(caller.urn)

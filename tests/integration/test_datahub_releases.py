@@ -165,6 +165,7 @@ def test_a_token_without_execute_is_refused_and_a_policy_on_the_source_lets_it(
         )
     assert refused.status_code == 502, refused.text
     assert refused.json()["error"] == "datahub_rejected"
+    assert "may not execute this dataset's ingestion source" in refused.json()["message"]
     after = sum(1 for m in env.gms.mcl_log() if m.key.startswith("urn:li:dataHubExecutionRequest"))
     assert after == before
     # It could not create the source either (ModifyIngestionSourceAuthValidator).
