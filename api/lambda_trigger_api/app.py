@@ -19,6 +19,7 @@ from lambda_trigger import __version__
 from lambda_trigger.contract import MAX_REASON_LENGTH
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
+from lambda_trigger.privileges import API_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
 from lambda_trigger_api.authmode import GmsAuthMode
 from lambda_trigger_api.csrf import require_json, require_same_origin
@@ -114,11 +115,14 @@ def create_app(
         if settings.metrics_enabled and settings.metrics_port is not None
         else None
     )
+    # What the api's token may do in DataHub: checked at start and in /readyz (privileges.py).
+    privileges = PrivilegeCheck("api", datahub, API_CAPABILITIES)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if metrics_server is not None:
             metrics_server.start()
+        await run_in_threadpool(privileges.run)  # one line per missing DataHub privilege
         if auth_mode is not None:
             # At start-up, so the log says at once whether GMS checks tokens; if GMS does
             # not answer yet, the first Bearer call asks again.
@@ -227,8 +231,17 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
-        if datahub.reachable():
-            return JSONResponse({"status": "ok", **mappings.status()})
-        return error_response(503, "datahub_unavailable", "DataHub does not answer")
+        if not datahub.reachable():
+            return error_response(503, "datahub_unavailable", "DataHub does not answer")
+        granted, detail = privileges.status()
+        if not granted:
+            missing = detail.get("missingPrivileges")
+            assert isinstance(missing, list)
+            return error_response(
+                503,
+                "datahub_privileges_missing",
+                "the api's DataHub token lacks: " + "; ".join(str(m) for m in missing),
+            )
+        return JSONResponse({"status": "ok", **mappings.status(), **detail})
 
     return app

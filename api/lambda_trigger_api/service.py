@@ -34,7 +34,7 @@ from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.runid import is_readable_run_id, new_run_id
 from lambda_trigger.sanitize import describe_char, hostile_char, redact
 from lambda_trigger.settings import ApiSettings
-from lambda_trigger.sources import dataset_of
+from lambda_trigger.sources import FirstUseSources, dataset_of
 from lambda_trigger.urns import (
     DatasetUrn,
     InvalidUrnError,
@@ -115,6 +115,9 @@ class RunService:
         self.metrics = metrics
         self.executor_id = executor_id
         self.job_arn_property_urn = job_arn_property_urn
+        # Each request names its dataset's ingestion source (source_urns.py), created here on
+        # the dataset's first run when `sources sync` has not made it.
+        self.first_use_sources = FirstUseSources()
         if settings.dev_mode_no_auth:
             log.warning(
                 "!!! DEV MODE: callers are NOT identified; every request acts as %s !!!",
@@ -278,6 +281,16 @@ class RunService:
                 "alreadyActive": True,
                 "message": "A run of this dataset is already in progress; showing it",
             }
+        label = check.resolution.label if check.resolution else DEFAULT_LABEL
+        source = self._datahub(
+            "ingestion_source",
+            lambda: self.first_use_sources.ensure(
+                self.datahub,
+                dataset.urn,
+                "first-use",  # the recipe is shown in DataHub's UI: no target key in it
+                label,
+            ),
+        )
         request = RunRequest(
             run_id=new_run_id(),
             dataset_urn=dataset.urn,
@@ -287,6 +300,7 @@ class RunService:
             job_urn=job,
             reason=(reason or "").strip() or None,
             actor_urn=caller.urn,
+            ingestion_source=source,
         )
         try:
             self._datahub("write_request", lambda: self.datahub.write_request(request))
@@ -294,7 +308,14 @@ class RunService:
             raise
         except (WriteRejected, PreconditionFailed) as exc:
             log.warning("run %s: DataHub refused the request write: %s", request.run_id, exc)
-            raise ApiError(502, "datahub_rejected", "DataHub refused the run request") from exc
+            message = "DataHub refused the run request"
+            if "subType=AUTHORIZATION" in str(exc):
+                # ExecuteIngestionAuthValidator (docs/datahub-privileges.md): the api's token.
+                message += (
+                    ": the service's DataHub token may not execute this dataset's ingestion "
+                    "source (it needs MANAGE_INGESTION or EXECUTE on the source)"
+                )
+            raise ApiError(502, "datahub_rejected", message) from exc
         self.metrics.runs_requested.labels(source=SourceType.API.value).inc()
         label = check.resolution.label if check.resolution else DEFAULT_LABEL
         log.info("run %s requested by %s for %s", request.run_id, caller.urn, dataset.urn)

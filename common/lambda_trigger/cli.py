@@ -24,6 +24,7 @@ from lambda_trigger.datahub import (
     PreconditionFailed,
     WriteRejected,
 )
+from lambda_trigger.mapping import DEFAULT_LABEL
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import DataHubSettings
 from lambda_trigger.urns import InvalidUrnError, parse_dataset_urn, validate_data_job_urn
@@ -39,16 +40,21 @@ def request_run(
     actor_urn: str | None = None,
     source_type: str = SourceType.CLI.value,
 ) -> RunRequest:
-    """Write one run request; returns it (its `run_id` is what `status` takes)."""
+    """Write one run request; returns it (its `run_id` is what `status` takes). It names the
+    dataset's ingestion source, created on first use (sources.FirstUseSources), which GMS's
+    ExecuteIngestionAuthValidator requires before DataHub v1.3.0."""
+    dataset = parse_dataset_urn(dataset_urn).urn
+    source = sources.FirstUseSources().ensure(client, dataset, "first-use", DEFAULT_LABEL)
     request = RunRequest(
         run_id=new_run_id(),
-        dataset_urn=parse_dataset_urn(dataset_urn).urn,
+        dataset_urn=dataset,
         executor_id=client.settings.executor_id,
         source_type=source_type,
         requested_at_ms=now_ms(),
         job_urn=validate_data_job_urn(job_urn) if job_urn else None,
         reason=reason,
         actor_urn=actor_urn,
+        ingestion_source=source,
     )
     client.write_request(request)
     return request

@@ -121,6 +121,9 @@ class RunRequest:
     # Who wrote the request: the MCL's `created.actor`, which GMS authenticated (consumer
     # only; never written to DataHub). `actor_urn` is what the aspect claims.
     writer_urn: str | None = None
+    # `source.ingestionSource`: the dataset's ingestion source (source_urns.py), which GMS's
+    # ExecuteIngestionAuthValidator requires (before v1.3.0) and checks EXECUTE on.
+    ingestion_source: str | None = None
 
     @property
     def urn(self) -> str:
@@ -136,7 +139,9 @@ class RunRequest:
             task=TASK,
             args=args,
             executorId=self.executor_id,
-            source=ExecutionRequestSourceClass(type=self.source_type),
+            source=ExecutionRequestSourceClass(
+                type=self.source_type, ingestionSource=self.ingestion_source
+            ),
             requestedAt=self.requested_at_ms,
             actorUrn=self.actor_urn,
         )
@@ -172,6 +177,11 @@ class RunRequest:
             reason=reason,
             actor_urn=aspect.get("actorUrn"),
             extra_args=extra,
+            ingestion_source=(
+                str(source["ingestionSource"])
+                if isinstance(source, dict) and source.get("ingestionSource")
+                else None
+            ),
         )
 
 

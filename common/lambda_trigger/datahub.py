@@ -141,6 +141,10 @@ class DataHubClient:
             self.graph.emit_mcp(mcp)
         except OperationalError as exc:
             status = _error_status(exc.info)
+            if "subType=AUTHORIZATION" in str(exc.message):
+                # A write validator's auth exception (e.g. ExecuteIngestionAuthValidator): Rest.li
+                # renders it 422 like a failed precondition, but it is a refusal.
+                raise WriteRejected(f"{exc.message} (HTTP {status})") from exc
             if status in _REFUSED_STATUSES:
                 raise PreconditionFailed(f"{exc.message} (HTTP {status})") from exc
             if status is not None and 400 <= status < 500 and status != 401:

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from lambda_trigger.contract import RunRequest
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
+from lambda_trigger.privileges import CONSUMER_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
 from lambda_trigger_consumer.aws_client import endpoint_of
@@ -93,6 +94,8 @@ class ConsumerApp:
             "dependency-probe": None,
         }
         self.datahub = DataHubClient(datahub_settings)
+        # What its token may do in DataHub: checked at start and in /readyz (privileges.py).
+        self.privileges = PrivilegeCheck("consumer", self.datahub, CONSUMER_CAPABILITIES)
         self.registry = registry_setup.registry
         self._registry_address = registry_setup.address
         region = mapping_settings.resolved_region()
@@ -243,6 +246,7 @@ class ConsumerApp:
             ),
             (not deps["failing"], deps),
             (True, self.mappings.status()),
+            self.privileges.status(),
         )
 
     def _watch_mapping(self) -> None:
@@ -253,6 +257,9 @@ class ConsumerApp:
             self.mappings.reload_if_changed()
 
     def run(self) -> None:
+        # One start-up line per missing DataHub privilege; in the background, so a GMS that
+        # does not answer yet does not hold up the start (its outage is reported as such).
+        self.privileges.start()
         self.health.start()
         watcher = threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True)
         watcher.start()

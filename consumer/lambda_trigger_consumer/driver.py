@@ -486,6 +486,15 @@ class RunDriver:
             if not outcome.ours:
                 stored = outcome.stored
                 if stored is None or is_final(stored.status):
+                    # Another writer ended it first (e.g. a DataHub executor that writes
+                    # FAILURE when it cannot dispatch our executorId): its result stands.
+                    log.warning(
+                        "run %s: not started: DataHub already holds a final result written by "
+                        "another writer (%s: %s)",
+                        entry.run_id,
+                        stored.status if stored else "unknown",
+                        ((stored.report or "").splitlines() or [""])[0][:200] if stored else "",
+                    )
                     self._close(partition, entry)
                     return None
                 log.info(

@@ -60,6 +60,12 @@ from devstack.gms_double.schema_registry import (
 from devstack.gms_double.search import SearchIndex
 from devstack.gms_double.seed import ADMIN_USER, seed
 from devstack.gms_double.store import AspectStore
+from devstack.gms_double.write_auth import (
+    ExecuteValidator,
+    api_write_denied,
+    datahub_version_from_env,
+    execute_validator_for,
+)
 from devstack.lifecycle import StartStop
 
 log = logging.getLogger(__name__)
@@ -212,6 +218,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Authorization"), self.headers.get(X_DATAHUB_ACTOR)
         )
 
+    def _session(self, principal: Principal) -> Principal | None:
+        # API writes hand the caller's AuthorizationSession to the write validators; with GMS
+        # authentication off there is none (write_auth.py).
+        return principal if self.server.double.credentials.auth_enabled else None
+
+    def _api_write_denied(self, urns: list[str], principal: Principal) -> str | None:
+        # REST API authorization needs an authenticated session: with auth off, none applies.
+        if not self.server.double.credentials.auth_enabled:
+            return None
+        return api_write_denied(urns, principal)
+
     def _gms(
         self,
         method: str,
@@ -285,7 +302,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             proposals = api.restli_ingest_body(action, parsed)
-            double._ingest(proposals, principal.actor_urn)
+            denied = self._api_write_denied([p.entity_urn for p in proposals], principal)
+            if denied is not None:
+                self._send_reply(api.restli_error(403, denied), restli=True)
+                return
+            double._ingest(proposals, principal.actor_urn, self._session(principal))
         except GmsError as exc:
             self._send_reply(api.restli_error_for(exc), restli=True)
             return
@@ -326,7 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
             except json.JSONDecodeError as exc:
                 self._send_json(400, {"error": "Invalid JSON format", "message": str(exc)})
                 return
-            results = double._ingest(api.openapi_proposals(parsed), principal.actor_urn)
+            proposals = api.openapi_proposals(parsed)
+            denied = self._api_write_denied([p.entity_urn for p in proposals], principal)
+            if denied is not None:
+                self._send_json(403, {"error": denied})
+                return
+            results = double._ingest(proposals, principal.actor_urn, self._session(principal))
         except GmsError as exc:
             self._send_reply(api.openapi_error_for(exc))
             return
@@ -581,12 +607,18 @@ class GmsDouble(StartStop):
         glue_registry_name: str = DEFAULT_REGISTRY,
         glue_compression: Literal["NONE", "ZLIB"] = "NONE",
         schema_registry_user_info: str | None = None,
+        datahub_version: str | None = None,
     ) -> None:
         """`schema_registry_type="AWS_GLUE"`: MCLs in Glue framing, schemas registered in the
         Glue registry at `glue_endpoint_url` (glue.py). `schema_registry_user_info`
         ("user:password"): the Confluent-compatible endpoint under /schema-registry/api/
         answers only requests with that basic auth, as a secured registry does."""
         self.bootstrap_servers = bootstrap_servers
+        # The DataHub release the double behaves as where releases differ (write_auth.py):
+        # the argument, else GMS_DOUBLE_DATAHUB_VERSION, else v1.7.0. `strict`/`relaxed` name
+        # the ExecuteIngestionAuthValidator behaviour directly.
+        self.datahub_version = datahub_version or datahub_version_from_env()
+        self.execute_validator: ExecuteValidator = execute_validator_for(self.datahub_version)
         self.host = host
         self._requested_port = port
         self._port = port
@@ -660,6 +692,7 @@ class GmsDouble(StartStop):
             self._commit,
             versioned_topic=self.versioned_topic,
             timeseries_topic=self.timeseries_topic,
+            execute_validator=self.execute_validator,
         )
         self._serve()
         self._started = True
@@ -763,7 +796,10 @@ class GmsDouble(StartStop):
             "noCode": "true",
             "supportsImpactAnalysis": False,
             "versions": {
-                "acryldata/datahub": {"version": DATAHUB_VERSION, "commit": "gms-test-double"}
+                "acryldata/datahub": {
+                    "version": self._reported_version(),
+                    "commit": "gms-test-double",
+                }
             },
             "telemetry": {"enabledCli": False, "enabledIngestion": False},
             "managedIngestion": {"enabled": True, "defaultCliVersion": "1.7.0.17"},
@@ -775,10 +811,17 @@ class GmsDouble(StartStop):
             "gmsTestDouble": True,
         }
 
-    def _ingest(self, proposals: list[Any], actor: str) -> list[Any]:
+    def _reported_version(self) -> str:
+        # `strict`/`relaxed` are behaviours, not releases: report the default release then.
+        version = self.datahub_version
+        return version if version[:1] in "v0123456789" and version else DATAHUB_VERSION
+
+    def _ingest(
+        self, proposals: list[Any], actor: str, session: Principal | None = None
+    ) -> list[Any]:
         assert self._pipeline is not None
         with self._lock:
-            return self._pipeline.ingest(proposals, actor)
+            return self._pipeline.ingest(proposals, actor, session)
 
     def _read(self, urn: str, aspect: str, version: int) -> Any:
         with self._lock:
@@ -872,9 +915,31 @@ class GmsDouble(StartStop):
 
     # -- test helpers ----------------------------------------------------------------------------
 
-    def add_token(self, token: str, actor_urn: str, username: str, manage_ingestion: bool) -> None:
-        """Make `token` a valid bearer token for `actor_urn` (GMS and frontend)."""
-        self.credentials.add_token(token, Principal(actor_urn, username, manage_ingestion))
+    def add_token(
+        self,
+        token: str,
+        actor_urn: str,
+        username: str,
+        manage_ingestion: bool,
+        *,
+        privileges: frozenset[str] = frozenset(),
+        grants: frozenset[tuple[str, str]] = frozenset(),
+        strict_policies: bool = False,
+    ) -> None:
+        """Make `token` a valid bearer token for `actor_urn` (GMS and frontend), with the
+        policies `manage_ingestion`, platform `privileges` and resource `grants`; with
+        `strict_policies` its writes need EDIT_ENTITY grants too (auth.Principal)."""
+        self.credentials.add_token(
+            token,
+            Principal(
+                actor_urn,
+                username,
+                manage_ingestion,
+                privileges=privileges,
+                grants=grants,
+                strict_policies=strict_policies,
+            ),
+        )
         self._save_settings()
 
     def add_session_cookie(

@@ -23,6 +23,7 @@ from lambda_trigger.contract import RunRequest, SourceType, now_ms
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ApiSettings, ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger.source_urns import source_urn
 from lambda_trigger_api.app import create_app
 from lambda_trigger_consumer.app import ConsumerApp
 from lambda_trigger_consumer.driver import DriverConfig
@@ -86,6 +87,9 @@ class Env:
             source_type=SourceType.SDK.value,
             requested_at_ms=kw.pop("requested_at_ms", now_ms()),
             actor_urn="urn:li:corpuser:sdk-user",
+            # The documented SDK path names the dataset's ingestion source, which strict
+            # DataHub releases require (docs/datahub-privileges.md).
+            ingestion_source=kw.pop("ingestion_source", source_urn(self.executor_id, dataset)),
             **kw,
         )
         client = self.datahub()
