@@ -22,19 +22,28 @@ class ApiError(Exception):
         code: str,
         message: str,
         headers: dict[str, str] | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
         self.headers = headers
+        self.field = field  # the request field at fault (`parameters.start`), when one is
 
 
 def error_response(
-    status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status_code: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    field: str | None = None,
 ) -> JSONResponse:
+    body = {"status": "failed", "error": code, "message": message}
+    if field is not None:
+        body["field"] = field
     return JSONResponse(
-        {"status": "failed", "error": code, "message": message},
+        body,
         status_code=status_code,
         headers=dict(headers) if headers else None,
     )
@@ -42,7 +51,7 @@ def error_response(
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    return error_response(exc.status_code, exc.code, exc.message, exc.headers, exc.field)
 
 
 async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:

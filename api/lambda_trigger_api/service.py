@@ -54,6 +54,7 @@ from lambda_trigger_api.identity import (
 from lambda_trigger_api.last_run import last_run
 from lambda_trigger_api.limits import RateLimiter
 from lambda_trigger_api.metrics import ApiMetrics
+from lambda_trigger_api.run_parameters import public_schema, run_parameter_args, run_parameters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -216,7 +217,13 @@ class RunService:
     # --- routes -------------------------------------------------------------------------
 
     def request_run(
-        self, caller: Caller, dataset_urn: object, job_urn: object, reason: str | None
+        self,
+        caller: Caller,
+        dataset_urn: object,
+        job_urn: object,
+        reason: str | None,
+        *,
+        parameters: object = None,
     ) -> dict[str, Any]:
         try:
             dataset = parse_dataset_urn(dataset_urn)
@@ -242,6 +249,7 @@ class RunService:
             if not check.dataset_found:
                 raise ApiError(404, "dataset_not_found", f"{dataset.urn}: {check.reason}")
             raise ApiError(422, "no_target", f"{dataset.urn}: {check.reason}")
+        extra_args = run_parameter_args(check.resolution, parameters)
         active = self.active_run(dataset.urn)
         if active is not None:
             # One active run per dataset: show the user that run instead of starting another
@@ -261,6 +269,7 @@ class RunService:
             job_urn=job,
             reason=(reason or "").strip() or None,
             actor_urn=caller.urn,
+            extra_args=extra_args,
         )
         try:
             self._datahub("write_request", lambda: self.datahub.write_request(request))
@@ -399,6 +408,7 @@ class RunService:
             "durationMs": result.durationMs if result else None,
             "cancellable": result is None or bool(details.get("cancellable")),
             "duplicateOf": details.get("duplicateOf"),
+            "parameters": run_parameters(request.args, details),
             # Reports are written by the consumer, which keeps AWS details out; redact again
             # in case an older consumer or another writer did not.
             "message": redact(report.splitlines()[0])
@@ -420,6 +430,8 @@ class RunService:
             "available": check.available,
             "canRun": check.available and self.may_run(caller),
             "label": check.resolution.label if check.resolution else None,
+            # the form the dialog renders (the schema's supported keywords only)
+            "parameters": public_schema(check.resolution.parameters) if check.resolution else None,
             "reason": check.reason
             if not check.available
             else (
