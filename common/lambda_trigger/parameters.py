@@ -29,7 +29,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as JsonSchemaError
 
-from lambda_trigger.sanitize import describe_char, hostile_char
+from lambda_trigger.sanitize import describe_char, hostile_char, printable
 
 ARG_PARAMETERS = "parameters"
 ERROR_CODE = "invalid_parameters"  # the api's stable error code for a rejected value
@@ -295,12 +295,17 @@ def validate_parameters(schema: dict[str, Any] | None, values: Any) -> dict[str,
     if schema is None:
         if values:
             name = sorted(values)[0]
-            raise ParameterError(f"{ARG_PARAMETERS}.{name}", "this job takes no parameters")
+            raise ParameterError(
+                f"{ARG_PARAMETERS}.{printable(name, 64)}", "this job takes no parameters"
+            )
         return {}
     properties: dict[str, Any] = schema.get("properties") or {}
     for name in values:
         if name not in properties:
-            raise ParameterError(f"{ARG_PARAMETERS}.{name}", "is not a parameter of this job")
+            # the name is the caller's: echoed cut short (its characters were checked above)
+            raise ParameterError(
+                f"{ARG_PARAMETERS}.{printable(name, 64)}", "is not a parameter of this job"
+            )
     filled = {
         name: values[name] if name in values else copy.deepcopy(prop["default"])
         for name, prop in properties.items()

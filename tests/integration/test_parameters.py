@@ -17,6 +17,7 @@ from datahub.metadata.schema_classes import (
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from lambda_trigger import cli
 from lambda_trigger.contract import now_ms
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ApiSettings
@@ -255,12 +256,38 @@ def test_the_consumer_checks_again_and_never_invokes(
     assert penv.moto.invocations(penv.functions["sip"]) == []
 
 
-def test_sdk_parameters_for_a_target_without_a_schema_fail(
-    penv: Env, start_consumer: Any
-) -> None:
+def test_sdk_parameters_for_a_target_without_a_schema_fail(penv: Env, start_consumer: Any) -> None:
     start_consumer()
     run_id = _write_directly(penv, {"datasetUrn": POLY, "parameters": '{"a": 1}'})
     result = penv.wait_status(run_id, {"FAILURE", "SUCCESS"})
     assert result.status == "FAILURE"
     assert "this job takes no parameters" in (result.report or "")
     assert penv.moto.invocations(penv.functions["poly"]) == []
+
+
+def test_cli_param_values_are_typed_by_the_schema(
+    penv: Env,
+    start_consumer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATAHUB_GMS_URL", penv.gms.url)
+    monkeypatch.setenv("DATAHUB_GMS_TOKEN", penv.users["alice"])
+    monkeypatch.setenv("LAMBDA_TRIGGER_EXECUTOR_ID", penv.executor_id)
+    monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", "urn:li:corpuser:alice")
+    monkeypatch.setenv("DATAHUB_INGESTION_LAMBDA_MAPPING", json.dumps(penv.mapping))
+    assert cli.main(["request", SIP, "--param", "batch=three"]) == 2
+    assert "parameters.batch: must be an integer" in capsys.readouterr().err
+    assert cli.main(["request", SIP, "--param", "batch=3"]) == 2
+    assert "parameters.start: is required" in capsys.readouterr().err
+
+    start_consumer()
+    args = ["--param", "start=2026-01-31", "--param", "batch=3", "--param", "dryRun=yes"]
+    assert cli.main(["request", SIP, *args, "--wait", "--timeout", "60"]) == 0
+    (invocation,) = penv.moto.invocations(penv.functions["sip"])
+    assert invocation.payload["parameters"] == {
+        "start": "2026-01-31",
+        "mode": "incremental",
+        "batch": 3,
+        "dryRun": True,
+    }
