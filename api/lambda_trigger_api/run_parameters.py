@@ -6,9 +6,12 @@ consumer checks again, since a request may be written without the api.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+from lambda_trigger.contract import report_details
+from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
 from lambda_trigger.mapping import Resolution
 from lambda_trigger.parameters import (
     ARG_PARAMETERS,
@@ -21,7 +24,8 @@ from lambda_trigger.parameters import (
 )
 from lambda_trigger_api.errors import ApiError
 
-__all__ = ["public_schema", "run_parameter_args", "run_parameters"]
+__all__ = ["last_run_parameters", "public_schema", "run_parameter_args", "run_parameters"]
+log = logging.getLogger(__name__)
 
 
 def run_parameter_args(resolution: Resolution | None, parameters: object) -> dict[str, str]:
@@ -47,3 +51,16 @@ def run_parameters(args: Mapping[str, str], details: Mapping[str, Any]) -> dict[
     except ParameterError:
         return None
     return requested if isinstance(requested, dict) else None
+
+
+def last_run_parameters(datahub: DataHubClient, run_id: str) -> dict[str, Any] | None:
+    """The parameters of the dataset's last run, for "run again with the same parameters".
+    Best effort: None when DataHub does not answer (logged) or the run took none."""
+    try:
+        request = datahub.read_request(run_id)
+        if request is None:
+            return None
+        return run_parameters(request.args, report_details(datahub.read_result(run_id)))
+    except (DataHubUnavailable, ValueError) as exc:  # ValueError: a run id that is no URN
+        log.warning("parameters of run %s unknown: %s", run_id, exc)
+        return None

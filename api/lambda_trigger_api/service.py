@@ -54,7 +54,12 @@ from lambda_trigger_api.identity import (
 from lambda_trigger_api.last_run import last_run
 from lambda_trigger_api.limits import RateLimiter
 from lambda_trigger_api.metrics import ApiMetrics
-from lambda_trigger_api.run_parameters import public_schema, run_parameter_args, run_parameters
+from lambda_trigger_api.run_parameters import (
+    last_run_parameters,
+    public_schema,
+    run_parameter_args,
+    run_parameters,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -422,10 +427,14 @@ class RunService:
         except InvalidUrnError as exc:
             raise ApiError(400, "invalid_request", str(exc)) from exc
         check = self.check_target(dataset)
+        latest = last_run(self.datahub, dataset.urn) if check.dataset_found else None
+        if latest and check.resolution and check.resolution.parameters is not None:
+            # "Run again with the same parameters" in the button's last-run line
+            latest["parameters"] = last_run_parameters(self.datahub, str(latest["runId"]))
         return {
             "activeRun": self.active_run(dataset.urn) if check.available else None,
             # The newest run on the dataset's Runs tab (last_run.py), for after a page load.
-            "lastRun": last_run(self.datahub, dataset.urn) if check.dataset_found else None,
+            "lastRun": latest,
             "datasetUrn": dataset.urn,
             "available": check.available,
             "canRun": check.available and self.may_run(caller),

@@ -1,7 +1,7 @@
 import { Button, Input, Modal, Typography } from 'antd';
 import { ReactNode, useEffect, useMemo, useRef, useState } from 'react';
 
-import { LastRun } from './LastRun';
+import { LastRun, RunAgainLink } from './LastRun';
 import { ParametersForm } from './ParametersForm';
 import { FetchLike, PathResolver, createIngestionApiClient } from './api';
 import { FormValues, checkForm, initialValues } from './parameters';
@@ -158,9 +158,14 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
     const [paramValues, setParamValues] = useState<FormValues>({});
     const [touched, setTouched] = useState<Record<string, boolean>>({});
     const [showAllErrors, setShowAllErrors] = useState(false);
+    // "Run again with the same parameters": the values the dialog opens with (then back to the defaults).
+    const prefill = useRef<Record<string, unknown> | null>(null);
+    // The values this page last sent, offered again once that run has ended.
+    const [lastSent, setLastSent] = useState<Record<string, unknown> | null>(null);
     useEffect(() => {
         if (state.phase === 'confirming' && schema) {
-            setParamValues(initialValues(schema));
+            setParamValues(initialValues(schema, prefill.current));
+            prefill.current = null;
             setTouched({});
             setShowAllErrors(false);
         }
@@ -177,8 +182,14 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             setShowAllErrors(true);
             return undefined;
         }
+        setLastSent(checked.parameters);
         return confirm(checked.parameters);
     };
+    const runAgainWith = (parameters: Record<string, unknown>) => () => {
+        prefill.current = parameters;
+        openConfirm();
+    };
+    const ended = state.phase === 'succeeded' || state.phase === 'failed' || state.phase === 'cancelled';
 
     const phaseRef = useRef(props.onPhaseChange);
     phaseRef.current = props.onPhaseChange;
@@ -213,9 +224,18 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             >
                 {status && <Typography.Text type={status.type}>{status.text}</Typography.Text>}
             </span>
+            {schema && ended && lastSent && <RunAgainLink onClick={runAgainWith(lastSent)} parameters={lastSent} />}
             {!status && state.target?.lastRun && (
                 // After a page load: the dataset's last run, from DataHub's run history (LastRun.tsx).
-                <LastRun run={state.target.lastRun} href={runsTabPath(datasetUrn, resolveRef.current)} />
+                <LastRun
+                    run={state.target.lastRun}
+                    href={runsTabPath(datasetUrn, resolveRef.current)}
+                    onRunAgain={
+                        schema && state.target.lastRun.parameters
+                            ? runAgainWith(state.target.lastRun.parameters)
+                            : undefined
+                    }
+                />
             )}
             <Button
                 data-testid="run-ingestion-button"

@@ -27,6 +27,8 @@ export interface LastRunInfo {
     startTimeMs?: number | null;
     finishedAtMs?: number | null;
     requestedBy?: string | null;
+    /** The values it ran with, when the target takes parameters ("run again with the same parameters"). */
+    parameters?: Record<string, unknown> | null;
 }
 
 export interface IngestionTarget {

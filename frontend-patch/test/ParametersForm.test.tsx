@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { RunIngestionButton } from '../src/RunIngestionButton';
 import { ParameterSchema, checkForm, describeParameters, initialValues, parseField } from '../src/parameters';
-import { DATASET_URN, fakeApi, json, startedOk } from './helpers/fakeApi';
+import { DATASET_URN, fakeApi, json, runStatus, startedOk } from './helpers/fakeApi';
 
 const SCHEMA: ParameterSchema = {
     type: 'object',
@@ -157,5 +157,55 @@ describe('the form in the dialog', () => {
         fireEvent.click(within(dialog).getByRole('button', { name: 'Run' }));
         await flush();
         expect(api.callsTo('run')[0].body).toEqual({ datasetUrn: DATASET_URN });
+    });
+});
+
+describe('run again with the same parameters', () => {
+    it('offers the last run\'s values after a page load and opens the dialog with them', async () => {
+        const lastRun = {
+            runId: 'lt-20261125T205743123Z-k3f9a1c2b7',
+            state: 'succeeded',
+            startTimeMs: Date.now() - 60_000,
+            finishedAtMs: Date.now() - 30_000,
+            requestedBy: 'urn:li:corpuser:alice',
+            parameters: { start: '2026-01-15', mode: 'full', batch: 9, dryRun: true },
+        };
+        const api = fakeApi({
+            targets: [json(200, { datasetUrn: DATASET_URN, available: true, canRun: true, label: 'L', parameters: SCHEMA, lastRun })],
+            run: [startedOk],
+            runs: [runStatus('running')],
+        });
+        render(<RunIngestionButton datasetUrn={DATASET_URN} fetchImpl={api.fetchImpl} toast={vi.fn()} />);
+        await flush();
+        const again = screen.getByTestId('run-ingestion-run-again');
+        expect(again).toHaveTextContent('Run again with the same parameters');
+        expect(again).toHaveAttribute('title', 'start=2026-01-15, mode=full, batch=9, dryRun=true');
+        fireEvent.click(again);
+        await flush();
+        const d = within(screen.getByRole('dialog', { name: 'Run ingestion' }));
+        expect(d.getByLabelText('First day')).toHaveValue('2026-01-15');
+        expect(d.getByLabelText('mode (optional)')).toHaveValue('full');
+        fireEvent.click(d.getByRole('button', { name: 'Run' }));
+        await flush();
+        expect(api.callsTo('run')[0].body).toEqual({ datasetUrn: DATASET_URN, parameters: lastRun.parameters });
+    });
+
+    it('offers the values this page sent once its run has ended', async () => {
+        const api = fakeApi({ targets: [targetWithParameters], run: [startedOk], runs: [runStatus('succeeded', { durationMs: 1000 })] });
+        render(<RunIngestionButton datasetUrn={DATASET_URN} fetchImpl={api.fetchImpl} toast={vi.fn()} pollInitialDelayMs={10} />);
+        await flush();
+        expect(screen.queryByTestId('run-ingestion-run-again')).toBeNull();
+        fireEvent.click(screen.getByTestId('run-ingestion-button'));
+        await flush();
+        const d = within(screen.getByRole('dialog', { name: 'Run ingestion' }));
+        fireEvent.change(d.getByLabelText('First day'), { target: { value: '2026-03-01' } });
+        fireEvent.click(d.getByRole('button', { name: 'Run' }));
+        await flush(2000);
+        expect(screen.getByTestId('run-ingestion')).toHaveAttribute('data-phase', 'succeeded');
+        fireEvent.click(screen.getByTestId('run-ingestion-run-again'));
+        await flush();
+        const again = within(screen.getByRole('dialog', { name: 'Run ingestion' }));
+        expect(again.getByLabelText('First day')).toHaveValue('2026-03-01');
+        expect(again.getByLabelText('batch (optional)')).toHaveValue(5);
     });
 });
