@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,6 +212,20 @@ def test_the_lambda_receives_exactly_the_values_and_they_show_afterwards(
         time.sleep(0.1)
     assert props is not None
     assert json.loads(props["customProperties"]["parameters"]) == expected
+    # after a page load: the last run's values, for "run again with the same parameters"
+    deadline = time.monotonic() + 30
+    last = None
+    while time.monotonic() < deadline:
+        last = papi.get(
+            "/api/ingestion/targets",
+            params={"datasetUrn": SIP},
+            headers=bearer(penv.users["alice"]),
+        ).json()["lastRun"]
+        if last and last["runId"] == run_id and last["state"] == "succeeded":
+            break
+        time.sleep(0.2)
+    assert last is not None and last["runId"] == run_id
+    assert last["parameters"] == expected
 
 
 def _write_directly(env: Env, args: dict[str, str]) -> str:
@@ -291,3 +306,31 @@ def test_cli_param_values_are_typed_by_the_schema(
         "batch": 3,
         "dryRun": True,
     }
+
+
+def test_a_step_functions_execution_gets_the_parameters_in_its_input(
+    penv: Env, start_consumer: Any
+) -> None:
+    name = f"sm-{uuid.uuid4().hex[:8]}"
+    arn = penv.moto.create_state_machine(name)
+    penv.mapping["targets"]["earnings"] = {
+        "type": "stepfunctions",
+        "stateMachineArn": arn,
+        "label": "Earnings pipeline",
+        "parameters": SCHEMA,
+    }
+    penv.moto.queue_execution_result(arn, "SUCCEEDED", output={"rows": 1}, delay_seconds=0.5)
+    start_consumer()
+    request = penv.request(SIP, extra_args={"parameters": '{"start": "2026-05-01", "batch": 2}'})
+    result = penv.wait_status(request.run_id, {"SUCCESS", "FAILURE"}, timeout=60)
+    assert result.status == "SUCCESS", result.report
+    (execution,) = [e for e in penv.moto.executions(arn) if e["name"] == request.run_id]
+    described = penv.moto.sfn_client().describe_execution(executionArn=execution["executionArn"])
+    sent = json.loads(described["input"])
+    assert sent["parameters"] == {
+        "start": "2026-05-01",
+        "mode": "incremental",
+        "batch": 2,
+        "dryRun": False,
+    }
+    assert sent["runId"] == request.run_id
