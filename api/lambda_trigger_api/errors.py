@@ -64,6 +64,10 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
         problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
     # Field names come from the caller: never echo control or bidi characters, nor much text.
     message = printable("; ".join(problems[:5]), 500) or "invalid request"
+    locations = [tuple(err.get("loc", ())) for err in exc.errors()]
+    if locations and all(loc[:2] == ("body", "parameters") for loc in locations):
+        # `parameters` that is not an object: the same code as any other parameter problem
+        return error_response(400, "invalid_parameters", message, field="parameters")
     return error_response(400, "invalid_request", message)
 
 

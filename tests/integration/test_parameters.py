@@ -158,8 +158,11 @@ def test_every_rejection_is_400_with_the_field_and_writes_nothing(
 
 
 def test_not_an_object_and_no_schema(penv: Env, papi: TestClient) -> None:
-    response = _post(penv, papi, SIP, ["2026-01-01"])
-    assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    for not_an_object in (["2026-01-01"], "start=2026-01-01", 5):
+        response = _post(penv, papi, SIP, not_an_object)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_parameters"
+        assert response.json()["field"] == "parameters"
     response = _post(penv, papi, POLY, {"start": "2026-01-01"})
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_parameters"
