@@ -53,6 +53,11 @@ class RunBody(BaseModel):
     reason: str | None = Field(
         None, max_length=MAX_REASON_LENGTH, description="Free text kept with the run"
     )
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="The run's parameters, checked against the target's schema "
+        "(GET /api/ingestion/targets returns it); passed to the job as `parameters`",
+    )
 
 
 class RunAccepted(BaseModel):
@@ -66,6 +71,7 @@ class ErrorBody(BaseModel):
     status: str = "failed"
     error: str
     message: str
+    field: str | None = Field(None, description="The request field at fault, when one is")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -164,7 +170,9 @@ def create_app(
         require_json(request)  # CSRF (csrf.py): before the caller is identified
         require_same_origin(request, settings)
         caller = service.caller(authorization, cookie)
-        answer = service.request_run(caller, body.datasetUrn, body.jobUrn, body.reason)
+        answer = service.request_run(
+            caller, body.datasetUrn, body.jobUrn, body.reason, parameters=body.parameters
+        )
         if answer.get("alreadyActive"):
             response.status_code = 200  # nothing new was started
         return answer

@@ -185,12 +185,19 @@ class RunRequest:
         )
 
 
-def lambda_payload(request: RunRequest, static_fields: dict[str, Any]) -> dict[str, Any]:
+def lambda_payload(
+    request: RunRequest,
+    static_fields: dict[str, Any],
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON a Lambda (or Step Functions execution) receives; documented in docs/triggering.md.
 
     Static fields from the mapping come first so they can never overwrite the run's own
-    fields: a mapping typo must not send a function someone else's runId.
+    fields: a mapping typo must not send a function someone else's runId. `parameters` (the
+    run's checked values, defaults applied; lambda_trigger.parameters) is one field of its own,
+    present when the target declares parameters: a value can never replace another field.
     """
+    own = {} if parameters is None else {"parameters": parameters}
     return {
         **static_fields,
         "runId": request.run_id,
@@ -200,6 +207,7 @@ def lambda_payload(request: RunRequest, static_fields: dict[str, Any]) -> dict[s
         "reason": request.reason,
         "requestedBy": request.actor_urn,
         "requestedAt": request.requested_at_ms,
+        **own,
     }
 
 

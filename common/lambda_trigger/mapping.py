@@ -52,6 +52,7 @@ from pydantic import (
     model_validator,
 )
 
+from lambda_trigger.parameters import schema_problems
 from lambda_trigger.urns import DatasetUrn, InvalidUrnError, parse_dataset_urn
 
 DEFAULT_LABEL = "Ingestion job"
@@ -96,6 +97,17 @@ def _json_payload(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _parameter_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`parameters`: the run's typed inputs (parameters.py); every unsupported keyword is
+    reported, so `mapping check` lists them all."""
+    if value is None:
+        return None
+    problems = schema_problems(value)
+    if problems:
+        raise ValueError("parameters: " + "; ".join(problems))
+    return value
+
+
 class _Model(BaseModel):
     # extra="forbid": a misspelt key (`invocation_typ`) must stop the service, not be ignored.
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
@@ -118,10 +130,18 @@ class LambdaTarget(_Model):
         default=None, alias="maxDurationSeconds", ge=1, le=366 * 24 * 3600
     )
 
+    # The run's typed inputs, a JSON Schema subset (parameters.py, mappings/README.md).
+    parameters: dict[str, Any] | None = None
+
     @field_validator("payload")
     @classmethod
     def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _json_payload(value)
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _parameter_schema(value)
 
     @field_validator("function")
     @classmethod
@@ -141,10 +161,18 @@ class StepFunctionsTarget(_Model):
         default=None, alias="maxDurationSeconds", ge=1, le=366 * 24 * 3600
     )
 
+    # The run's typed inputs, a JSON Schema subset (parameters.py, mappings/README.md).
+    parameters: dict[str, Any] | None = None
+
     @field_validator("payload")
     @classmethod
     def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _json_payload(value)
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _parameter_schema(value)
 
     @field_validator("state_machine_arn")
     @classmethod
@@ -183,6 +211,13 @@ class Rule(_Model):
     env: str | None = None
     target: str | Target
     schedule: Schedule | None = None  # exact `dataset` rules only
+    # Replaces the target's `parameters` for the datasets this rule matches.
+    parameters: dict[str, Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _parameter_schema(value)
 
     @model_validator(mode="after")
     def _one_selector(self) -> Rule:
@@ -313,10 +348,18 @@ class Resolution:
     target: LambdaTarget | StepFunctionsTarget
     target_key: str
     matched_by: str
+    rule_parameters: dict[str, Any] | None = None  # the matching rule's own schema, if any
 
     @property
     def label(self) -> str:
         return self.target.label or DEFAULT_LABEL
+
+    @property
+    def parameters(self) -> dict[str, Any] | None:
+        """The run's parameter schema: the rule's, else the target's (None: takes none)."""
+        if self.rule_parameters is not None:
+            return self.rule_parameters
+        return self.target.parameters
 
 
 class Mapping:
@@ -363,11 +406,16 @@ class Mapping:
         return None
 
     def _resolved(
-        self, target: str | LambdaTarget | StepFunctionsTarget, key: str, matched_by: str
+        self,
+        target: str | LambdaTarget | StepFunctionsTarget,
+        key: str,
+        matched_by: str,
+        rule: Rule | None = None,
     ) -> Resolution:
+        parameters = rule.parameters if rule is not None else None
         if isinstance(target, str):
-            return Resolution(self._named[target], target, matched_by)
-        return Resolution(target, key, matched_by)
+            return Resolution(self._named[target], target, matched_by, parameters)
+        return Resolution(target, key, matched_by, parameters)
 
     @property
     def document(self) -> MappingDocument:
@@ -417,11 +465,11 @@ class Mapping:
         exact = self._exact.get(ds.urn)
         if exact is not None:
             index, rule = exact
-            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe(), rule)
         tag_set = set(tags)
         for index, rule in self._tags:
             if rule.tag in tag_set:
-                return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+                return self._resolved(rule.target, f"rule-{index + 1}", rule.describe(), rule)
         candidates = [
             (rule.specificity(), -index, index, rule)
             for index, rule in self._patterns
@@ -429,7 +477,7 @@ class Mapping:
         ]
         if candidates:
             _, _, index, rule = max(candidates, key=lambda c: (c[0], c[1]))
-            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe(), rule)
         if self._doc.default is not None:
             return self._resolved(self._doc.default, "default", "default")
         return None

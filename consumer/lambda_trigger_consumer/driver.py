@@ -47,6 +47,7 @@ from lambda_trigger.contract import (
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejected
 from lambda_trigger.mapping import LambdaTarget, Resolution
 from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger.parameters import ARG_PARAMETERS, ParameterError, checked_parameters
 from lambda_trigger_consumer import status
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker, execution_arn
@@ -312,7 +313,16 @@ class RunDriver:
         )
         if isinstance(resolution, NoTarget):
             return self._unstarted(partition, entry, DataHubStatus.FAILURE, resolution.message)
+        try:  # again here: a writer may bypass the api (parameters.py)
+            parameters = checked_parameters(
+                resolution.parameters, request.extra_args.get(ARG_PARAMETERS)
+            )
+        except ParameterError as exc:
+            return self._unstarted(
+                partition, entry, DataHubStatus.FAILURE, f"invalid parameters: {exc}"
+            )
         target = self._target(resolution)
+        target.parameters = parameters
         dataset = entry.dataset_urn or request.dataset_urn
         with self._dataset_lock(dataset):
             active = self._active_run(dataset, target.key, entry.run_id)
@@ -542,7 +552,9 @@ class RunDriver:
         self._metrics.inflight.inc()
         try:
             invocation = self._invoker.invoke(
-                target, lambda_payload(request, target.payload), entry.run_id
+                target,
+                lambda_payload(request, target.payload, target.parameters),
+                entry.run_id,
             )
         finally:
             self._metrics.inflight.dec()
@@ -697,7 +709,7 @@ class RunDriver:
     def _set_result(
         self, partition: int, entry: RunEntry, result: RunResult, *, guard: bool = False
     ) -> float | None:
-        entry.result = result_to_dict(result)
+        entry.result = result_to_dict(status.with_parameters(result, entry.target))
         entry.result_guard = guard
         entry.seq += 1
         self._known[entry.run_id] = (entry.result, guard)

@@ -54,6 +54,7 @@ class Target:
     payload: dict[str, Any] = field(default_factory=dict)
     tracked: bool = True  # Event targets: a destination to our queue reports the outcome
     max_seconds: int | None = None  # the mapping's maxDurationSeconds
+    parameters: dict[str, Any] | None = None  # the run's checked values (parameters.py)
 
 
 @dataclass
