@@ -316,6 +316,15 @@ class KafkaClientConfig:
     def for_client(self, client: str) -> dict[str, Any]:
         return for_client(self.properties, client)
 
+    def user_properties(self) -> dict[str, Any]:
+        """What the user set (any source but the bootstrap): wins over the consumer's
+        librdkafka defaults (kafka_defaults.py)."""
+        return {
+            k: v
+            for k, v in self.properties.items()
+            if k in self.sources and k != "bootstrap.servers"
+        }
+
     def describe(self) -> str:
         """One line for the start-up log: protocol, mechanism, user, CA; never a secret."""
         p = self.properties
@@ -385,14 +394,19 @@ def kafka_client_config(
     settings: KafkaSecuritySettings | None = None,
     environ: Mapping[str, str] | None = None,
     provider: TokenProvider | None = None,
+    region: str | None = None,
 ) -> KafkaClientConfig:
     """Every Kafka client's security configuration (see the module docstring for the order).
 
     `provider` replaces the token provider `LAMBDA_TRIGGER_KAFKA_AUTH` would pick (tests count
-    calls with it). Raises KafkaSecurityError for settings that cannot work.
+    calls with it); `region` is the service's AWS region, MSK's when
+    LAMBDA_TRIGGER_KAFKA_MSK_REGION is not set. Raises KafkaSecurityError for settings that
+    cannot work.
     """
     env = os.environ if environ is None else environ
     named = settings if settings is not None else KafkaSecuritySettings()
+    if named.msk_region is None and region:
+        named = named.model_copy(update={"msk_region": region})
     try:
         raw = json.loads(config_json) if config_json else {}
     except ValueError as exc:

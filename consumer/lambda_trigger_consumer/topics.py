@@ -93,7 +93,7 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
                 ):
                     raise TopicSetupError(
                         f"not allowed to create topic {name!r}: create it beforehand "
-                        "(see the README's Kafka section) or grant CREATE on it"
+                        "(see docs/kafka-and-registries.md#topics-and-acls) or grant CREATE on it"
                     ) from exc
                 raise TopicSetupError(f"could not create topic {name!r}: {exc}") from exc
     # A new topic's metadata reaches every broker a moment after CreateTopics returns.
