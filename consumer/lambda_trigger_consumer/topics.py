@@ -51,6 +51,9 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
+        # An AdminClient's error callbacks wait for poll(): serve them now, so that a refused
+        # login or TLS failure is reported (kafka_logs.py) before "cannot reach Kafka".
+        admin.poll(0)
         raise KafkaUnreachable(
             f"cannot reach Kafka at {admin_config.get('bootstrap.servers')}: {exc}"
         ) from exc

@@ -27,6 +27,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -563,8 +564,12 @@ class GmsDouble(StartStop):
         seed_on_empty: bool = True,
         versioned_topic: str = VERSIONED_MCL_TOPIC,
         timeseries_topic: str = TIMESERIES_MCL_TOPIC,
+        kafka_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        # Extra librdkafka properties (TLS, SASL) for its producer and admin client: GMS on a
+        # secured cluster produces over the same listener the consumer reads from.
+        self.kafka_config = dict(kafka_config or {})
         self.host = host
         self._requested_port = port
         self._port = port
@@ -615,8 +620,9 @@ class GmsDouble(StartStop):
                 self._timeseries_partitions,
                 versioned_topic=self.versioned_topic,
                 timeseries_topic=self.timeseries_topic,
+                kafka_config=self.kafka_config,
             )
-        self._producer = MclProducer(self.bootstrap_servers, self.codec)
+        self._producer = MclProducer(self.bootstrap_servers, self.codec, self.kafka_config)
         self._pipeline = WritePipeline(
             self.store,
             self._producer.produce_all,
