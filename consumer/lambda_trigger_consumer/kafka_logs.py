@@ -154,7 +154,9 @@ class KafkaLogging:
         failure = classify(error.code(), error.str())
         if failure is not None:
             self.security_failure = failure
-            if self._deps is not None:
+            # Like a transport error: only "Kafka is down" while no broker is UP (one
+            # broker refusing a re-authentication while others serve is logged, not an outage).
+            if self._deps is not None and self._brokers_up == 0:
                 self._deps.down("kafka", failure.reason, hint=failure.hint)
             else:
                 self.logger.error("%s; %s", failure.reason, failure.hint)
