@@ -93,6 +93,27 @@ class SecureListeners:
             args += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         return args
 
+    def scram_config(self, user: str) -> dict[str, str]:
+        """librdkafka properties of a SCRAM-SHA-512 client of the SASL_SSL listener."""
+        assert self.tls is not None, "certificates are made at start"
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": user,
+            "sasl.password": self.users[user],
+            "ssl.ca.location": str(self.tls.ca),
+        }
+
+    def client_env(self, user: str = "lambda-trigger") -> dict[str, str]:
+        """The consumer's named settings for the SASL_SSL listener, as a pod sets them."""
+        assert self.tls is not None, "certificates are made at start"
+        return {
+            "LAMBDA_TRIGGER_KAFKA_AUTH": "scram-sha-512",
+            "LAMBDA_TRIGGER_KAFKA_SASL_USERNAME": user,
+            "LAMBDA_TRIGGER_KAFKA_SASL_PASSWORD": self.users[user],
+            "LAMBDA_TRIGGER_KAFKA_SSL_CA_LOCATION": str(self.tls.ca),
+        }
+
     def bootstrap(self, host: str, listener: str) -> str:
         port = {"SASL_SSL": self.sasl_ssl_port, "OAUTH": self.oauth_port, "MTLS": self.mtls_port}
         return f"{host}:{port[listener]}"

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -353,6 +353,18 @@ def _read_secret_file(path: str, setting: str) -> str:
         ) from exc
 
 
+def _read_settings() -> KafkaSecuritySettings:
+    try:
+        return KafkaSecuritySettings()
+    except ValidationError as exc:
+        # One line per wrong value instead of pydantic's traceback.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise KafkaSecurityError(f"{problems}; see {DOCS}#kafka-settings") from exc
+
+
 def _named_layer(settings: KafkaSecuritySettings) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if settings.auth is not None:
@@ -404,7 +416,7 @@ def kafka_client_config(
     cannot work.
     """
     env = os.environ if environ is None else environ
-    named = settings if settings is not None else KafkaSecuritySettings()
+    named = settings if settings is not None else _read_settings()
     if named.msk_region is None and region:
         named = named.model_copy(update={"msk_region": region})
     try:

@@ -14,7 +14,6 @@ reads its security settings from the environment (`kafka_env`), as in a pod.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -39,23 +38,11 @@ def listeners(secure_broker: KafkaBroker) -> SecureListeners:
     return secure_broker.secure
 
 
-def scram_config(listeners: SecureListeners, user: str, host: str = "127.0.0.1") -> dict[str, Any]:
-    """librdkafka properties of a SCRAM-SHA-512 client on the SASL_SSL listener."""
-    assert listeners.tls is not None
-    return {
-        "security.protocol": "SASL_SSL",
-        "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": user,
-        "sasl.password": listeners.users[user],
-        "ssl.ca.location": str(listeners.tls.ca),
-    }
-
-
 @pytest.fixture(scope="session")
 def secure_gms(secure_broker: KafkaBroker, listeners: SecureListeners) -> Iterator[GmsDouble]:
     double = GmsDouble(
         listeners.bootstrap(secure_broker.host, "SASL_SSL"),
-        kafka_config=scram_config(listeners, "datahub"),
+        kafka_config=listeners.scram_config("datahub"),
     )
     double.start()
     try:
@@ -81,9 +68,6 @@ def stack(
 def kafka_env(monkeypatch: pytest.MonkeyPatch, listeners: SecureListeners) -> pytest.MonkeyPatch:
     """The consumer's named settings for SCRAM-SHA-512 over TLS, set as a pod would set them
     (a test changes one of them to break it)."""
-    assert listeners.tls is not None
-    monkeypatch.setenv("LAMBDA_TRIGGER_KAFKA_AUTH", "scram-sha-512")
-    monkeypatch.setenv("LAMBDA_TRIGGER_KAFKA_SASL_USERNAME", "lambda-trigger")
-    monkeypatch.setenv("LAMBDA_TRIGGER_KAFKA_SASL_PASSWORD", listeners.users["lambda-trigger"])
-    monkeypatch.setenv("LAMBDA_TRIGGER_KAFKA_SSL_CA_LOCATION", str(listeners.tls.ca))
+    for key, value in listeners.client_env("lambda-trigger").items():
+        monkeypatch.setenv(key, value)
     return monkeypatch
