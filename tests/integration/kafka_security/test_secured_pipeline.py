@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 
 from devstack.kafka import KafkaBroker
 from devstack.kafka_tls import SecureListeners
-from lambda_trigger.kafka_security import UnsecuredTestTokenProvider
+from lambda_trigger.kafka_security import UnsecuredTestTokenProvider, kafka_client_config
 from lambda_trigger.settings import ConsumerSettings
 from lambda_trigger_consumer.app import ConsumerApp
+from lambda_trigger_consumer.topics import TopicPlan, ensure_topics
 from tests.integration.conftest import SIP, Env, RunningConsumer, bearer
 
 pytestmark = pytest.mark.integration
@@ -248,3 +249,51 @@ def test_one_start_up_line_per_security_failure(
     assert words in status["error"] and anchor in status["hint"]
     # No secret in the line.
     assert listeners.users["lambda-trigger"] not in line
+
+
+# --- DataHub's own names on the real broker ----------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["KAFKA_PROPERTIES", "SPRING_KAFKA_PROPERTIES"])
+def test_datahubs_setting_names_connect(
+    flavour: str,
+    env: Env,
+    monkeypatch: pytest.MonkeyPatch,
+    listeners: SecureListeners,
+    secure_broker: KafkaBroker,
+) -> None:
+    """A pod given datahub-actions' KAFKA_PROPERTIES_* (PLAIN, as for Confluent Cloud) or GMS's
+    SPRING_KAFKA_PROPERTIES_* (SCRAM in a JAAS line, PEM trust store) reaches the broker and
+    can create its topics, with no LAMBDA_TRIGGER_KAFKA_* setting."""
+    assert listeners.tls is not None
+    user, password = "lambda-trigger", listeners.users["lambda-trigger"]
+    if flavour == "KAFKA_PROPERTIES":
+        names = {
+            "KAFKA_PROPERTIES_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_PROPERTIES_SASL_MECHANISM": "PLAIN",
+            "KAFKA_PROPERTIES_SASL_USERNAME": user,
+            "KAFKA_PROPERTIES_SASL_PASSWORD": password,
+            "KAFKA_PROPERTIES_SSL_CA_LOCATION": str(listeners.tls.ca),
+        }
+    else:
+        names = {
+            "SPRING_KAFKA_PROPERTIES_SECURITY_PROTOCOL": "SASL_SSL",
+            "SPRING_KAFKA_PROPERTIES_SASL_MECHANISM": "SCRAM-SHA-512",
+            "SPRING_KAFKA_PROPERTIES_SASL_JAAS_CONFIG": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{user}" password="{password}";'
+            ),
+            "SPRING_KAFKA_PROPERTIES_SSL_TRUSTSTORE_TYPE": "PEM",
+            "SPRING_KAFKA_PROPERTIES_SSL_TRUSTSTORE_LOCATION": str(listeners.tls.ca),
+        }
+    for key, value in names.items():
+        monkeypatch.setenv(key, value)
+    config = kafka_client_config(listeners.bootstrap(secure_broker.host, "SASL_SSL"))
+    assert all(
+        source == f"{flavour}_*"
+        for key, source in config.sources.items()
+        if key != "bootstrap.servers"
+    )
+    suffix = env.executor_id
+    plan = TopicPlan("MetadataChangeLog_Versioned_v1", f"runs-{suffix}", f"dlq-{suffix}")
+    assert ensure_topics(config.for_client("admin"), plan) == 3
