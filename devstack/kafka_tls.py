@@ -75,6 +75,9 @@ class SecureListeners:
             "listener.name.oauth.oauthbearer.sasl.jaas.config": (
                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
             ),
+            # KIP-368, as MSK does: a session ends when its token expires unless the client
+            # re-authenticates with a fresh one, so a client that never refreshes is cut off.
+            "listener.name.oauth.connections.max.reauth.ms": "3600000",
             "listener.name.mtls.ssl.client.auth": "required",
         }
 

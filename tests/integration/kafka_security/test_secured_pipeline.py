@@ -121,6 +121,40 @@ def test_oauthbearer_token_callback_is_used_by_every_client(
     assert set(provider.calls) == {"consumer", "ledger", "admin", "dead-letter"}
 
 
+def test_oauthbearer_tokens_are_refreshed_before_they_expire(
+    env: Env,
+    monkeypatch: pytest.MonkeyPatch,
+    consumers: list[RunningConsumer],
+    listeners: SecureListeners,
+    secure_broker: KafkaBroker,
+) -> None:
+    """Tokens that live 10 s: the broker ends a session whose token expired (KIP-368,
+    connections.max.reauth.ms on the OAUTH listener), so runs still ending SUCCESS after
+    several lifetimes, with the callback asked again and again, show librdkafka refreshing
+    (at 80 % of the expiry the callback returns) and re-authenticating in time."""
+    assert listeners.tls is not None
+    monkeypatch.setenv("LAMBDA_TRIGGER_KAFKA_AUTH", "oauthbearer-unsecured-test")
+    monkeypatch.setenv("LAMBDA_TRIGGER_KAFKA_SSL_CA_LOCATION", str(listeners.tls.ca))
+    provider = UnsecuredTestTokenProvider("lambda-trigger", lifetime_seconds=10, per_client=True)
+    app = ConsumerApp(
+        _settings(env, listeners.bootstrap(secure_broker.host, "OAUTH")),
+        env.datahub_settings(),
+        env.mapping_settings(),
+        registry=CollectorRegistry(),
+        kafka_token_provider=provider,
+    )
+    running = RunningConsumer(app)
+    consumers.append(running)
+    running.wait_assigned(60)
+    deadline = time.monotonic() + 120
+    while min(provider.calls.get("consumer", 0), provider.calls.get("ledger", 0)) < 4:
+        assert time.monotonic() < deadline, provider.calls
+        time.sleep(0.5)
+    request = env.request()
+    assert env.wait_status(request.run_id, {"SUCCESS", "FAILURE"}, timeout=60).status == "SUCCESS"
+    assert app.dependencies.status()["failing"] == []
+
+
 def test_mtls_client_certificate_connects(
     env: Env,
     monkeypatch: pytest.MonkeyPatch,
