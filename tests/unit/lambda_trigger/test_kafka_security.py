@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,17 @@ from lambda_trigger.kafka_security import (
 )
 
 BOOT = "b-1.example:9096"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The named settings are read from the environment: start each test without any (an
+    earlier integration test in the same session may have exported AWS_REGION)."""
+    for name in list(os.environ):
+        if name.startswith(("LAMBDA_TRIGGER_KAFKA_", "KAFKA_PROPERTIES_", "SPRING_KAFKA_")) or (
+            name in ("AWS_REGION", "AWS_DEFAULT_REGION", "DATAHUB_INGESTION_LAMBDA_REGION")
+        ):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture
