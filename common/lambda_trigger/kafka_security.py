@@ -204,12 +204,18 @@ def for_client(config: Mapping[str, Any], client: str) -> dict[str, Any]:
     out = dict(config)
     provider: TokenProvider | None = out.pop(_PROVIDER_KEY, None)
     if provider is not None:
+        last_logged = [-_TOKEN_LOG_SECONDS]
 
         def oauth_cb(oauthbearer_config: str | None) -> OAuthResult:
             try:
                 return provider.token(client, oauthbearer_config)
             except Exception as exc:
-                # librdkafka only says "token refresh failed": say which client and why.
+                # librdkafka only says "token refresh failed": say which client and why, once
+                # a minute (librdkafka asks again every few seconds while it has no token).
+                now = time.monotonic()
+                if now - last_logged[0] < _TOKEN_LOG_SECONDS:
+                    raise
+                last_logged[0] = now
                 log.error(
                     "Kafka OAUTHBEARER token for the %s client failed: %s: %s; check the AWS "
                     "credentials and LAMBDA_TRIGGER_KAFKA_MSK_REGION, see %s#token-refresh-failed",
@@ -223,6 +229,8 @@ def for_client(config: Mapping[str, Any], client: str) -> dict[str, Any]:
         out["oauth_cb"] = oauth_cb
     return out
 
+
+_TOKEN_LOG_SECONDS = 60.0
 
 # Held in the shared dict until `for_client` turns it into a per-client oauth_cb; librdkafka
 # never sees this key (every client is built through for_client).

@@ -173,8 +173,8 @@ class ConsumerApp:
             history=self.history,
         )
         group: dict[str, Any] = {
-            # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's
-            # LAMBDA_TRIGGER_KAFKA_CONFIG still wins over them.
+            # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's Kafka
+            # settings (LAMBDA_TRIGGER_KAFKA_CONFIG, KAFKA_PROPERTIES_*...) still win over them.
             **consumer_config(for_client(kafka, "consumer"), overrides),
             "group.id": settings.group_id,
             "auto.offset.reset": settings.auto_offset_reset,

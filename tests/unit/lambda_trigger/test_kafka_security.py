@@ -299,6 +299,10 @@ def test_msk_iam_without_credentials_says_so(
         oauth_cb(None)
     assert "token for the admin client failed" in caplog.text
     assert "#token-refresh-failed" in caplog.text
+    # librdkafka asks again every few seconds: one line a minute, not one per attempt.
+    with pytest.raises(RuntimeError):
+        oauth_cb(None)
+    assert caplog.text.count("token for the admin client failed") == 1
 
 
 @pytest.mark.usefixtures("static_aws_credentials")
