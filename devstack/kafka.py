@@ -483,10 +483,10 @@ class KafkaBroker(Broker):
         security: dict[str, str] = {}
         if self.secure is not None:
             self.secure.tls = make_tls_files(self.work_dir / "tls", self.host)
-            for name, protocol, port in self.secure.listeners(self.host):
+            for name, protocol, port in self.secure.listeners():
                 listeners.append(f"{name}://{self.host}:{port}")
                 protocols.append(f"{name}:{protocol}")
-            security = self.secure.server_properties(self.host)
+            security = self.secure.server_properties()
         config = {
             "process.roles": "broker,controller",
             "node.id": "1",

@@ -55,7 +55,7 @@ class SecureListeners:
     mtls_port: int = 0
     tls: TlsFiles | None = None
 
-    def server_properties(self, host: str) -> dict[str, str]:
+    def server_properties(self) -> dict[str, str]:
         assert self.tls is not None, "certificates are made at start"
         plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.users.items())
         return {
@@ -81,7 +81,7 @@ class SecureListeners:
             "listener.name.mtls.ssl.client.auth": "required",
         }
 
-    def listeners(self, host: str) -> list[tuple[str, str, int]]:
+    def listeners(self) -> list[tuple[str, str, int]]:
         """(listener name, security protocol, port) of the secured listeners."""
         return [
             ("SASL_SSL", "SASL_SSL", self.sasl_ssl_port),
