@@ -32,6 +32,7 @@ _SUFFIX = re.compile(r"\s*\(after \d+ms in state [A-Z_]+.*\)$")
 WRONG_MECHANISM = "wrong-sasl-mechanism"
 AUTH_FAILED = "sasl-authentication-failed"
 TLS_VERIFY = "tls-verification-failed"
+TLS_HANDSHAKE = "tls-handshake-failed"
 CLIENT_CERT = "client-certificate-refused"
 TOKEN = "token-refresh-failed"
 
@@ -73,6 +74,21 @@ def classify(code: int, message: str) -> KafkaFailure | None:
                 "LAMBDA_TRIGGER_KAFKA_SASL_USERNAME and LAMBDA_TRIGGER_KAFKA_SASL_PASSWORD "
                 "(or _PASSWORD_FILE); for msk-iam the role's kafka-cluster:Connect permission",
                 AUTH_FAILED,
+            ),
+        )
+    if code in (KafkaError._SSL, KafkaError._TRANSPORT) and (
+        "plaintext broker listener" in lower or "wrong version number" in lower
+    ):
+        # A TLS client talking to a plaintext port: librdkafka 2.x says "SSL connection closed
+        # by peer: connecting to a PLAINTEXT broker listener?" (a _TRANSPORT error); OpenSSL's
+        # own word for it is "wrong version number".
+        return KafkaFailure(
+            TLS_HANDSHAKE,
+            f"TLS handshake failed, this port does not speak TLS: {text}",
+            _hint(
+                "that KAFKA_BOOTSTRAP_SERVERS names the TLS listener's port, or set "
+                "LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL to PLAINTEXT / SASL_PLAINTEXT",
+                TLS_HANDSHAKE,
             ),
         )
     if code == KafkaError._SSL or (

@@ -231,6 +231,12 @@ def _start_broken(
             "certificate verify failed",
         ),
         (
+            "tls-to-a-plaintext-port",
+            "tls-handshake-failed",
+            "LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL",
+            "this port does not speak TLS",
+        ),
+        (
             "no-client-certificate",
             "client-certificate-refused",
             "LAMBDA_TRIGGER_KAFKA_SSL_CERT_LOCATION",
@@ -258,6 +264,8 @@ def test_one_start_up_line_per_security_failure(
         kafka_env.setenv("LAMBDA_TRIGGER_KAFKA_AUTH", "scram-sha-256")
     elif case == "untrusted-ca":
         kafka_env.setenv("LAMBDA_TRIGGER_KAFKA_SSL_CA_LOCATION", str(listeners.tls.other_ca))
+    elif case == "tls-to-a-plaintext-port":
+        bootstrap = secure_broker.bootstrap_servers  # the broker's PLAINTEXT listener
     else:
         kafka_env.setenv("LAMBDA_TRIGGER_KAFKA_AUTH", "none")
         kafka_env.setenv("LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL", "SSL")

@@ -55,6 +55,14 @@ def _anchors() -> set[str]:
         (KafkaError._SSL, UNTRUSTED, "tls-verification-failed", "SSL_CA_LOCATION"),
         (KafkaError._TRANSPORT, NO_CLIENT_CERT, "client-certificate-refused", "SSL_CERT_LOCATION"),
         (
+            KafkaError._TRANSPORT,
+            "sasl_ssl://127.0.0.1:41177/bootstrap: SSL handshake failed: Disconnected: SSL "
+            "connection closed by peer: connecting to a PLAINTEXT broker listener? (after 3ms "
+            "in state SSL_HANDSHAKE)",
+            "tls-handshake-failed",
+            "SECURITY_PROTOCOL",
+        ),
+        (
             KafkaError.SASL_AUTHENTICATION_FAILED,
             "OAuth token not set within 10 seconds timeout",
             "token-refresh-failed",
