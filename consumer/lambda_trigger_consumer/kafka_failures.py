@@ -77,14 +77,17 @@ def classify(code: int, message: str) -> KafkaFailure | None:
             ),
         )
     if code in (KafkaError._SSL, KafkaError._TRANSPORT) and (
-        "plaintext broker listener" in lower or "wrong version number" in lower
+        "plaintext broker listener" in lower
+        or "wrong version number" in lower
+        or ("ssl connection closed by peer" in lower and "state SSL_HANDSHAKE" in message)
     ):
-        # A TLS client talking to a plaintext port: librdkafka 2.x says "SSL connection closed
-        # by peer: connecting to a PLAINTEXT broker listener?" (a _TRANSPORT error); OpenSSL's
-        # own word for it is "wrong version number".
+        # A TLS client talking to a plaintext port: librdkafka 2.x reports it as two
+        # _TRANSPORT errors, in either order ("SSL handshake failed: ... SSL connection closed
+        # by peer: connecting to a PLAINTEXT broker listener?" and a bare "SSL connection
+        # closed by peer" in state SSL_HANDSHAKE); OpenSSL's own word is "wrong version number".
         return KafkaFailure(
             TLS_HANDSHAKE,
-            f"TLS handshake failed, this port does not speak TLS: {text}",
+            f"TLS handshake failed (is this port a TLS listener?): {text}",
             _hint(
                 "that KAFKA_BOOTSTRAP_SERVERS names the TLS listener's port, or set "
                 "LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL to PLAINTEXT / SASL_PLAINTEXT",

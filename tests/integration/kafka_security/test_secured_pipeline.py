@@ -234,7 +234,7 @@ def _start_broken(
             "tls-to-a-plaintext-port",
             "tls-handshake-failed",
             "LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL",
-            "this port does not speak TLS",
+            "TLS handshake failed (is this port a TLS listener?)",
         ),
         (
             "no-client-certificate",

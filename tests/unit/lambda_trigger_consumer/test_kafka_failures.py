@@ -63,6 +63,13 @@ def _anchors() -> set[str]:
             "SECURITY_PROTOCOL",
         ),
         (
+            KafkaError._TRANSPORT,
+            "sasl_ssl://127.0.0.1:41177/bootstrap: Disconnected: SSL connection closed by peer "
+            "(after 1ms in state SSL_HANDSHAKE)",
+            "tls-handshake-failed",
+            "SECURITY_PROTOCOL",
+        ),
+        (
             KafkaError.SASL_AUTHENTICATION_FAILED,
             "OAuth token not set within 10 seconds timeout",
             "token-refresh-failed",
