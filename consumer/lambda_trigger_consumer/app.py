@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -14,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from lambda_trigger.contract import RunRequest
 from lambda_trigger.datahub import DataHubClient
+from lambda_trigger.kafka_security import TokenProvider, for_client, kafka_client_config
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.privileges import CONSUMER_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
@@ -61,6 +61,7 @@ class ConsumerApp:
         registry: CollectorRegistry = REGISTRY,
         driver_config: DriverConfig | None = None,
         gate: Gate | None = None,
+        kafka_token_provider: TokenProvider | None = None,
     ) -> None:
         self.settings = settings = consumer or ConsumerSettings()
         datahub_settings = datahub or DataHubSettings()
@@ -104,14 +105,20 @@ class ConsumerApp:
             excerpt_bytes=settings.report_payload_bytes,
             keepalive_seconds=settings.aws_keepalive_seconds,
         )
-        kafka: dict[str, Any] = {
-            "bootstrap.servers": settings.bootstrap_servers,
-            **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
-        }
-        overrides: dict[str, Any] = (
-            json.loads(settings.kafka_config_json) if settings.kafka_config_json else {}
+        # TLS / SASL / MSK IAM for every client below, from one place (kafka_security.py);
+        # a setting that cannot work raises KafkaSecurityError here: the service does not start.
+        security = kafka_client_config(
+            settings.bootstrap_servers,
+            settings.kafka_config_json,
+            provider=kafka_token_provider,
+            region=mapping_settings.resolved_region(),
         )
-        kafka.update(overrides)
+        log.info("Kafka at %s: %s", settings.bootstrap_servers, security.describe())
+        kafka: dict[str, Any] = {
+            **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
+            **security.properties,
+        }
+        overrides = security.user_properties()
         self._topics = TopicPlan(
             settings.topic,
             settings.runs_topic,
@@ -121,9 +128,11 @@ class ConsumerApp:
             settings.create_topics,
         )
         self._kafka = kafka
-        self.dead_letters = DeadLetters(kafka, settings.dead_letter_topic, self.metrics)
+        self.dead_letters = DeadLetters(
+            for_client(kafka, "dead-letter"), settings.dead_letter_topic, self.metrics
+        )
         # The ledger's partition count is known once the topics are checked (run()).
-        self.ledger = LedgerWriter(kafka, settings.runs_topic, 0)
+        self.ledger = LedgerWriter(for_client(kafka, "ledger"), settings.runs_topic, 0)
         self.view = LedgerView()
         self.completions: CompletionReader | None = None
         queue_arn: str | None = None
@@ -174,9 +183,9 @@ class ConsumerApp:
             history=self.history,
         )
         group: dict[str, Any] = {
-            # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's
-            # LAMBDA_TRIGGER_KAFKA_CONFIG still wins over them.
-            **consumer_config(kafka, overrides),
+            # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's Kafka
+            # settings (LAMBDA_TRIGGER_KAFKA_CONFIG, KAFKA_PROPERTIES_*...) still win over them.
+            **consumer_config(for_client(kafka, "consumer"), overrides),
             "group.id": settings.group_id,
             "auto.offset.reset": settings.auto_offset_reset,
             "client.id": f"datahub-lambda-trigger-{datahub_settings.executor_id}",
@@ -299,14 +308,22 @@ class ConsumerApp:
         While Kafka does not answer, wait and say so (readiness names it) rather than exit."""
         while not self.runner.stopping.is_set():
             try:
-                self.ledger.partitions = ensure_topics(self._kafka, self._topics)
+                self.ledger.partitions = ensure_topics(
+                    for_client(self._kafka, "admin"), self._topics
+                )
                 return True
             except KafkaUnreachable as exc:
                 # The dependency monitor logs the one "Kafka unreachable" line (and its
                 # recovery) and fails readiness; the reason is the socket's own word.
-                self.dependencies.down(
-                    "kafka", _connect_error(self.settings.bootstrap_servers, exc)
-                )
+                # A refused login or TLS failure, seen by librdkafka's error callback, says
+                # more than the socket (which connects fine): keep its reason and hint.
+                failure = self.kafka_logging.security_failure
+                if failure is not None:
+                    self.dependencies.down("kafka", failure.reason, hint=failure.hint)
+                else:
+                    self.dependencies.down(
+                        "kafka", _connect_error(self.settings.bootstrap_servers, exc)
+                    )
                 self.runner.stopping.wait(5.0)
         return False
 

@@ -29,6 +29,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -608,6 +609,7 @@ class GmsDouble(StartStop):
         glue_compression: Literal["NONE", "ZLIB"] = "NONE",
         schema_registry_user_info: str | None = None,
         datahub_version: str | None = None,
+        kafka_config: Mapping[str, Any] | None = None,
     ) -> None:
         """`schema_registry_type="AWS_GLUE"`: MCLs in Glue framing, schemas registered in the
         Glue registry at `glue_endpoint_url` (glue.py). `schema_registry_user_info`
@@ -619,6 +621,9 @@ class GmsDouble(StartStop):
         # the ExecuteIngestionAuthValidator behaviour directly.
         self.datahub_version = datahub_version or datahub_version_from_env()
         self.execute_validator: ExecuteValidator = execute_validator_for(self.datahub_version)
+        # Extra librdkafka properties (TLS, SASL) for its producer and admin client: GMS on a
+        # secured cluster produces over the same listener the consumer reads from.
+        self.kafka_config = dict(kafka_config or {})
         self.host = host
         self._requested_port = port
         self._port = port
@@ -684,8 +689,9 @@ class GmsDouble(StartStop):
                 self._timeseries_partitions,
                 versioned_topic=self.versioned_topic,
                 timeseries_topic=self.timeseries_topic,
+                kafka_config=self.kafka_config,
             )
-        self._producer = MclProducer(self.bootstrap_servers, self.codec)
+        self._producer = MclProducer(self.bootstrap_servers, self.codec, self.kafka_config)
         self._pipeline = WritePipeline(
             self.store,
             self._producer.produce_all,
