@@ -76,7 +76,7 @@ def _dead_letters(env: Env, min_count: int, timeout: float = 30.0) -> list[Any]:
         }
     )
     topic = f"dlq-{env.executor_id}"
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     found: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
@@ -113,6 +113,7 @@ def _forged_claimed(
         source_type=SourceType.SDK.value,
         requested_at_ms=now_ms(),
         actor_urn="urn:li:corpuser:ceo",
+        writer_urn=writer,
     )
     start = now_ms()
     entry = {
