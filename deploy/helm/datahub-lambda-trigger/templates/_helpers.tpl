@@ -100,3 +100,8 @@ lambda-trigger-{{ .component }}
 - name: tmp
   mountPath: /tmp
 {{- end -}}
+
+{{/* The Secret holding the run ledger's HMAC keys: the operator's, or the one the chart makes. */}}
+{{- define "dlt.ledgerKeysSecret" -}}
+{{- default (printf "%s-ledger-keys" (include "dlt.fullname" .)) .Values.consumer.ledgerKeys.existingSecret -}}
+{{- end -}}
