@@ -473,7 +473,7 @@ class RunDriver:
                 return self._finish(partition, entry)
             self._close(partition, entry)
             return None
-        if stored is None:
+        if stored is None and entry.cancel_by:
             # Cancelled before its request arrived: claim it as CANCELLED so it never starts.
             return self._unstarted(
                 partition, entry, DataHubStatus.CANCELLED, f"cancelled by {entry.cancel_by}"

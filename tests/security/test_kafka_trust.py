@@ -393,3 +393,50 @@ def test_the_dev_setting_trusts_unauthenticated_writers(
     request = _write_as_header_actor(env, ceo)
     result = env.wait_status(request.run_id, {"SUCCESS", "FAILURE"}, timeout=60)
     assert result.status == "SUCCESS", result.report
+
+
+def test_a_kill_before_the_start_by_a_writer_who_may_not_cancel_is_ignored(
+    env: Env, start_consumer: Any
+) -> None:
+    """The KILL is in Kafka before the consumer has even seen the run: still ignored."""
+    request = env.request(SIP)
+    mallory, token = _user(env, "mallory")
+    client = DataHubClient(env.datahub_settings(token=token))
+    try:
+        client.write_signal(request.run_id, env.executor_id, mallory)
+    finally:
+        client.close()
+    consumer = start_consumer()
+    result = env.wait_status(request.run_id, {"SUCCESS", "FAILURE", "CANCELLED"}, timeout=60)
+    assert result.status == "SUCCESS", result.report
+    assert len(env.moto.invocations(env.functions["sip"])) == 1
+    assert consumer.metric("lambda_trigger_consumer_cancels_ignored_total") == 1
+
+
+def test_the_requester_may_cancel_their_own_run(env: Env, start_consumer: Any) -> None:
+    """Alice asked through the api (the service principal wrote `actorUrn: alice`); she holds
+    no allowed role, yet her own KILL (DataHub's UI writes it with her identity) counts."""
+    alice, token = _user(env, "alice")
+    request = RunRequest(
+        run_id=new_run_id(),
+        dataset_urn=SIP,
+        executor_id=env.executor_id,
+        source_type=SourceType.SDK.value,
+        requested_at_ms=now_ms(),
+        actor_urn=alice,
+    )
+    service = env.datahub()
+    try:
+        service.write_request(request)
+    finally:
+        service.close()
+    client = DataHubClient(env.datahub_settings(token=token))
+    try:
+        client.write_signal(request.run_id, env.executor_id, alice)
+    finally:
+        client.close()
+    consumer = start_consumer()
+    result = env.wait_status(request.run_id, {"SUCCESS", "FAILURE", "CANCELLED"}, timeout=60)
+    assert result.status == "CANCELLED", result.report
+    assert env.moto.invocations(env.functions["sip"]) == []
+    assert consumer.metric("lambda_trigger_consumer_cancels_ignored_total") == 0
