@@ -186,6 +186,8 @@ def main() -> None:
     parser.add_argument("--values", default="")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # The consumer signs its run ledger (docs/security.md); a benchmark's key is a public one.
+    os.environ.setdefault("LAMBDA_TRIGGER_LEDGER_KEYS", "bench:benchmark-ledger-key-not-a-secret")
     {"bare": bare, "consumer": consumer, "serve": serve, "traffic": traffic}[args.mode](args)
 
 

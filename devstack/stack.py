@@ -57,6 +57,9 @@ class GmsLike(Protocol):
     def admin_token(self) -> str: ...
 
 
+DEV_LEDGER_KEYS = "devstack:local-stack-ledger-key-not-a-secret"
+
+
 def stack_env(kafka_bootstrap: str, gms: GmsLike, moto: MotoServer) -> dict[str, str]:
     """The contract's KEY=value lines for a running stack."""
     return {
@@ -69,6 +72,9 @@ def stack_env(kafka_bootstrap: str, gms: GmsLike, moto: MotoServer) -> dict[str,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": moto.region or AWS_DEFAULT_REGION,
         "DATAHUB_GMS_TOKEN": gms.admin_token,
+        # The run ledger's HMAC key (consumer ledger_auth.py): a fixed, public one, because a
+        # local stack's Kafka has no ACLs anyway; production mounts a Secret (docs/security.md).
+        "LAMBDA_TRIGGER_LEDGER_KEYS": DEV_LEDGER_KEYS,
     }
 
 

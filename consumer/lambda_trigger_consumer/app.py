@@ -22,13 +22,14 @@ from lambda_trigger_consumer.aws_client import endpoint_of
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
-from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
+from lambda_trigger_consumer.driver import CancelGate, DriverConfig, Gate, RunDriver
 from lambda_trigger_consumer.health import HealthServer, liveness, readiness
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker
 from lambda_trigger_consumer.kafka_defaults import consumer_config
 from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
+from lambda_trigger_consumer.ledger_auth import LedgerSigner
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.registries import build_registry
 from lambda_trigger_consumer.runner import Runner
@@ -131,8 +132,11 @@ class ConsumerApp:
         self.dead_letters = DeadLetters(
             for_client(kafka, "dead-letter"), settings.dead_letter_topic, self.metrics
         )
-        # The ledger's partition count is known once the topics are checked (run()).
-        self.ledger = LedgerWriter(for_client(kafka, "ledger"), settings.runs_topic, 0)
+        # The ledger's partition count is known once the topics are checked (run()). Its
+        # records are signed (ledger_auth.py): without a key, LedgerKeyError stops the start.
+        self.ledger = LedgerWriter(
+            for_client(kafka, "ledger"), settings.runs_topic, 0, LedgerSigner.from_settings()
+        )
         self.view = LedgerView()
         self.completions: CompletionReader | None = None
         queue_arn: str | None = None
@@ -158,13 +162,20 @@ class ConsumerApp:
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
         )
+        self.authorizer: Authorizer | None = None
+        cancel_gate: CancelGate | None = None
         if gate is None:
-            # trust boundary: who may start runs by writing the request aspect (authorize.py).
-            authorizer = Authorizer(self.datahub, datahub_settings, registry=registry)
+            # trust boundary: who may start runs by writing the request aspect, and who may
+            # cancel them (authorize.py).
+            authorizer = self.authorizer = Authorizer(
+                self.datahub, datahub_settings, registry=registry
+            )
 
             def gate(request: RunRequest) -> tuple[RunRequest, str | None]:
                 decision = authorizer.check(request)
                 return decision.request, decision.refusal
+
+            cancel_gate = authorizer.may_cancel
 
         if queue_arn and config.completion_queue_arn is None:
             config = replace(config, completion_queue_arn=queue_arn)
@@ -179,6 +190,7 @@ class ConsumerApp:
             self.metrics,
             config,
             gate=gate,
+            cancel_gate=cancel_gate,
             on_unwritable=self._unwritable,
             history=self.history,
         )
@@ -278,6 +290,9 @@ class ConsumerApp:
         )
         if self.completions is not None:
             self.completions.start()
+        if self.authorizer is not None:
+            # The start-up line on GMS authentication (on, or off and what that means).
+            threading.Thread(target=self.authorizer.start, name="auth-probe", daemon=True).start()
         log.info(
             "consuming %s as group %s; run ledger %s; schema registry %s at %s; metrics on :%d",
             self.settings.topic,

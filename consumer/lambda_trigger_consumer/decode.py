@@ -213,7 +213,9 @@ def decode_change_log(value: bytes | None, registry: Registry) -> ChangeLog:
             )
         try:
             parsed = json.loads(generic["value"])
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        except (KeyError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: JSON nested deeper than the interpreter's stack (a few thousand
+            # `[`s in an aspect); the record is as unusable as one that is not JSON.
             raise DecodeError("aspect", f"aspect value is not JSON: {exc}") from exc
         if not isinstance(parsed, dict):
             raise DecodeError("aspect", "aspect value is not a JSON object")

@@ -18,6 +18,13 @@ happened:
 - Every run has a deadline: a synchronous Lambda's own timeout plus a margin; for Event Lambdas
   and Step Functions the target's `maxDurationSeconds` or the consumer's default.
 - An exception in a step ends the run FAILURE with a plain message; nothing strands a run.
+
+Nothing in the ledger is believed for what it says (issue 19; docs/security.md). Besides the
+records' MAC (ledger_auth.py), right before any invoke the run is checked again: its target must
+be the one the current mapping resolves for its dataset, and its recorded writer must pass the
+writer check. A cancel counts only when its writer may cancel the run (its requester, or
+someone who may start runs); a destination record only when it carries the request id of this
+run's invoke and the run's function (completion.py, `unbound_reason`).
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejec
 from lambda_trigger.mapping import LambdaTarget, Resolution
 from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.parameters import ARG_PARAMETERS, ParameterError, checked_parameters
+from lambda_trigger.sanitize import printable
 from lambda_trigger_consumer import status
+from lambda_trigger_consumer.completion import unbound_reason
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker, execution_arn
 from lambda_trigger_consumer.ledger import (
@@ -70,6 +79,8 @@ FUTURE_TOLERANCE_SECONDS = 300.0
 # The pre-start check of the trust boundary (authorize.py): the request as it may run (its
 # requester decided by who wrote it), or the message for the FAILURE report.
 Gate = Callable[[RunRequest], tuple[RunRequest, str | None]]
+# May this actor (a KILL signal's writer) cancel this run (None: its request is not known)?
+CancelGate = Callable[[str, RunRequest | None], bool]
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class RunDriver:
         config: DriverConfig,
         *,
         gate: Gate | None = None,
+        cancel_gate: CancelGate | None = None,
         on_unwritable: Callable[[RunEntry, str], None] | None = None,
         history: RunHistory | None = None,
     ) -> None:
@@ -114,6 +126,7 @@ class RunDriver:
         self._metrics = metrics
         self._config = config
         self._gate = gate
+        self._cancel_gate = cancel_gate
         self._on_unwritable = on_unwritable
         self._history = history  # the Runs tab records (history.py): never fails a run
         self._stopping = threading.Event()
@@ -263,6 +276,7 @@ class RunDriver:
         ledger record for it arrives)."""
         if entry.result is not None:
             return self._finish(partition, entry)
+        self._vet_cancel(partition, entry)
         if entry.phase == Phase.REQUESTED:
             return self._begin(partition, entry)
         if entry.phase == Phase.CLAIMED:
@@ -270,6 +284,50 @@ class RunDriver:
         if entry.phase == Phase.INVOKING:
             return self._recover(partition, entry)
         return self._track(partition, entry)
+
+    # --- the trust boundary, again (issue 19) ---------------------------------------------
+
+    def _vet_cancel(self, partition: int, entry: RunEntry) -> None:
+        """A KILL counts only from the run's requester or someone who may start runs, like a
+        start; anyone else's is ignored (and remembered as ignored) and the run goes on."""
+        if not entry.cancel_by or entry.cancel_ok or self._cancel_gate is None:
+            return
+        request = entry.run_request() if entry.request is not None else None
+        if self._cancel_gate(entry.cancel_by, request):
+            entry.cancel_ok = True
+            return
+        self._metrics.cancels_ignored.inc()
+        log.warning(
+            "run %s: cancel by %s ignored: they neither requested the run nor may start runs",
+            entry.run_id,
+            printable(entry.cancel_by),
+        )
+        entry.cancels_ignored.append(entry.cancel_by)
+        entry.cancel_by = None
+        entry.seq += 1
+        self._save(partition, entry, required=False)
+
+    def _pre_invoke_check(self, entry: RunEntry, target: Target) -> RunRequest | str:
+        """From the ledger entry, right before the invoke: the request as it may run, or the
+        reason it may not. May raise DataHubUnavailable (nothing was invoked; retried)."""
+        request = entry.run_request()
+        if request is None:
+            return "not started: the run has no request"
+        if self._gate is not None:
+            request, refusal = self._gate(request)
+            if refusal is not None:
+                self._metrics.pre_invoke_refusals.labels(reason="writer").inc()
+                return refusal
+        resolution = resolve_target(
+            request, self._mappings.current(), self._datahub, self._config.job_arn_property_urn
+        )
+        if isinstance(resolution, NoTarget) or not _same_target(resolution, target):
+            self._metrics.pre_invoke_refusals.labels(reason="target").inc()
+            return (
+                "not started: its target is not the one the mapping names for "
+                f"dataset {request.dataset_urn} now"
+            )
+        return request
 
     # --- REQUESTED: checks, target, duplicates --------------------------------------------
 
@@ -403,11 +461,18 @@ class RunDriver:
         already (tombstoned), or its request has not been forwarded yet."""
         stored = self._datahub.read_result(entry.run_id)
         if entry.completion is not None:
-            # A destination record after the deadline: the truth beats our TIMEOUT guess.
+            # A destination record after the deadline: the truth beats our TIMEOUT guess, but
+            # only the record of the invoke the TIMEOUT report names (its request id).
+            recorded = report_details(stored).get("requestId") if stored is not None else None
             if stored is not None and stored.status in (
                 DataHubStatus.RUNNING,
                 DataHubStatus.TIMEOUT,
             ):
+                unbound = unbound_reason(entry.completion, recorded, None)
+                if unbound is not None:
+                    self._ignore_completion(partition, entry, unbound)
+                    self._close(partition, entry)
+                    return None
                 start = stored.startTimeMs or now_ms()
                 entry.result = result_to_dict(
                     status.from_destination(start, None, entry.completion)
@@ -418,7 +483,7 @@ class RunDriver:
                 return self._finish(partition, entry)
             self._close(partition, entry)
             return None
-        if stored is None:
+        if stored is None and entry.cancel_by:
             # Cancelled before its request arrived: claim it as CANCELLED so it never starts.
             return self._unstarted(
                 partition, entry, DataHubStatus.CANCELLED, f"cancelled by {entry.cancel_by}"
@@ -481,6 +546,9 @@ class RunDriver:
             entry.nonce = self._mint()
             entry.seq += 1
             self._save(partition, entry)
+        request = self._pre_invoke_check(entry, target)
+        if isinstance(request, str):
+            return self._unstarted(partition, entry, DataHubStatus.FAILURE, request)
         # The fence covers the claim and the INVOKING record together: once on_revoke has
         # returned, this process neither claims nor invokes a run of that partition, and every
         # run it claimed has INVOKING in the ledger. So the next owner never finds a run that
@@ -523,8 +591,6 @@ class RunDriver:
                         entry.start_ms, f"cancelled by {entry.cancel_by}", DataHubStatus.CANCELLED
                     ),
                 )
-            request = entry.run_request()
-            assert request is not None
             entry.phase = Phase.INVOKING
             if target.kind == "lambda":
                 # The deadline counts from the call: a throttled run may have waited.
@@ -616,6 +682,12 @@ class RunDriver:
                 self._save(partition, entry)
                 return 0.0
             # Never started: StartExecution is idempotent by name, so this cannot run it twice.
+            checked = self._pre_invoke_check(entry, target)
+            if isinstance(checked, str):
+                return self._set_result(
+                    partition, entry, status.not_started(start, checked), guard=True
+                )
+            request = checked
             return self._invoke(partition, entry, target, request)
         if target is not None and target.kind == "lambda-event" and target.tracked:
             entry.phase = Phase.STARTED
@@ -683,9 +755,14 @@ class RunDriver:
             return delay
         # An Event Lambda whose destination reports to our queue.
         if entry.completion is not None:
-            return self._set_result(
-                partition, entry, status.from_destination(entry.start_ms, target, entry.completion)
-            )
+            unbound = unbound_reason(entry.completion, entry.request_id, target)
+            if unbound is None:
+                return self._set_result(
+                    partition,
+                    entry,
+                    status.from_destination(entry.start_ms, target, entry.completion),
+                )
+            self._ignore_completion(partition, entry, unbound)
         if entry.cancel_by and entry.run_id not in self._stop_sent:
             self._stop_sent.add(entry.run_id)
             log.warning("run %s: a Lambda function cannot be stopped; cancel ignored", entry.run_id)
@@ -703,6 +780,20 @@ class RunDriver:
                 guard=True,
             )
         return self._until_deadline(entry)
+
+    def _ignore_completion(self, partition: int, entry: RunEntry, why: str) -> None:
+        assert entry.completion is not None
+        self._metrics.completion_records.labels(result="unbound").inc()
+        log.warning(
+            "run %s: destination record ignored: %s (request id %s)",
+            entry.run_id,
+            why,
+            printable(str(entry.completion.get("requestId"))),
+        )
+        entry.completions_ignored.append(str(entry.completion.get("requestId") or ""))
+        entry.completion = None
+        entry.seq += 1
+        self._save(partition, entry, required=False)
 
     # --- the end --------------------------------------------------------------------------
 
@@ -850,3 +941,22 @@ class RunDriver:
         with self._fence:
             self._passing[partition] -= 1
             self._fence.notify_all()
+
+
+def _same_target(resolution: Resolution, target: Target) -> bool:
+    """Is the ledger's target the one this resolution names (what would be invoked, and with
+    which fixed payload)? Labels, tracking and deadlines are not part of it."""
+    t = resolution.target
+    if resolution.target_key != target.key or dict(t.payload) != target.payload:
+        return False
+    if t.region != target.region:
+        return False
+    if isinstance(t, LambdaTarget):
+        kind = "lambda-event" if t.invocation_type == "Event" else "lambda"
+        return (
+            kind == target.kind
+            and t.function == target.function
+            and t.qualifier == target.qualifier
+            and target.state_machine_arn is None
+        )
+    return target.kind == "stepfunctions" and t.state_machine_arn == target.state_machine_arn
