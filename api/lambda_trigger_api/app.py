@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -34,6 +35,7 @@ from lambda_trigger_api.limits import RateLimiter, RequestLimits
 from lambda_trigger_api.metrics import ApiMetrics
 from lambda_trigger_api.mfe import mfe_router
 from lambda_trigger_api.service import RunService
+from lambda_trigger_api.warm import api_warmup
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +107,22 @@ def create_app(
         rate_limiter=RateLimiter(settings.rate_limit_runs, settings.rate_limit_window_seconds),
     )
 
+    stopping = threading.Event()
+    warmup = api_warmup(datahub, identity, stopping)  # /readyz is 503 until it is done
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warmup.start()
+        # Serve once every warm-up step has been tried (a few ms against a healthy GMS), so
+        # that a healthy start is ready at once; a slow or absent GMS holds it 5 s at most,
+        # then /readyz says what is still cold while the warm-up retries.
+        await run_in_threadpool(warmup.wait_first_pass, 5.0)
         if auth_mode is not None:
             # At start-up, so the log says at once whether GMS checks tokens; if GMS does
             # not answer yet, the first Bearer call asks again.
             await run_in_threadpool(auth_mode.auth_off)
         yield
+        stopping.set()
         identity.close()
         datahub.close()
 
@@ -122,6 +133,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.warmup = warmup
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -198,6 +210,11 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
+        warm, detail = warmup.status()
+        if not warm:
+            cold = detail.get("warming")
+            names = ", ".join(map(str, cold)) if isinstance(cold, list) else "DataHub"
+            return error_response(503, "warming_up", f"warming up: {names}")
         if datahub.reachable():
             return JSONResponse({"status": "ok", **mappings.status()})
         return error_response(503, "datahub_unavailable", "DataHub does not answer")

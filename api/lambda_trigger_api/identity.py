@@ -48,6 +48,16 @@ class IdentityClient:
     def close(self) -> None:
         self._client.close()
 
+    def warm(self) -> None:
+        """Open the connections the identity checks use before the first caller needs them
+        (issue 25): GMS's unauthenticated `GET /config`, and datahub-frontend's health check
+        `GET /admin` (its conf/routes: controllers.Application.healthcheck) when a frontend
+        is set. Any HTTP answer will do: the connection is open and kept. Raises
+        httpx.HTTPError while there is no answer."""
+        self._client.get(f"{self._gms}/config")
+        if self._frontend is not None:
+            self._client.get(f"{self._frontend}/admin")
+
     def identify(self, authorization: str | None, cookie: str | None) -> Caller:
         if authorization and authorization.lower().startswith("bearer "):
             return self._ask(f"{self._gms}/api/graphql", {"Authorization": authorization}, "token")

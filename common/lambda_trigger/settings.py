@@ -174,3 +174,8 @@ class ConsumerSettings(_Settings):
     )
     # One active run per dataset and target; a second request ends DUPLICATE.
     one_active_run: bool = Field(True, validation_alias="LAMBDA_TRIGGER_ONE_ACTIVE_RUN")
+    # After the start-up warm-up (warm.py), how often its steps run again: renews the cached
+    # function timeouts and keeps idle GMS and AWS connections open; 0 turns that off.
+    keep_warm_seconds: float = Field(
+        60.0, ge=0, validation_alias="LAMBDA_TRIGGER_KEEP_WARM_SECONDS"
+    )

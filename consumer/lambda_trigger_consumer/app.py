@@ -32,6 +32,7 @@ from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.runner import Runner
 from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
+from lambda_trigger_consumer.warm import consumer_warmup
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class ConsumerApp:
         self._threads: dict[str, threading.Thread | None] = {
             "mapping-reload": None,
             "dependency-probe": None,
+            "warm-up": None,
         }
         self.datahub = DataHubClient(datahub_settings)
         self.registry = SchemaRegistry(settings.schema_registry_url)
@@ -139,6 +141,7 @@ class ConsumerApp:
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
         )
+        authorizer: Authorizer | None = None
         if gate is None:
             # trust boundary: who may start runs by writing the request aspect (authorize.py).
             authorizer = Authorizer(self.datahub, datahub_settings, registry=registry)
@@ -189,6 +192,17 @@ class ConsumerApp:
             commit_interval_seconds=settings.commit_interval_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
+        # Ready only once warm (issue 25): the first run after a start pays no lazy set-up.
+        self.warmup = consumer_warmup(
+            authorizer=authorizer,
+            datahub=self.datahub,
+            registry=self.registry,
+            topic=settings.topic,
+            invoker=invoker,
+            mappings=self.mappings,
+            stop=self.runner.stopping,
+            keep_warm_seconds=settings.keep_warm_seconds,
+        )
         self.health = HealthServer(
             settings.http_host, settings.http_port, registry, self._live, self._ready
         )
@@ -208,6 +222,9 @@ class ConsumerApp:
         self.metrics.mapping_reloads.labels(result="success" if ok else "error").inc()
         if ok:
             self.metrics.known_targets(self.mappings.current().labels())
+            warmup = getattr(self, "warmup", None)
+            if warmup is not None:
+                warmup.again()  # new targets: their clients and timeouts
 
     def _live(self) -> tuple[bool, dict[str, object]]:
         # The process only (poll loop, run driver, helper threads): a dependency outage never
@@ -231,6 +248,7 @@ class ConsumerApp:
             ),
             (not deps["failing"], deps),
             (True, self.mappings.status()),
+            self.warmup.status(),
         )
 
     def _watch_mapping(self) -> None:
@@ -242,6 +260,7 @@ class ConsumerApp:
 
     def run(self) -> None:
         self.health.start()
+        self._threads["warm-up"] = self.warmup.start()
         watcher = threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True)
         watcher.start()
         self._threads["mapping-reload"] = watcher
