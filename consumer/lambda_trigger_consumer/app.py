@@ -17,7 +17,6 @@ from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
-from lambda_trigger_consumer.aws_client import endpoint_of
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import SchemaRegistry
@@ -74,6 +73,12 @@ class ConsumerApp:
         )
         self.metrics.known_targets(self.mappings.current().labels())
         registry.register(MappingInfoCollector("lambda_trigger_consumer", self.mappings))
+        region = mapping_settings.resolved_region()
+        invoker = Invoker(
+            region,
+            excerpt_bytes=settings.report_payload_bytes,
+            keepalive_seconds=settings.aws_keepalive_seconds,
+        )
         # Who is reachable: logs "X unreachable at ... since ..." once, and its recovery.
         self.dependencies = DependencyMonitor(self.metrics.dependency_up)
         register_defaults(
@@ -81,7 +86,9 @@ class ConsumerApp:
             kafka=settings.bootstrap_servers,
             gms_url=datahub_settings.gms_url,
             schema_registry_url=settings.schema_registry_url,
-            aws_endpoint=endpoint_of("lambda", mapping_settings.resolved_region()),
+            # The Lambda client the runs use tells its endpoint (one botocore session and
+            # client, not a second set of service models just for the address: ~10 MiB).
+            aws_endpoint=invoker.endpoint_url() if region else None,
         )
         self.kafka_logging = KafkaLogging(self.dependencies)
         self._threads: dict[str, threading.Thread | None] = {
@@ -91,12 +98,6 @@ class ConsumerApp:
         }
         self.datahub = DataHubClient(datahub_settings)
         self.registry = SchemaRegistry(settings.schema_registry_url)
-        region = mapping_settings.resolved_region()
-        invoker = Invoker(
-            region,
-            excerpt_bytes=settings.report_payload_bytes,
-            keepalive_seconds=settings.aws_keepalive_seconds,
-        )
         kafka: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers,
             **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line

@@ -121,6 +121,10 @@ class Invoker:
                 )
             return self._clients[key]
 
+    def endpoint_url(self, service: str = "lambda", region: str | None = None) -> str:
+        """Where this invoker's `service` client sends its calls (AWS_ENDPOINT_URL honoured)."""
+        return str(self._client(service, region).meta.endpoint_url)
+
     # --- facts about a target -------------------------------------------------------------
 
     def function_timeout(self, target: Target, *, max_age: float = 300.0) -> int | None:

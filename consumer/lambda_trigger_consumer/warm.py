@@ -21,7 +21,7 @@ import threading
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping import LambdaTarget, Mapping, StepFunctionsTarget
 from lambda_trigger.mapping_source import MappingSource
-from lambda_trigger.warmup import Step, Warmup
+from lambda_trigger.warmup import Step, Warmup, release_free_memory
 from lambda_trigger_consumer.authorize import Authorizer
 from lambda_trigger_consumer.decode import SchemaRegistry
 from lambda_trigger_consumer.invoke import Invoker
@@ -96,4 +96,10 @@ def consumer_warmup(
             lambda: invoker.warm(mapped_targets(mappings.current())[:MAX_WARM_TARGETS]),
         )
     )
-    return Warmup(steps, stop=stop, keep_warm_seconds=keep_warm_seconds, name="consumer warm-up")
+    return Warmup(
+        steps,
+        stop=stop,
+        keep_warm_seconds=keep_warm_seconds,
+        name="consumer warm-up",
+        on_done=release_free_memory,
+    )
