@@ -74,6 +74,15 @@ def mapped_targets(mapping: Mapping) -> list[Target]:
     return list(out.values())
 
 
+def _warm_datahub(datahub: DataHubClient, mapping: Mapping) -> None:
+    """The SDK's pool and /config, then the reads a run request's checks make (the dataset's
+    key and status aspects, decoded), on a dataset the mapping names, if it names one."""
+    datahub.warm()
+    dataset = next((r.dataset for r in mapping.document.rules if r.dataset), None)
+    if dataset is not None:
+        datahub.dataset_state(dataset)
+
+
 def consumer_warmup(
     *,
     authorizer: Authorizer | None,
@@ -88,7 +97,7 @@ def consumer_warmup(
     steps: list[Step] = []
     if authorizer is not None:
         steps.append(("identity", authorizer.service_actor))
-    steps.append(("datahub", datahub.warm))
+    steps.append(("datahub", lambda: _warm_datahub(datahub, mappings.current())))
     steps.append(("schema_registry", lambda: registry.prefetch(f"{topic}-value")))
     steps.append(
         (
