@@ -17,6 +17,7 @@ from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
+from lambda_trigger_consumer.aws_calls import CallCounter
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import SchemaRegistry
@@ -78,6 +79,7 @@ class ConsumerApp:
             region,
             excerpt_bytes=settings.report_payload_bytes,
             keepalive_seconds=settings.aws_keepalive_seconds,
+            calls=CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles),
         )
         # Who is reachable: logs "X unreachable at ... since ..." once, and its recovery.
         self.dependencies = DependencyMonitor(self.metrics.dependency_up)
@@ -122,7 +124,9 @@ class ConsumerApp:
         queue_arn: str | None = None
         self._stopping = threading.Event()
         if settings.completion_queue_url:
-            sqs = boto3.session.Session().client("sqs", region_name=region)
+            sqs = CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles).observe(
+                boto3.session.Session().client("sqs", region_name=region)
+            )
             self.completions = CompletionReader(
                 sqs,
                 settings.completion_queue_url,
@@ -139,6 +143,7 @@ class ConsumerApp:
             async_max_seconds=settings.async_max_seconds,
             sfn_max_seconds=settings.sfn_max_seconds,
             throttle_retry_seconds=settings.throttle_retry_seconds,
+            sfn_poll_rate=settings.sfn_poll_rate,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
         )

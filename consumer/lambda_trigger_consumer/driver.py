@@ -48,6 +48,7 @@ from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejec
 from lambda_trigger.mapping import LambdaTarget, Resolution
 from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger_consumer import status
+from lambda_trigger_consumer.aws_calls import AwsTransient, jittered
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker, execution_arn
 from lambda_trigger_consumer.ledger import (
@@ -60,6 +61,7 @@ from lambda_trigger_consumer.ledger import (
     result_to_dict,
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
+from lambda_trigger_consumer.poll_plan import PollPlan
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ class DriverConfig:
     # How long a throttled invoke is retried (AWS guarantees the function did not run).
     throttle_retry_seconds: float = 900.0
     sfn_poll_max_seconds: float = 30.0
+    # DescribeExecution calls a second, all tracked executions together (poll_plan.py).
+    sfn_poll_rate: float = 5.0
     # One active run per dataset and target: a second request ends DUPLICATE.
     one_active_run: bool = True
     completion_queue_arn: str | None = None
@@ -131,6 +135,7 @@ class RunDriver:
         # survive a rebuild of the view after the partition came back to us.
         self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
+        self._polls = PollPlan(config.sfn_poll_rate, max_interval=config.sfn_poll_max_seconds)
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
@@ -225,9 +230,10 @@ class RunDriver:
                 delay = self._advance(partition, entry)
                 self._backoff.pop(run_id, None)
                 self._failures.pop(run_id, None)
-            except (DataHubUnavailable, KafkaException) as exc:
-                # Transient: DataHub or the ledger is away. Nothing was skipped; look again later.
-                delay = self._backoff.get(run_id, 0.5)
+            except (DataHubUnavailable, KafkaException, AwsTransient) as exc:
+                # Transient: DataHub or the ledger is away, or AWS throttles. Nothing was
+                # skipped; look again later (jittered: runs that waited together part).
+                delay = jittered(self._backoff.get(run_id, 0.5))
                 self._backoff[run_id] = min(delay * 2, 30.0)
                 log.warning("run %s: %s; retrying in %.1f s", run_id, exc, delay)
             except Exception as exc:
@@ -551,7 +557,7 @@ class RunDriver:
                 entry.phase = Phase.CLAIMED
                 entry.seq += 1
                 self._save(partition, entry)
-                return min(60.0, 2.0 + waited / 4)
+                return jittered(min(60.0, 2.0 + waited / 4))
         if invocation.outcome == "started":
             if target.kind == "lambda-event" and not target.tracked:
                 return self._set_result(
@@ -653,13 +659,11 @@ class RunDriver:
                 final = status.timed_out(
                     entry.start_ms, target, "the execution no longer exists in AWS"
                 )
+            elapsed = max(0.0, (now_ms() - entry.start_ms) / 1000)
             if final is not None:
+                self._polls.finished(entry.run_id, target.key, elapsed)
                 return self._set_result(partition, entry, final)
-            delay = self._backoff.get(f"poll:{entry.run_id}", 1.0)
-            self._backoff[f"poll:{entry.run_id}"] = min(
-                delay * 2, self._config.sfn_poll_max_seconds
-            )
-            return delay
+            return self._polls.next_delay(entry.run_id, target.key, elapsed)
         # An Event Lambda whose destination reports to our queue.
         if entry.completion is not None:
             return self._set_result(

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
+from lambda_trigger_consumer.aws_calls import AwsTransient, CallCounter, backoff, is_throttle
 from lambda_trigger_consumer.aws_client import Keepalive, make_client
 from lambda_trigger_consumer.ledger import Target
 
@@ -88,6 +89,7 @@ class Invoker:
         throttle_retries: int = 3,
         endpoint_url: str | None = None,
         keepalive_seconds: int = 60,
+        calls: CallCounter | None = None,
     ) -> None:
         self._keepalive = Keepalive.every(keepalive_seconds)
         self._region = default_region
@@ -101,6 +103,7 @@ class Invoker:
         # new session per client re-reads them (tens of ms each, on a run's path). Clients
         # are made under self._lock, as a session is not thread-safe.
         self._session: boto3.session.Session | None = None
+        self._calls = calls  # counts every call of every client made here (metrics)
 
     def _client(self, service: str, region: str | None, read_timeout: int = 60) -> Any:
         key = (service, region or self._region, read_timeout)
@@ -119,6 +122,8 @@ class Invoker:
                     keepalive=self._keepalive,
                     session=self._session,
                 )
+                if self._calls is not None:
+                    self._calls.observe(self._clients[key])
             return self._clients[key]
 
     def endpoint_url(self, service: str = "lambda", region: str | None = None) -> str:
@@ -239,10 +244,11 @@ class Invoker:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 meta = exc.response.get("ResponseMetadata", {})
-                if code in _THROTTLED:
+                if code in _THROTTLED or is_throttle(exc):
                     if attempt < self._throttle_retries:
                         attempt += 1
-                        time.sleep(min(2**attempt * 0.2, 5.0))
+                        # Jittered: runs throttled together must not come back together.
+                        time.sleep(backoff(attempt))
                         continue
                     return Invocation(
                         "throttled",
@@ -332,11 +338,31 @@ class Invoker:
             execution_arn=arn,
         )
 
+    def _retrying(self, call: Any, **kwargs: Any) -> Any:
+        """`call(**kwargs)`, a throttled answer retried `throttle_retries` times with jittered
+        backoff; still throttled, or no answer at all: AwsTransient (the run waits and is
+        looked at again later, it does not fail)."""
+        attempt = 0
+        while True:
+            try:
+                return call(**kwargs)
+            except ClientError as exc:
+                if not is_throttle(exc):
+                    raise
+                if attempt >= self._throttle_retries:
+                    raise AwsTransient(f"AWS is throttling the calls ({exc})") from exc
+                attempt += 1
+                time.sleep(backoff(attempt))
+            except BotoCoreError as exc:
+                raise AwsTransient(f"AWS could not be reached ({exc})") from exc
+
     def describe_execution(self, target: Target, arn: str) -> ExecutionStatus:
-        """Raises ClientError/BotoCoreError on anything but a missing execution."""
+        """Raises AwsTransient while AWS throttles or does not answer, ClientError on
+        anything else but a missing execution."""
         try:
-            response = self._client("stepfunctions", target.region).describe_execution(
-                executionArn=arn
+            response = self._retrying(
+                self._client("stepfunctions", target.region).describe_execution,
+                executionArn=arn,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
@@ -350,8 +376,11 @@ class Invoker:
         )
 
     def stop_execution(self, target: Target, arn: str, *, error: str, cause: str) -> None:
-        self._client("stepfunctions", target.region).stop_execution(
-            executionArn=arn, error=error, cause=cause
+        self._retrying(
+            self._client("stepfunctions", target.region).stop_execution,
+            executionArn=arn,
+            error=error,
+            cause=cause,
         )
 
     def excerpt(self, text: str | None) -> str:
