@@ -281,11 +281,18 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         invoked.setdefault(str(execution["name"]), []).append(execution["startDate"].timestamp())
     double = sum(1 for r in written if len(invoked.get(r, [])) > 1)
     statuses: Counter[str] = Counter()
-    for run_id in written:
+    lost_kinds: Counter[str] = Counter()
+    for run_id, (_t, kind) in written.items():
         result = stack.gms.get_aspect(
             execution_request_urn(run_id), "dataHubExecutionRequestResult"
         )
-        statuses[str((result or {}).get("status"))] += 1
+        status = str((result or {}).get("status"))
+        statuses[status] += 1
+        if status in ("None", "RUNNING"):
+            lost_kinds[kind] += 1
+            print(
+                f"  not final: {run_id} ({kind}, {status}, invoked {len(invoked.get(run_id, []))}x)"
+            )
     lost = sum(n for s, n in statuses.items() if s in ("None", "RUNNING"))
     burst_runs = [r for r, (_t, kind) in written.items() if kind != "single"]
     last_invoke = max((min(invoked[r]) for r in burst_runs if r in invoked), default=float("nan"))
@@ -311,6 +318,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         "double": double,
         "all_final_s": all_final_s,
         "statuses": dict(statuses),
+        "lost_kinds": dict(lost_kinds),
         "kinds": dict(Counter(k for _t, k in written.values())),
     }
 

@@ -135,6 +135,7 @@ class RunDriver:
         # survive a rebuild of the view after the partition came back to us.
         self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
+        self._touched_busy: set[str] = set()  # runs that got a new fact during a step
         self._polls = PollPlan(config.sfn_poll_rate, max_interval=config.sfn_poll_max_seconds)
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
@@ -195,6 +196,11 @@ class RunDriver:
                 return
             for run_id in self._view.take_touched():
                 self._next_look.pop(run_id, None)
+                with self._lock:
+                    if run_id in self._busy:
+                        # A fact (a completion, a cancel) arrived while a step of the run is
+                        # running: that step's "next look" must not swallow the wake-up.
+                        self._touched_busy.add(run_id)
             now = time.monotonic()
             open_runs = 0
             runs = list(self._view.runs())
@@ -245,6 +251,9 @@ class RunDriver:
                     self._next_look[run_id] = time.monotonic() + (
                         delay if delay is not None else 3600.0
                     )
+                if run_id in self._touched_busy:
+                    self._touched_busy.discard(run_id)
+                    self._next_look.pop(run_id, None)  # look again at once
                 if not (returned and delay == 0.0 and self._chain(partition, run_id)):
                     self._busy.pop(run_id, None)
         self._view.changed.set()
