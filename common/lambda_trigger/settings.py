@@ -177,6 +177,8 @@ class ConsumerSettings(_Settings):
     # DescribeExecution calls a second for all tracked Step Functions executions together
     # (the quota is a token bucket per account and region, shared by every consumer).
     sfn_poll_rate: float = Field(5.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_POLL_RATE")
+    # Threads of the run driver's quick steps (checks, claims, status writes, polls).
+    step_threads: int = Field(16, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_STEP_THREADS")
     # After the start-up warm-up (warm.py), how often its steps run again: renews the cached
     # function timeouts and keeps idle GMS and AWS connections open; 0 turns that off.
     keep_warm_seconds: float = Field(

@@ -80,6 +80,7 @@ class ConsumerApp:
             excerpt_bytes=settings.report_payload_bytes,
             keepalive_seconds=settings.aws_keepalive_seconds,
             calls=CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles),
+            max_pool_connections=max(10, settings.max_inflight + settings.step_threads),
         )
         # Who is reachable: logs "X unreachable at ... since ..." once, and its recovery.
         self.dependencies = DependencyMonitor(self.metrics.dependency_up)
@@ -144,6 +145,7 @@ class ConsumerApp:
             sfn_max_seconds=settings.sfn_max_seconds,
             throttle_retry_seconds=settings.throttle_retry_seconds,
             sfn_poll_rate=settings.sfn_poll_rate,
+            step_threads=settings.step_threads,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
         )

@@ -88,6 +88,10 @@ class DriverConfig:
     sfn_poll_max_seconds: float = 30.0
     # DescribeExecution calls a second, all tracked executions together (poll_plan.py).
     sfn_poll_rate: float = 5.0
+    # Threads for the quick steps (checks, claims, status writes, Step Functions and Event
+    # invokes, polls): each mostly waits for GMS or AWS, so a burst of runs needs more than a
+    # few, or a lone click queues behind hundreds of other runs' steps (benchmarks/burst.py).
+    step_threads: int = 16
     # One active run per dataset and target: a second request ends DUPLICATE.
     one_active_run: bool = True
     completion_queue_arn: str | None = None
@@ -123,7 +127,7 @@ class RunDriver:
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
         # the quick steps (claims, Step Functions polls, status writes) of other runs.
         self._invokes = ThreadPoolExecutor(config.max_inflight, thread_name_prefix="invoke")
-        self._steps = ThreadPoolExecutor(4, thread_name_prefix="step")
+        self._steps = ThreadPoolExecutor(config.step_threads, thread_name_prefix="step")
         self._lock = threading.Lock()
         self._busy: dict[str, Future[None]] = {}
         self._next_look: dict[str, float] = {}

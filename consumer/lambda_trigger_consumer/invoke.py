@@ -90,6 +90,7 @@ class Invoker:
         endpoint_url: str | None = None,
         keepalive_seconds: int = 60,
         calls: CallCounter | None = None,
+        max_pool_connections: int = 10,
     ) -> None:
         self._keepalive = Keepalive.every(keepalive_seconds)
         self._region = default_region
@@ -104,6 +105,7 @@ class Invoker:
         # are made under self._lock, as a session is not thread-safe.
         self._session: boto3.session.Session | None = None
         self._calls = calls  # counts every call of every client made here (metrics)
+        self._pool = max_pool_connections  # one connection per thread that may call at once
 
     def _client(self, service: str, region: str | None, read_timeout: int = 60) -> Any:
         key = (service, region or self._region, read_timeout)
@@ -121,6 +123,7 @@ class Invoker:
                     read_timeout=read_timeout,
                     keepalive=self._keepalive,
                     session=self._session,
+                    max_pool_connections=self._pool,
                 )
                 if self._calls is not None:
                     self._calls.observe(self._clients[key])

@@ -126,3 +126,10 @@ def test_a_throttled_describe_is_retried_then_handed_back_as_transient(
         )
         == 4
     )
+
+
+def test_the_clients_pool_has_a_connection_for_every_thread_that_may_call() -> None:
+    # botocore's default of 10 would open and drop a connection per call beyond 10.
+    invoker = Invoker("us-east-1", max_pool_connections=24)
+    assert invoker._client("lambda", None).meta.config.max_pool_connections == 24
+    assert invoker._client("stepfunctions", None).meta.config.max_pool_connections == 24
