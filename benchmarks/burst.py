@@ -190,7 +190,8 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         deadline = time.monotonic() + 180
         while not all(_ready(p) for p in ports):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"consumers did not get ready; see {work}")
+                states = [_readyz(p) for p in ports]
+                raise RuntimeError(f"consumers did not get ready: {states}")
             time.sleep(0.2)
         # Every member assigned (the group settles after the last one joined).
         time.sleep(2.0)
@@ -323,11 +324,23 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
     }
 
 
-def _ready(port: int) -> bool:
+def _readyz(port: int) -> dict[str, Any]:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).is_success
-    except httpx.HTTPError:
-        return False
+        body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).json()
+        return body
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def _ready(port: int) -> bool:
+    """Warm, with partitions of either topic. In a group of more consumers than the MCL topic
+    has partitions, a member may own only run-ledger partitions: it drives runs, yet its
+    /readyz (which counts MCL partitions) says 503."""
+    body = _readyz(port)
+    if body.get("status") == "ok":
+        return True
+    owns = int(body.get("assignedPartitions") or 0) + int(body.get("ledgerPartitions") or 0)
+    return bool(body.get("warm")) and owns > 0 and not body.get("failing")
 
 
 def _write(client: DataHubClient, dataset: str, executor: str) -> tuple[float, str]:
