@@ -113,14 +113,16 @@ class Warmup:
             finished = not self._pending
         self._first_pass.set()
         if finished and not self._done.is_set():
-            self._took = time.monotonic() - self._started_at
-            self._done.set()
-            log.info("%s: warm after %.3f s", self._name, self._took)
+            # Before saying ready: a clean-up (a heap trim, a collection) must not stall the
+            # first request, which may come the moment /readyz says 200.
             if self._on_done is not None:
                 try:
                     self._on_done()
                 except Exception:  # a clean-up, never a reason to stop warming
                     log.exception("%s: after warm-up", self._name)
+            self._took = time.monotonic() - self._started_at
+            self._done.set()
+            log.info("%s: warm after %.3f s", self._name, self._took)
         return finished
 
     def refresh(self) -> None:
