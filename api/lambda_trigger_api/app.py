@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -38,6 +39,7 @@ from lambda_trigger_api.metrics_server import MetricsServer
 from lambda_trigger_api.mfe import mfe_router
 from lambda_trigger_api.runs import MAX_LIMIT
 from lambda_trigger_api.service import RunService
+from lambda_trigger_api.warm import api_warmup
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +125,19 @@ def create_app(
     )
     # What the api's token may do in DataHub: checked at start and in /readyz (privileges.py).
     privileges = PrivilegeCheck("api", datahub, API_CAPABILITIES)
+    stopping = threading.Event()
+    warmup = api_warmup(datahub, identity, stopping)  # /readyz is 503 until it is done
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if metrics_server is not None:
             metrics_server.start()
+        warmup.start()
         await run_in_threadpool(privileges.run)  # one line per missing DataHub privilege
+        # Serve once every warm-up step has been tried (a few ms against a healthy GMS), so
+        # that a healthy start is ready at once; a slow or absent GMS holds it 5 s at most,
+        # then /readyz says what is still cold while the warm-up retries.
+        await run_in_threadpool(warmup.wait_first_pass, 5.0)
         if auth_mode is not None:
             # At start-up, so the log says at once whether GMS checks tokens; if GMS does
             # not answer yet, the first Bearer call asks again.
@@ -136,6 +145,7 @@ def create_app(
         yield
         if metrics_server is not None:
             metrics_server.stop()
+        stopping.set()
         identity.close()
         datahub.close()
 
@@ -151,6 +161,7 @@ def create_app(
     )
     app.state.service = service
     app.state.metrics_server = metrics_server
+    app.state.warmup = warmup
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -239,6 +250,11 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
+        warm, warm_detail = warmup.status()
+        if not warm:
+            cold = warm_detail.get("warming")
+            names = ", ".join(map(str, cold)) if isinstance(cold, list) else "DataHub"
+            return error_response(503, "warming_up", f"warming up: {names}")
         if not datahub.reachable():
             return error_response(503, "datahub_unavailable", "DataHub does not answer")
         granted, detail = privileges.status()

@@ -18,7 +18,7 @@ from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.privileges import CONSUMER_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
-from lambda_trigger_consumer.aws_client import endpoint_of
+from lambda_trigger_consumer.aws_calls import CallCounter
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
@@ -34,6 +34,7 @@ from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.registries import build_registry
 from lambda_trigger_consumer.runner import Runner
 from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
+from lambda_trigger_consumer.warm import consumer_warmup
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,14 @@ class ConsumerApp:
         # SCHEMA_REGISTRY_TYPE's registry (registries.py); bad credentials settings raise
         # RegistryAuthError here, naming the setting: the service does not start.
         registry_setup = build_registry(settings, mapping_settings.resolved_region())
+        region = mapping_settings.resolved_region()
+        invoker = Invoker(
+            region,
+            excerpt_bytes=settings.report_payload_bytes,
+            keepalive_seconds=settings.aws_keepalive_seconds,
+            calls=CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles),
+            max_pool_connections=max(10, settings.max_inflight + settings.step_threads),
+        )
         # Who is reachable: logs "X unreachable at ... since ..." once, and its recovery.
         self.dependencies = DependencyMonitor(self.metrics.dependency_up)
         register_defaults(
@@ -86,7 +95,9 @@ class ConsumerApp:
             kafka=settings.bootstrap_servers,
             gms_url=datahub_settings.gms_url,
             schema_registry_url=registry_setup.address,
-            aws_endpoint=endpoint_of("lambda", mapping_settings.resolved_region()),
+            # The Lambda client the runs use tells its endpoint (one botocore session and
+            # client, not a second set of service models just for the address: ~10 MiB).
+            aws_endpoint=invoker.endpoint_url() if region else None,
             schema_registry_probe=registry_setup.registry.probe,
             schema_registry_hint=registry_setup.hint,
         )
@@ -94,25 +105,20 @@ class ConsumerApp:
         self._threads: dict[str, threading.Thread | None] = {
             "mapping-reload": None,
             "dependency-probe": None,
+            "warm-up": None,
         }
         self.datahub = DataHubClient(datahub_settings)
         # What its token may do in DataHub: checked at start and in /readyz (privileges.py).
         self.privileges = PrivilegeCheck("consumer", self.datahub, CONSUMER_CAPABILITIES)
         self.registry = registry_setup.registry
         self._registry_address = registry_setup.address
-        region = mapping_settings.resolved_region()
-        invoker = Invoker(
-            region,
-            excerpt_bytes=settings.report_payload_bytes,
-            keepalive_seconds=settings.aws_keepalive_seconds,
-        )
         # TLS / SASL / MSK IAM for every client below, from one place (kafka_security.py);
         # a setting that cannot work raises KafkaSecurityError here: the service does not start.
         security = kafka_client_config(
             settings.bootstrap_servers,
             settings.kafka_config_json,
             provider=kafka_token_provider,
-            region=mapping_settings.resolved_region(),
+            region=region,
         )
         log.info("Kafka at %s: %s", settings.bootstrap_servers, security.describe())
         kafka: dict[str, Any] = {
@@ -142,7 +148,9 @@ class ConsumerApp:
         queue_arn: str | None = None
         self._stopping = threading.Event()
         if settings.completion_queue_url:
-            sqs = boto3.session.Session().client("sqs", region_name=region)
+            sqs = CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles).observe(
+                boto3.session.Session().client("sqs", region_name=region)
+            )
             self.completions = CompletionReader(
                 sqs,
                 settings.completion_queue_url,
@@ -159,6 +167,8 @@ class ConsumerApp:
             async_max_seconds=settings.async_max_seconds,
             sfn_max_seconds=settings.sfn_max_seconds,
             throttle_retry_seconds=settings.throttle_retry_seconds,
+            sfn_poll_rate=settings.sfn_poll_rate,
+            step_threads=settings.step_threads,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
         )
@@ -220,6 +230,17 @@ class ConsumerApp:
             commit_interval_seconds=settings.commit_interval_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
+        # Ready only once warm (issue 25): the first run after a start pays no lazy set-up.
+        self.warmup = consumer_warmup(
+            authorizer=authorizer,
+            datahub=self.datahub,
+            registry=self.registry,
+            topic=settings.topic,
+            invoker=invoker,
+            mappings=self.mappings,
+            stop=self.runner.stopping,
+            keep_warm_seconds=settings.keep_warm_seconds,
+        )
         self.health = HealthServer(
             settings.http_host, settings.http_port, registry, self._live, self._ready
         )
@@ -239,6 +260,9 @@ class ConsumerApp:
         self.metrics.mapping_reloads.labels(result="success" if ok else "error").inc()
         if ok:
             self.metrics.known_targets(self.mappings.current().labels())
+            warmup = getattr(self, "warmup", None)
+            if warmup is not None:
+                warmup.again()  # new targets: their clients and timeouts
 
     def _live(self) -> tuple[bool, dict[str, object]]:
         # The process only (poll loop, run driver, helper threads): a dependency outage never
@@ -268,6 +292,7 @@ class ConsumerApp:
             (not deps["failing"], deps),
             (True, self.mappings.status()),
             self.privileges.status(),
+            self.warmup.status(),
         )
 
     def _watch_mapping(self) -> None:
@@ -282,6 +307,7 @@ class ConsumerApp:
         # does not answer yet does not hold up the start (its outage is reported as such).
         self.privileges.start()
         self.health.start()
+        self._threads["warm-up"] = self.warmup.start()
         watcher = threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True)
         watcher.start()
         self._threads["mapping-reload"] = watcher

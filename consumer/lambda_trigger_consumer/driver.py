@@ -57,6 +57,7 @@ from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.parameters import ARG_PARAMETERS, ParameterError, checked_parameters
 from lambda_trigger.sanitize import printable
 from lambda_trigger_consumer import status
+from lambda_trigger_consumer.aws_calls import AwsTransient, jittered
 from lambda_trigger_consumer.completion import unbound_reason
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker, execution_arn
@@ -70,6 +71,7 @@ from lambda_trigger_consumer.ledger import (
     result_to_dict,
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
+from lambda_trigger_consumer.poll_plan import PollPlan
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,12 @@ class DriverConfig:
     # How long a throttled invoke is retried (AWS guarantees the function did not run).
     throttle_retry_seconds: float = 900.0
     sfn_poll_max_seconds: float = 30.0
+    # DescribeExecution calls a second, all tracked executions together (poll_plan.py).
+    sfn_poll_rate: float = 5.0
+    # Threads for the quick steps (checks, claims, status writes, Step Functions and Event
+    # invokes, polls): each mostly waits for GMS or AWS, so a burst of runs needs more than a
+    # few, or a lone click queues behind hundreds of other runs' steps (benchmarks/burst.py).
+    step_threads: int = 16
     # One active run per dataset and target: a second request ends DUPLICATE.
     one_active_run: bool = True
     completion_queue_arn: str | None = None
@@ -133,7 +141,7 @@ class RunDriver:
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
         # the quick steps (claims, Step Functions polls, status writes) of other runs.
         self._invokes = ThreadPoolExecutor(config.max_inflight, thread_name_prefix="invoke")
-        self._steps = ThreadPoolExecutor(4, thread_name_prefix="step")
+        self._steps = ThreadPoolExecutor(config.step_threads, thread_name_prefix="step")
         self._lock = threading.Lock()
         self._busy: dict[str, Future[None]] = {}
         self._next_look: dict[str, float] = {}
@@ -145,6 +153,8 @@ class RunDriver:
         # survive a rebuild of the view after the partition came back to us.
         self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
+        self._touched_busy: set[str] = set()  # runs that got a new fact during a step
+        self._polls = PollPlan(config.sfn_poll_rate, max_interval=config.sfn_poll_max_seconds)
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
@@ -204,6 +214,11 @@ class RunDriver:
                 return
             for run_id in self._view.take_touched():
                 self._next_look.pop(run_id, None)
+                with self._lock:
+                    if run_id in self._busy:
+                        # A fact (a completion, a cancel) arrived while a step of the run is
+                        # running: that step's "next look" must not swallow the wake-up.
+                        self._touched_busy.add(run_id)
             now = time.monotonic()
             open_runs = 0
             runs = list(self._view.runs())
@@ -239,9 +254,10 @@ class RunDriver:
                 delay = self._advance(partition, entry)
                 self._backoff.pop(run_id, None)
                 self._failures.pop(run_id, None)
-            except (DataHubUnavailable, KafkaException) as exc:
-                # Transient: DataHub or the ledger is away. Nothing was skipped; look again later.
-                delay = self._backoff.get(run_id, 0.5)
+            except (DataHubUnavailable, KafkaException, AwsTransient) as exc:
+                # Transient: DataHub or the ledger is away, or AWS throttles. Nothing was
+                # skipped; look again later (jittered: runs that waited together part).
+                delay = jittered(self._backoff.get(run_id, 0.5))
                 self._backoff[run_id] = min(delay * 2, 30.0)
                 log.warning("run %s: %s; retrying in %.1f s", run_id, exc, delay)
             except Exception as exc:
@@ -253,6 +269,9 @@ class RunDriver:
                     self._next_look[run_id] = time.monotonic() + (
                         delay if delay is not None else 3600.0
                     )
+                if run_id in self._touched_busy:
+                    self._touched_busy.discard(run_id)
+                    self._next_look.pop(run_id, None)  # look again at once
                 if not (returned and delay == 0.0 and self._chain(partition, run_id)):
                     self._busy.pop(run_id, None)
         self._view.changed.set()
@@ -638,7 +657,7 @@ class RunDriver:
                 entry.phase = Phase.CLAIMED
                 entry.seq += 1
                 self._save(partition, entry)
-                return min(60.0, 2.0 + waited / 4)
+                return jittered(min(60.0, 2.0 + waited / 4))
         if invocation.outcome == "started":
             if target.kind == "lambda-event" and not target.tracked:
                 return self._set_result(
@@ -746,13 +765,11 @@ class RunDriver:
                 final = status.timed_out(
                     entry.start_ms, target, "the execution no longer exists in AWS"
                 )
+            elapsed = max(0.0, (now_ms() - entry.start_ms) / 1000)
             if final is not None:
+                self._polls.finished(entry.run_id, target.key, elapsed)
                 return self._set_result(partition, entry, final)
-            delay = self._backoff.get(f"poll:{entry.run_id}", 1.0)
-            self._backoff[f"poll:{entry.run_id}"] = min(
-                delay * 2, self._config.sfn_poll_max_seconds
-            )
-            return delay
+            return self._polls.next_delay(entry.run_id, target.key, elapsed)
         # An Event Lambda whose destination reports to our queue.
         if entry.completion is not None:
             unbound = unbound_reason(entry.completion, entry.request_id, target)

@@ -152,6 +152,18 @@ class ConsumerMetrics:
             ["dependency"],
             registry=registry,
         )
+        self.aws_calls = Counter(
+            f"{p}_aws_calls",
+            "AWS API calls made, by API (Invoke, StartExecution, DescribeExecution, ...)",
+            ["api"],
+            registry=registry,
+        )
+        self.aws_throttles = Counter(
+            f"{p}_aws_throttles",
+            "AWS API calls answered with throttling (429, ThrottlingException), by API",
+            ["api"],
+            registry=registry,
+        )
         self.info = Info(f"{p}", "Build and configuration", registry=registry)
         self.info.info({"version": __version__, "executor_id": executor_id})
         # Children for every known label value exist from the start, so dashboards show 0

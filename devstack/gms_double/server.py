@@ -29,7 +29,9 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -184,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(raw_path)
         query = routes.query_params(split.query)
         body = self._body()
-        double._count_request()
+        double._count_request(method, raw_path, body)
 
         if double.faults.slow_seconds:
             time.sleep(double.faults.slow_seconds)
@@ -581,6 +583,13 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class SeenRequest:
+    method: str
+    path: str
+    graphql: str = ""  # the start of a GraphQL request's query
+
+
 class GmsDouble(StartStop):
     """A DataHub GMS (and datahub-frontend GraphQL) stand-in producing real MCLs to Kafka.
 
@@ -671,6 +680,8 @@ class GmsDouble(StartStop):
         self._producer: MclProducer | None = None
         self._pipeline: WritePipeline | None = None
         self._requests = 0
+        # The latest requests (tests count what a client asked, and when: issue 25).
+        self._seen: deque[SeenRequest] = deque(maxlen=10_000)
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -757,9 +768,15 @@ class GmsDouble(StartStop):
             else:
                 self._connections.discard(conn)
 
-    def _count_request(self) -> None:
+    def _count_request(self, method: str = "", path: str = "", body: bytes = b"") -> None:
+        query = ""
+        if path.endswith("/graphql") and body:
+            parsed = _json_or_none(body)
+            if isinstance(parsed, dict):
+                query = str(parsed.get("query") or "")[:200]
         with self._connections_lock:
             self._requests += 1
+            self._seen.append(SeenRequest(method, path, query))
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -987,6 +1004,11 @@ class GmsDouble(StartStop):
     def request_count(self) -> int:
         with self._connections_lock:
             return self._requests
+
+    def requests_seen(self) -> list[SeenRequest]:
+        """The latest 10,000 requests, oldest first (method, path, GraphQL query's start)."""
+        with self._connections_lock:
+            return list(self._seen)
 
     def set_down(self, down: bool) -> None:
         """Down: the port refuses connections (open ones are cut). Up again: same port."""

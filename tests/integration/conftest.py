@@ -160,6 +160,11 @@ class RunningConsumer:
                 raise AssertionError("consumer got no partitions")
             time.sleep(0.05)
 
+    def wait_warm(self, timeout: float = 30.0) -> None:
+        """Until its warm-up is done (warm.py), as /readyz requires in production."""
+        if not self.app.warmup.wait(timeout):
+            raise AssertionError(f"consumer not warm: {self.app.warmup.status()[1]}")
+
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Until it has caught up with the topic (replaying earlier tests' records) and no run is in flight."""
         deadline = time.monotonic() + timeout
@@ -233,6 +238,7 @@ def start_consumer(env: Env) -> Iterator[Callable[..., RunningConsumer]]:
         started.append(running)
         if wait:
             running.wait_assigned()
+            running.wait_warm()
         return running
 
     yield start
