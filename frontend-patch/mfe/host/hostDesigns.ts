@@ -15,7 +15,7 @@
 //   `placement.slot` must be a known slot, entityTypes an array of strings, tabName a string; other placement keys
 //   are ignored; omitted entityTypes means every entity type; the tab is named by tabName, else label; the context
 //   carries `version`.
-import yaml from 'js-yaml';
+import { load } from 'js-yaml';
 
 export type HostDesign = 'nav-only' | 'contract-version' | 'placement-tabname';
 export const HOST_DESIGNS: readonly HostDesign[] = ['nav-only', 'contract-version', 'placement-tabname'];
@@ -102,7 +102,7 @@ function validateEntry(design: HostDesign, config: any): string[] {
 /** loadMFEConfigFromYAML of the design: invalid entries are dropped (and listed), the rest kept. */
 export function loadConfig(design: HostDesign, yamlText: string): LoadedConfig {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const parsed = yaml.load(yamlText) as any;
+    const parsed = load(yamlText) as any;
     if (!parsed || !Array.isArray(parsed.microFrontends)) throw new Error('Invalid YAML: missing microFrontends array');
     const result: LoadedConfig = { accepted: [], refused: [] };
     for (const entry of parsed.microFrontends) {
