@@ -215,3 +215,125 @@ def test_nav_page_lists_recent_runs(services: Stack) -> None:
         assert result["phase"] == "notice"
         assert result["status"] == "This version of the ingestion api does not list runs."
     _assert_clean_unmount(result)
+
+
+# One mfe config per DataHub host design (frontend-patch/README.md, "One config per host design"), each loaded
+# by a host of its own design: the test host fetches the file as DataHub fetches /mfe/config, validates it as
+# that design's loader does (frontend-patch/mfe/host/hostDesigns.ts, which cites DataHub's sources) and mounts
+# the entry the design places in each slot, with the design's mount context.
+MFE_DIR = FRONTEND / "mfe"
+NAV_ONLY, CONTRACT, PLACEMENT = "nav-only", "contract-version", "placement-tabname"
+CONFIGS = {
+    NAV_ONLY: "mfe.config.nav-only.yaml",
+    CONTRACT: "mfe.config.yaml",
+    PLACEMENT: "mfe.config.slot-placement.yaml",
+}
+TAB = "lambda-trigger-dataset-tab"
+# How each design's context names the contract version; the first host calls mount(el) with no context.
+VERSION_KEY = {CONTRACT: "contractVersion", PLACEMENT: "version"}
+
+
+def _drive_design(
+    stack: Stack, design: str, config: str, slot: str, expect: str, **env: str
+) -> dict[str, Any]:
+    return _drive(
+        stack,
+        f"mfe-host-{design}-{config.removesuffix('.yaml')}-{slot}",
+        MFE_HOST_DESIGN=design,
+        MFE_CONFIG=str(MFE_DIR / config),
+        MFE_SLOT=slot,
+        MFE_EXPECT=expect,
+        **env,
+    )
+
+
+@pytest.mark.parametrize("design", [NAV_ONLY, CONTRACT, PLACEMENT])
+def test_each_config_mounts_its_nav_page_in_a_host_of_its_design(
+    services: Stack, design: str
+) -> None:
+    result = _drive_design(services, design, CONFIGS[design], "nav.page", "listed")
+    _assert_loaded_like_datahub(result)
+    host = result["host"]
+    assert host["design"] == design and host["config"]["refused"] == []
+    assert host["mountedId"] == "lambda-runs"
+    if design == NAV_ONLY:
+        assert host["config"]["accepted"] == ["lambda-runs"]
+        assert host.get("ctx") is None
+    else:
+        assert host["config"]["accepted"] == ["lambda-runs", TAB]
+        assert host["ctx"] == {
+            "slot": "nav.page",
+            VERSION_KEY[design]: "1.0.0",
+            "principal": {"user": "urn:li:corpuser:datahub"},
+        }
+    assert result["phase"] in {"listed", "notice"}
+    _assert_clean_unmount(result)
+
+
+@pytest.mark.parametrize("design", [CONTRACT, PLACEMENT])
+def test_each_slot_config_mounts_its_dataset_tab_in_a_host_of_its_design(
+    services: Stack, design: str
+) -> None:
+    assert services.moto is not None
+    services.moto.queue_result("earnings-lambda", payload={"rowsLoaded": 7})
+    before = len(services.moto.invocations("earnings-lambda"))
+    result = _drive_design(
+        services, design, CONFIGS[design], "entity.detail.tab", "succeeded", DATASET_URN=SIP
+    )
+    _assert_loaded_like_datahub(result)
+    host = result["host"]
+    assert host["mountedId"] == TAB and host["tabName"] == "Ingestion runs"
+    assert host["ctx"][VERSION_KEY[design]] == "1.0.0"
+    assert host["ctx"]["entity"] == {"urn": SIP, "type": "DATASET"}
+    assert result["status"].startswith("Last run succeeded")
+    assert len(services.moto.invocations("earnings-lambda")) == before + 1
+    _assert_clean_unmount(result)
+
+
+def test_contract_version_host_refuses_the_placement_tabname_tab(services: Stack) -> None:
+    # Gate 1 of that design: a placement without contractVersion is dropped; the nav page stays.
+    result = _drive_design(
+        services, CONTRACT, CONFIGS[PLACEMENT], "entity.detail.tab", "absent", DATASET_URN=SIP
+    )
+    config = result["host"]["config"]
+    assert config["accepted"] == ["lambda-runs"]
+    (refused,) = config["refused"]
+    assert refused["id"] == TAB
+    assert refused["errors"] == ["placement.contractVersion must be a non-blank string"]
+    assert "remoteEntry.js" not in result["assets"]
+
+
+def test_placement_tabname_host_accepts_the_contract_version_tab(services: Stack) -> None:
+    # That loader ignores placement keys it does not know (contractVersion) and names the tab by
+    # `label`: the other slot design's file is not refused there, its tab mounts (hidden dataset:
+    # the panel says there is no job, nothing is run).
+    assert services.moto is not None
+    before = len(services.moto.invocations())
+    result = _drive_design(
+        services, PLACEMENT, CONFIGS[CONTRACT], "entity.detail.tab", "hidden", DATASET_URN=UNMAPPED
+    )
+    host = result["host"]
+    assert host["config"] == {"accepted": ["lambda-runs", TAB], "refused": []}
+    assert host["mountedId"] == TAB and host["tabName"] == "Ingestion runs"
+    assert "contractVersion" not in host["ctx"] and host["ctx"]["version"] == "1.0.0"
+    assert len(services.moto.invocations()) == before
+    _assert_clean_unmount(result)
+
+
+@pytest.mark.parametrize("config", [CONFIGS[CONTRACT], CONFIGS[PLACEMENT]])
+def test_nav_only_host_has_no_dataset_tab(services: Stack, config: str) -> None:
+    result = _drive_design(
+        services, NAV_ONLY, config, "entity.detail.tab", "absent", DATASET_URN=SIP
+    )
+    loaded = result["host"]["config"]
+    if config == CONFIGS[CONTRACT]:
+        # The tab entry keeps path and navIcon, so the first loader takes it as an unlinked page.
+        assert loaded == {"accepted": ["lambda-runs", TAB], "refused": []}
+    else:
+        # Without path and navIcon the first loader drops the tab entry; the nav page stays.
+        assert loaded["accepted"] == ["lambda-runs"]
+        (refused,) = loaded["refused"]
+        assert refused["id"] == TAB
+        assert "Missing required field: path" in refused["errors"]
+        assert "Missing required field: navIcon" in refused["errors"]
+    assert "remoteEntry.js" not in result["assets"]

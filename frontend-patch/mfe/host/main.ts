@@ -11,6 +11,11 @@
 // (`nav.page`), or an entity page with a tab bar (`entity.detail.tab`, context `{entity: {urn, type}}`).
 //
 //   /?slot=nav.page|entity.detail.tab&urn=<dataset urn>&remoteEntry=<url>&module=lambdaTriggerMFE/mount
+//
+// With `&design=nav-only|contract-version|placement-tabname` the host instead fetches its MFE config from ./mfe/config
+// (as DataHub fetches /mfe/config), validates it the way that design's loader does (hostDesigns.ts), and mounts the
+// entry that design places in the slot, with that design's context; `state.config` lists what it accepted and
+// refused, and the phase is 'absent' when no accepted entry is placed in the slot.
 import 'antd/dist/antd.css';
 
 import {
@@ -21,26 +26,37 @@ import {
 
 import './host.css';
 
+import { HostDesign, HOST_DESIGNS, MFEEntry, Slot, buildContext as designContext, loadConfig, resolveSlot, tabName } from './hostDesigns';
+
 const REMOTE_LOAD_TIMEOUT_MS = 5000;
 
 type Cleanup = () => void;
 type MountFn = (el: HTMLElement, ctx: unknown) => Cleanup | void;
 
 interface HostState {
-    phase: 'loading' | 'mounted' | 'error' | 'unmounted';
+    phase: 'loading' | 'mounted' | 'error' | 'unmounted' | 'absent';
     error: string | null;
     mountCalls: number;
     cleanupCalls: number;
     cleanupReturned: boolean;
     ctx: unknown;
+    design: HostDesign | null;
+    config: { accepted: string[]; refused: { id: string; errors: string[] }[] } | null;
+    mountedId: string | null;
+    tabName: string | null;
 }
 
 const params = new URLSearchParams(window.location.search);
 const slot = params.get('slot') ?? 'nav.page';
 const urn = params.get('urn') ?? '';
-const remoteEntry = params.get('remoteEntry') ?? '/api/ingestion/mfe/remoteEntry.js';
-const moduleName = params.get('module') ?? 'lambdaTriggerMFE/mount';
-const label = slot === 'entity.detail.tab' ? 'Ingestion runs' : 'Lambda runs';
+let remoteEntry = params.get('remoteEntry') ?? '/api/ingestion/mfe/remoteEntry.js';
+let moduleName = params.get('module') ?? 'lambdaTriggerMFE/mount';
+let label = slot === 'entity.detail.tab' ? 'Ingestion runs' : 'Lambda runs';
+const designParam = params.get('design');
+const design = HOST_DESIGNS.find((d) => d === designParam) ?? null;
+if (designParam && !design) throw new Error(`unknown host design ${designParam}`);
+// The entity page's GraphQL EntityType; the test host only shows dataset pages.
+const ENTITY_TYPE = 'DATASET';
 
 const state: HostState = {
     phase: 'loading',
@@ -49,10 +65,15 @@ const state: HostState = {
     cleanupCalls: 0,
     cleanupReturned: false,
     ctx: null,
+    design,
+    config: null,
+    mountedId: null,
+    tabName: null,
 };
 let cleanup: Cleanup | undefined;
 
 function buildContext(): unknown {
+    if (design) return designContext(design, slot as Slot, urn, ENTITY_TYPE);
     // What DataHub's slot context builders give for contract version 1.0.0.
     const principal = { user: 'urn:li:corpuser:datahub' };
     if (slot === 'entity.detail.tab') {
@@ -144,9 +165,38 @@ function unmount(): void {
     state.phase = 'unmounted';
 }
 
+/** The design's loader over ./mfe/config: picks the entry placed in this slot, or none. */
+async function chooseEntry(hostDesign: HostDesign): Promise<MFEEntry | null> {
+    const response = await fetch('./mfe/config');
+    if (!response.ok) throw new Error(`Failed to fetch YAML: ${response.statusText}`);
+    const loaded = loadConfig(hostDesign, await response.text());
+    state.config = { accepted: loaded.accepted.map((e) => e.id), refused: loaded.refused };
+    const [entry] = resolveSlot(hostDesign, loaded.accepted, slot as Slot, ENTITY_TYPE);
+    return entry ?? null;
+}
+
 async function start(): Promise<void> {
     state.phase = 'loading';
     state.error = null;
+    if (design) {
+        try {
+            const entry = await chooseEntry(design);
+            if (!entry) {
+                state.phase = 'absent';
+                layout();
+                return;
+            }
+            remoteEntry = entry.remoteEntry;
+            moduleName = entry.module;
+            label = slot === 'entity.detail.tab' ? tabName(design, entry) : entry.label;
+            state.mountedId = entry.id;
+            state.tabName = slot === 'entity.detail.tab' ? label : null;
+        } catch (error) {
+            state.phase = 'error';
+            state.error = (error as Error)?.message ?? String(error);
+            return;
+        }
+    }
     const container = layout();
     try {
         await mountMFE(container);

@@ -6,17 +6,22 @@
 //   API_BEARER_TOKEN=...                 sent on proxied calls (the test browser has no DataHub session)
 //   MFE_SLOT=entity.detail.tab|nav.page  which slot to mount (default entity.detail.tab)
 //   DATASET_URN=urn:li:dataset:(...)     the entity page's dataset (entity.detail.tab)
-//   MFE_EXPECT=succeeded|failed|hidden|listed
+//   MFE_HOST_DESIGN=nav-only|contract-version|placement-tabname
+//                                        with MFE_CONFIG: the host loads that config file as this DataHub host design
+//                                        does (hostDesigns.ts) and mounts the entry it places in the slot
+//   MFE_CONFIG=/path/mfe.config.yaml     served to the host at ./mfe/config (DataHub's /mfe/config)
+//   MFE_EXPECT=succeeded|failed|hidden|listed|absent
 //                                        succeeded/failed: click Run, confirm, wait for that end state;
 //                                        hidden: no target, the panel says so; listed: the nav page drew its list
-//                                        (or its "not available" notice when the api has no list endpoint)
+//                                        (or its "not available" notice when the api has no list endpoint);
+//                                        absent: the host design places no entry of the config in the slot
 //   MFE_EXPECT_RUN_IN_LIST=<runId>       listed: this run must be a row of the list
 //   MFE_SCREENSHOT=/path/shot.png        screenshot of the mounted slot, taken before unmounting
 //   MFE_QUIET_MS=3000                    how long to watch for requests after unmount
 //   E2E_TIMEOUT_MS=60000, CHROMIUM_PATH=/usr/bin/chromium
 //
 // Prints one JSON line: {ok, host, phase, status, rows, assets, afterUnmount, runRequests, error?}.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,12 +44,20 @@ async function main() {
     const quietMs = Number(process.env.MFE_QUIET_MS ?? 3000);
     const screenshot = process.env.MFE_SCREENSHOT ? resolve(process.env.MFE_SCREENSHOT) : null;
 
+    const design = process.env.MFE_HOST_DESIGN ?? '';
     await buildHost();
+    if (design) {
+        if (!process.env.MFE_CONFIG) throw new Error('MFE_HOST_DESIGN needs MFE_CONFIG');
+        mkdirSync(join(HOST_DIST, 'mfe'), { recursive: true });
+        copyFileSync(resolve(process.env.MFE_CONFIG), join(HOST_DIST, 'mfe', 'config'));
+    }
     const server = await startServer({ apiUrl, bearerToken: process.env.API_BEARER_TOKEN, root: HOST_DIST });
     const userDataDir = mkdtempSync(join(tmpdir(), 'mfe-host-profile-'));
     const result = { ok: false, slot, expect, phase: null, status: null, rows: [], assets: {}, runRequests: 0 };
     let context;
     try {
+        // `break drive` ends the drive early (MFE_EXPECT=absent) and still prints the result.
+        drive: {
         context = await chromium.launchPersistentContext(userDataDir, {
             executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
             headless: true,
@@ -86,12 +99,21 @@ async function main() {
             urn: datasetUrn,
             remoteEntry: '/api/ingestion/mfe/remoteEntry.js',
             module: 'lambdaTriggerMFE/mount',
+            ...(design ? { design } : {}),
         });
         await page.goto(`${server.url}/?${query}`, { waitUntil: 'load' });
         await page.waitForFunction(() => window.mfeHost && window.mfeHost.state.phase !== 'loading', undefined, {
             timeout: 20000,
         });
         result.host = await page.evaluate(() => ({ ...window.mfeHost.state }));
+        if (expect === 'absent') {
+            // Nothing may be mounted: no slot content, and the remote is never fetched.
+            result.phase = result.host.phase;
+            const panels = await page.evaluate(() => document.querySelectorAll('.lambda-trigger-mfe').length);
+            result.ok = result.host.phase === 'absent' && result.host.mountCalls === 0 && panels === 0;
+            if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+            break drive;
+        }
         if (result.host.phase !== 'mounted') throw new Error(`the host could not mount the remote: ${result.host.error}`);
 
         if (slot === 'entity.detail.tab') {
@@ -183,6 +205,7 @@ async function main() {
         await page.evaluate(() => window.mfeHost.unmount());
         result.remount.cleanupCalls = await page.evaluate(() => window.mfeHost.state.cleanupCalls);
         result.remount.panelsAfter = await page.evaluate(() => document.querySelectorAll('.lambda-trigger-mfe').length);
+        }
     } catch (error) {
         result.ok = false;
         result.error = error instanceof Error ? error.message.split('\n')[0] : String(error);
