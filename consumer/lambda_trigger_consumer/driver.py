@@ -104,6 +104,7 @@ class RunDriver:
         gate: Gate | None = None,
         on_unwritable: Callable[[RunEntry, str], None] | None = None,
         history: RunHistory | None = None,
+        on_finished: Callable[[RunEntry, RunResult], None] | None = None,
     ) -> None:
         self._view = view
         self._ledger = ledger
@@ -115,6 +116,7 @@ class RunDriver:
         self._gate = gate
         self._on_unwritable = on_unwritable
         self._history = history  # the Runs tab records (history.py): never fails a run
+        self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
         self._stopping = threading.Event()
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
         # the quick steps (claims, Step Functions polls, status writes) of other runs.
@@ -726,6 +728,8 @@ class RunDriver:
             self._metrics.runs_finished.labels(status=result.status.value).inc()
             if self._history is not None:
                 self._history.finished(entry, result)
+            if self._on_finished is not None:
+                self._on_finished(entry, result)
         self._close(partition, entry)
         return None
 
