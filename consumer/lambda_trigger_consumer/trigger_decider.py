@@ -239,7 +239,22 @@ class OperationReader:
         self._thread.join(timeout)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        consumer.incremental_assign(partitions)
+        """A partition this group never committed starts at its end offset, taken here: a
+        first start must not trigger every dataset for every operation DataHub ever recorded,
+        and an event written once `assigned` is set is read."""
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+            starts = []
+            for tp in committed:
+                if tp.offset < 0:
+                    _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                    starts.append(TopicPartition(tp.topic, tp.partition, max(high, 0)))
+                else:
+                    starts.append(tp)
+        except KafkaException as exc:
+            log.warning("operations: start offsets not read (%s); using the reset policy", exc)
+            starts = partitions
+        consumer.incremental_assign(starts)
         self.assigned.set()
 
     def _run(self) -> None:
