@@ -149,6 +149,7 @@ class LineageWatcher:
                     if self._load(wanted - known):
                         known = wanted
                         self._keys.replace(known)
+                        log.info("lineage loaded for %d triggered datasets", len(known))
                         self.ready.set()
                 for msg in self._consumer.consume(500, timeout=0.5):
                     if msg.error() is not None:

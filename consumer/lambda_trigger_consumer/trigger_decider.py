@@ -255,6 +255,7 @@ class OperationReader:
             log.warning("operations: start offsets not read (%s); using the reset policy", exc)
             starts = partitions
         consumer.incremental_assign(starts)
+        log.info("operations: reading %s", [(t.partition, t.offset) for t in starts])
         self.assigned.set()
 
     def _run(self) -> None:
@@ -388,6 +389,14 @@ class TriggerDecider:
                     by_dataset.get(dataset, []), key=lambda k: k[1].event_ms
                 ):
                     outcome = absorb(state, intent, config, now)
+                    if outcome == Absorbed.OPENED:
+                        log.info(
+                            "trigger window of %s opened by %s of %s (partition %d)",
+                            dataset,
+                            intent.event,
+                            intent.upstream,
+                            partition,
+                        )
                     changed = changed or outcome in (Absorbed.OPENED, Absorbed.DEBOUNCED)
                     self._count(dataset, intent, outcome)
                 if state.firing is not None:  # decided by an owner that stopped: finish it
