@@ -23,7 +23,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from lambda_trigger.contract import MAX_REASON_LENGTH, DataHubStatus, RunRequest, RunResult, now_ms
+from lambda_trigger.contract import (
+    MAX_REASON_LENGTH,
+    DataHubStatus,
+    RunRequest,
+    RunResult,
+    SourceType,
+    now_ms,
+)
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejected
 from lambda_trigger.mapping import Trigger
 from lambda_trigger.mapping_source import MappingSource
@@ -52,7 +59,7 @@ from lambda_trigger_consumer.triggers import (
 )
 
 log = logging.getLogger(__name__)
-SOURCE_TYPE = "LINEAGE_TRIGGER"
+SOURCE_TYPE = SourceType.LINEAGE.value
 ARG_TRIGGER_REASON = "triggerReason"  # JSON list of {upstream, event, eventTimeMs[, upstreamRunId]}
 ARG_LINEAGE_CHAIN = "lineageChain"  # JSON list of [dataset, runId or null], oldest first
 OPERATION_ASPECT = "operation"
