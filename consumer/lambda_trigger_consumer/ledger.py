@@ -169,6 +169,14 @@ def trigger_record(kind: str, key: str, dataset_urn: str, **fields: Any) -> byte
     return _fact(kind, key, dataset_urn, **fields)
 
 
+def decode_trigger_record(value: bytes) -> dict[str, Any]:
+    """A trigger record's fields (the reading side of trigger_record); ValueError if not ours."""
+    data = json.loads(value)
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ValueError("not a ledger record")
+    return data
+
+
 class TriggerSink(Protocol):
     def reset(self, partition: int) -> None: ...
 

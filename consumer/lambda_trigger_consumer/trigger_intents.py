@@ -11,18 +11,22 @@ consumer that owns that partition sees every upstream event for the dataset and 
 - State: key `trigger-state:<dataset>`, the owner's full TriggerState (triggers.py), never
   tombstoned (one small record per triggered dataset); compaction keeps the newest.
 
-Records are built with ledger.trigger_record (the ledger's own format) and produced with
-LedgerWriter: never by hand.
+Records are built with ledger.trigger_record (the ledger's own format), read back with
+ledger.decode_trigger_record, and produced with LedgerWriter: never by hand.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any
 
-from lambda_trigger_consumer.ledger import TRIGGER_KEY_PREFIX, LedgerWriter, trigger_record
+from lambda_trigger_consumer.ledger import (
+    TRIGGER_KEY_PREFIX,
+    LedgerWriter,
+    decode_trigger_record,
+    trigger_record,
+)
 from lambda_trigger_consumer.triggers import Intent, TriggerState
 
 log = logging.getLogger(__name__)
@@ -86,7 +90,7 @@ class TriggerBook:
                 intents.pop(key, None)
                 return
             try:
-                data: dict[str, Any] = json.loads(value)
+                data: dict[str, Any] = decode_trigger_record(value)
                 if data["kind"] == "trigger_intent":
                     intents[key] = Intent.from_dict(data["intent"])
                 elif data["kind"] == "trigger_state":
