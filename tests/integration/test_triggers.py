@@ -203,3 +203,51 @@ def test_a_cycle_a_b_a_stops(env: Env, start_consumer: Callable[..., RunningCons
     assert len(env.moto.invocations(fns["a"])) == 1  # only the manual run
     assert len(env.moto.invocations(fns["b"])) == 1
     assert consumer.metric("lambda_trigger_consumer_triggers_fired_total") == 1
+
+
+def test_changes_during_an_active_run_give_one_follow_up_run(
+    env: Env, start_consumer: Callable[..., RunningConsumer]
+) -> None:
+    up, down = dataset(f"fup_{env.executor_id}"), dataset(f"fdown_{env.executor_id}")
+    fns = functions(env, "down")
+    create(env, up)
+    lineage(env, down, up)
+    env.mapping = {
+        "targets": {"down": {"function": fns["down"]}},
+        "rules": [
+            {
+                "dataset": down,
+                "target": "down",
+                "trigger": {
+                    "onUpstream": ["operation"],
+                    "debounceSeconds": 1,
+                    "cooldownSeconds": 0,
+                },
+            }
+        ],
+    }
+    env.moto.queue_result(fns["down"], {"ok": 1}, delay_seconds=10)  # the first run is slow
+    consumer = start_consumer()
+    triggers_ready(consumer)
+    start = now_ms()
+    operation(env, up, start)
+    (first,) = env.moto.wait_for_invocations(fns["down"], count=1, timeout=60)
+    env.wait_status(first.payload["runId"], {"RUNNING"})
+    for i in range(1, 4):  # three changes while it runs
+        operation(env, up, start + i)
+    env.wait_status(first.payload["runId"], {"SUCCESS"}, timeout=60)
+    env.moto.wait_for_invocations(fns["down"], count=2, timeout=60)
+    time.sleep(6)  # a third run would have started by now
+    runs = env.moto.invocations(fns["down"])
+    assert len(runs) == 2
+    client = env.datahub()
+    try:
+        follow_up = client.read_request(runs[1].payload["runId"])
+    finally:
+        client.close()
+    assert follow_up is not None
+    assert [r["eventTimeMs"] for r in json.loads(follow_up.args["triggerReason"])] == [
+        start + 1,
+        start + 2,
+        start + 3,
+    ]
