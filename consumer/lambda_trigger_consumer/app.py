@@ -344,8 +344,12 @@ class ConsumerApp:
             stopping,
         )
         self._trigger_threads = [self.lineage_watcher, self.operations, self.decider]
-        for thread in self._trigger_threads:
-            thread.start()
+        for part in self._trigger_threads:
+            part.start()
+        # Liveness: a trigger thread that died would leave triggers silently stale.
+        self._threads["lineage"] = self.lineage_watcher.thread
+        self._threads["trigger-operations"] = self.operations.thread
+        self._threads["trigger-decider"] = self.decider.thread
 
     def _check_topics(self) -> bool:
         """Refuse to start (TopicSetupError) without the MCL topic; create ours if missing.

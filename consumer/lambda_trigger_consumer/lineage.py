@@ -24,7 +24,13 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
-from lambda_trigger_consumer.decode import DecodeError, Registry, decode_change_log
+from lambda_trigger_consumer.decode import (
+    ChangeLog,
+    DecodeError,
+    Registry,
+    RegistryUnavailable,
+    decode_change_log,
+)
 from lambda_trigger_consumer.key_filter import KeySet
 
 log = logging.getLogger(__name__)
@@ -109,6 +115,10 @@ class LineageWatcher:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def _assign_at_end(self) -> None:
         metadata = self._consumer.list_topics(self._topic, timeout=10)
         partitions = list(metadata.topics[self._topic].partitions)
@@ -162,11 +172,21 @@ class LineageWatcher:
             self._consumer.close()
 
     def _on_record(self, value: bytes | None) -> None:
-        try:
-            change = decode_change_log(value, self._registry)
-        except DecodeError as exc:
-            log.warning("lineage watcher: undecodable record skipped: %s", exc)
-            return
+        while True:
+            try:
+                change = decode_change_log(value, self._registry)
+                break
+            except RegistryUnavailable as exc:
+                # A lineage edit must not be skipped: wait for the registry.
+                log.warning("lineage watcher: %s; reading again", exc)
+                if self._stopping.wait(1.0):
+                    return
+            except DecodeError as exc:
+                log.warning("lineage watcher: undecodable record skipped: %s", exc)
+                return
+        self._apply(change)
+
+    def _apply(self, change: ChangeLog) -> None:
         if change.aspect_name != UPSTREAM_LINEAGE:
             return
         if change.change_type == "DELETE" or change.aspect is None:

@@ -34,7 +34,12 @@ from lambda_trigger.contract import (
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejected
 from lambda_trigger.mapping import Trigger
 from lambda_trigger.mapping_source import MappingSource
-from lambda_trigger_consumer.decode import DecodeError, Registry, decode_change_log
+from lambda_trigger_consumer.decode import (
+    DecodeError,
+    Registry,
+    RegistryUnavailable,
+    decode_change_log,
+)
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.lineage import LineageCache
 from lambda_trigger_consumer.trigger_intents import (
@@ -245,6 +250,10 @@ class OperationReader:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """A partition this group never committed starts at its end offset, taken here: a
         first start must not trigger every dataset for every operation DataHub ever recorded,
@@ -272,13 +281,15 @@ class OperationReader:
                 batch = self._consumer.consume(500, timeout=0.5)
                 keys = self._cache.upstream_keys
                 done = True
-                for msg in batch:
+                for index, msg in enumerate(batch):
                     if msg.error() is not None:
                         continue
                     if msg.key() not in keys:
                         continue  # not an upstream of a triggered dataset
                     if not self._on_record(msg):
                         done = False
+                        self._rewind(batch[index:])
+                        self._stopping.wait(1.0)
                         break
                 if batch and done:
                     try:
@@ -288,9 +299,26 @@ class OperationReader:
         finally:
             self._consumer.close()
 
+    def _rewind(self, unhandled: list[Message]) -> None:
+        """Read these again (nothing of them is committed): each partition from its first."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in unhandled:
+            if msg.error() is None:
+                tp = (msg.topic() or "", msg.partition() or 0)
+                first[tp] = min(first.get(tp, msg.offset() or 0), msg.offset() or 0)
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                log.warning("operations: seek failed (%s)", exc)
+
     def _on_record(self, msg: Message) -> bool:
+        """False: not handled (registry away, or stopping): read it again later."""
         try:
             change = decode_change_log(msg.value(), self._registry)
+        except RegistryUnavailable as exc:
+            log.warning("operations: schema registry unavailable (%s); reading again", exc)
+            return False
         except DecodeError as exc:
             log.warning("operations: undecodable record skipped: %s", exc)
             return True
@@ -337,6 +365,10 @@ class TriggerDecider:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
