@@ -161,11 +161,9 @@ class LineageWatcher:
                         self._keys.replace(known)
                         log.info("lineage loaded for %d triggered datasets", len(known))
                         self.ready.set()
+                keys = self._keys.keys
                 for msg in self._consumer.consume(500, timeout=0.5):
-                    if msg.error() is not None:
-                        continue
-                    key = msg.key()
-                    if key is None or key not in self._keys:
+                    if msg.key() not in keys or msg.error() is not None:
                         continue  # not a triggered dataset: dropped before any decode
                     self._on_record(msg.value())
         finally:

@@ -279,7 +279,7 @@ class OperationReader:
         try:
             while not self._stopping.is_set():
                 batch = self._consumer.consume(500, timeout=0.5)
-                keys = self._cache.upstream_keys
+                keys = self._cache.upstream_keys.keys
                 done = True
                 for index, msg in enumerate(batch):
                     if msg.error() is not None:
