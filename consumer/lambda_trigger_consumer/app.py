@@ -73,6 +73,10 @@ class ConsumerApp:
         datahub_settings = datahub or DataHubSettings()
         mapping_settings = mapping or MappingSettings()
         self.metrics = ConsumerMetrics(registry, executor_id=datahub_settings.executor_id)
+        # Lineage triggers start once the topics are checked and the mapping names one.
+        self._trigger_threads: list[Any] = []
+        self._trigger_lock = threading.Lock()
+        self._topics_ready = threading.Event()  # the ledger's partition count is known
         # A bad mapping raises MappingError here: the service does not start.
         self.mappings = MappingSource(
             mapping_settings,
@@ -174,7 +178,6 @@ class ConsumerApp:
         self.intents = IntentWriter(
             self.ledger, self.lineage, self.mappings, self.trigger_metrics, self._stopping
         )
-        self._trigger_threads: list[Any] = []
         self.driver = RunDriver(
             self.view,
             self.ledger,
@@ -235,6 +238,8 @@ class ConsumerApp:
         self.metrics.mapping_reloads.labels(result="success" if ok else "error").inc()
         if ok:
             self.metrics.known_targets(self.mappings.current().labels())
+            if self._topics_ready.is_set():  # the mapping's first trigger: no restart needed
+                self._start_triggers()
 
     def _live(self) -> tuple[bool, dict[str, object]]:
         # The process only (poll loop, run driver, helper threads): a dependency outage never
@@ -293,6 +298,7 @@ class ConsumerApp:
         )
         try:
             if self._check_topics():
+                self._topics_ready.set()
                 self._start_triggers()
                 self.runner.run()
         finally:
@@ -311,9 +317,16 @@ class ConsumerApp:
             self.datahub.close()
 
     def _start_triggers(self) -> None:
-        """The lineage watcher, the `operation` reader and the decider (trigger_decider.py)."""
-        if not self.mappings.current().triggers():
-            return
+        """The lineage watcher, the `operation` reader and the decider (trigger_decider.py),
+        once the mapping names a triggered dataset (at start, or on a later reload)."""
+        with self._trigger_lock:
+            if self._trigger_threads or self.runner.stopping.is_set():
+                return
+            if not self.mappings.current().triggers():
+                return
+            self._start_trigger_threads()
+
+    def _start_trigger_threads(self) -> None:
         stopping = self.runner.stopping
         self.lineage_watcher = LineageWatcher(
             self._kafka,

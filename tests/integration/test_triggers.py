@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from datahub.metadata.schema_classes import (
 )
 
 from lambda_trigger.contract import now_ms
+from lambda_trigger.settings import MappingSettings
 from tests.integration.conftest import Env, RunningConsumer
 
 pytestmark = pytest.mark.integration
@@ -251,3 +253,30 @@ def test_changes_during_an_active_run_give_one_follow_up_run(
         start + 2,
         start + 3,
     ]
+
+
+def test_a_trigger_added_by_a_mapping_reload_starts_without_a_restart(
+    env: Env, start_consumer: Callable[..., RunningConsumer], tmp_path: Path
+) -> None:
+    up, down = dataset(f"rup_{env.executor_id}"), dataset(f"rdown_{env.executor_id}")
+    fns = functions(env, "down")
+    create(env, up)
+    lineage(env, down, up)
+    rule: dict[str, Any] = {"dataset": down, "target": "down"}
+    mapping = {"targets": {"down": {"function": fns["down"]}}, "rules": [rule]}
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(mapping))
+    env.mapping_settings = lambda: MappingSettings(  # type: ignore[method-assign]
+        mapping_file=str(path), region="us-east-1"
+    )
+    consumer = start_consumer(mapping_reload_seconds=0.5)
+    app: Any = consumer.app
+    time.sleep(2)
+    assert not app._trigger_threads  # no trigger in the mapping: nothing extra runs
+    rule["trigger"] = {"onUpstream": ["operation"], "debounceSeconds": 1, "cooldownSeconds": 0}
+    path.write_text(json.dumps(mapping))
+    wait_for("the trigger threads", lambda: bool(app._trigger_threads))
+    triggers_ready(consumer)
+    operation(env, up, now_ms())
+    (inv,) = env.moto.wait_for_invocations(fns["down"], count=1, timeout=60)
+    assert inv.payload["datasetUrn"] == down
