@@ -185,3 +185,33 @@ def test_mapping_trigger_on_an_exact_rule_or_its_target() -> None:
 def test_mapping_refuses_bad_triggers(rule: dict[str, object]) -> None:
     with pytest.raises(MappingError):
         _mapping(rule)
+
+
+def test_msk_policy_reads_the_timeseries_topic_only_with_triggers() -> None:
+    from lambda_trigger.kafka_policy import MskAccess, msk_statements
+
+    cluster = "arn:aws:kafka:us-east-1:123456789012:cluster/dh/abc-1"
+    names = {
+        "mcl_topic": "MetadataChangeLog_Versioned_v1",
+        "ledger_topic": "runs",
+        "dead_letter_topic": "dlq",
+        "group_id": "g",
+    }
+    plain = {
+        s["Sid"]: s["Resource"] for s in msk_statements(MskAccess.for_cluster(cluster, **names))
+    }
+    with_triggers = {
+        s["Sid"]: s["Resource"]
+        for s in msk_statements(
+            MskAccess.for_cluster(
+                cluster, **names, timeseries_topic="MetadataChangeLog_Timeseries_v1"
+            )
+        )
+    }
+    ts = "arn:aws:kafka:us-east-1:123456789012:topic/dh/abc-1/MetadataChangeLog_Timeseries_v1"
+    assert ts not in plain["MskReadTopics"] and ts in with_triggers["MskReadTopics"]
+    assert with_triggers["MskConsumerGroup"] == [
+        "arn:aws:kafka:us-east-1:123456789012:group/dh/abc-1/g",
+        "arn:aws:kafka:us-east-1:123456789012:group/dh/abc-1/g-triggers",
+    ]
+    assert plain["MskConsumerGroup"] == ["arn:aws:kafka:us-east-1:123456789012:group/dh/abc-1/g"]
