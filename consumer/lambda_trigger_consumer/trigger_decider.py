@@ -261,12 +261,18 @@ class OperationReader:
         try:
             committed = consumer.committed(partitions, timeout=10)
             starts = []
+            fresh = []
             for tp in committed:
                 if tp.offset < 0:
                     _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                    starts.append(TopicPartition(tp.topic, tp.partition, max(high, 0)))
+                    fresh.append(TopicPartition(tp.topic, tp.partition, max(high, 0)))
                 else:
                     starts.append(tp)
+            if fresh:
+                # Committed at once: a member that takes the partition over after this one
+                # died starts here too, not at a later end (the events between would be lost).
+                consumer.commit(offsets=fresh, asynchronous=False)
+                starts += fresh
         except KafkaException as exc:
             log.warning("operations: start offsets not read (%s); using the reset policy", exc)
             starts = partitions
