@@ -60,11 +60,13 @@ test-frontend: $(NPM_STAMP)
 
 test: lint typecheck test-frontend test-py
 
+# benchmarks.burst: many runs at once (issue 24; its own last-line keys, docs/benchmarks.md).
 # Last: benchmarks.side_by_side, whose last line is the summary
 # (ratio_vs_bare=... ratio_vs_actions=... pickup_p99_ms=... invoke_p99_ms=... rss_mib=...).
 bench: $(STAMP)
 	$(PY) -m benchmarks.consumer_filter
 	$(PY) -m benchmarks.gms_double_writes
+	$(PY) -m benchmarks.burst
 	$(PY) -m benchmarks.side_by_side
 
 fmt: $(STAMP)

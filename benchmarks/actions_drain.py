@@ -87,12 +87,13 @@ def main() -> None:
         source.request_stop()
 
     first = 0.0
+    first_cpu = 0.0
 
     def first_record() -> None:
-        nonlocal first
+        nonlocal first, first_cpu
         while seen.get() == 0 and not done.is_set():
             time.sleep(0.002)
-        first = time.perf_counter()
+        first, first_cpu = time.perf_counter(), time.process_time()
 
     threading.Thread(target=watch, daemon=True).start()
     threading.Thread(target=first_record, daemon=True).start()
@@ -105,6 +106,7 @@ def main() -> None:
     while not done.is_set():
         time.sleep(0.01)
     elapsed = time.perf_counter() - first
+    cpu = time.process_time() - first_cpu  # every thread of the process
     count = int(seen.get())
     source.close()
     print(
@@ -113,6 +115,7 @@ def main() -> None:
                 "records": count,
                 "seconds": elapsed,
                 "rate": count / elapsed if elapsed > 0 else 0.0,
+                "cpu_seconds": cpu,
                 "rss_mib": peak_rss_mib(),
                 "passed": passed,
             }

@@ -95,6 +95,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         kafka_mode=args.kafka,
         gms_state_file=state_dir / "gms-state.sqlite3",
         with_services=args.with_services,
+        kafka_security=args.kafka_security,
     )
     exit_code = 0
     try:
@@ -219,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--kafka",
         choices=("docker", "jars"),
         help="how to run the broker (default: Docker if reachable, else the Maven Central jars)",
+    )
+    up.add_argument(
+        "--kafka-security",
+        action="store_true",
+        help="start the jars broker with SASL_SSL (SCRAM-SHA-512), OAUTHBEARER and mTLS "
+        "listeners; clients use SASL_SSL/SCRAM (docs/kafka-and-registries.md)",
     )
     up.set_defaults(handler=cmd_up)
 

@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient
 # confluent_kafka.admin re-exports NewTopic at runtime but not in its type hints.
 from confluent_kafka.cimpl import NewTopic
 
+from devstack.kafka_tls import SecureListeners, make_tls_files
 from devstack.lifecycle import StartStop
 from devstack.ports import LOOPBACK, free_ports, port_accepts
 from devstack.procs import owned_temp_dir, spawn, stop_process, tail
@@ -382,8 +383,11 @@ class KafkaBroker(Broker):
         log_file: Path | None = None,
         startup_timeout: float = 90.0,
         extra_config: Mapping[str, str] | None = None,
+        secure: SecureListeners | None = None,
     ) -> None:
         self.version = version
+        # Opt-in: SASL_SSL (SCRAM/PLAIN), OAUTHBEARER and mTLS listeners beside PLAINTEXT.
+        self.secure = secure
         self.host = host
         self._requested_ports = (port, controller_port)
         self.port = port
@@ -474,17 +478,24 @@ class KafkaBroker(Broker):
         assert self.work_dir is not None
         data_dir = self.work_dir / "data"
         shutil.rmtree(data_dir, ignore_errors=True)
+        listeners = [f"PLAINTEXT://{self.host}:{self.port}"]
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        security: dict[str, str] = {}
+        if self.secure is not None:
+            self.secure.tls = make_tls_files(self.work_dir / "tls", self.host)
+            for name, protocol, port in self.secure.listeners():
+                listeners.append(f"{name}://{self.host}:{port}")
+                protocols.append(f"{name}:{protocol}")
+            security = self.secure.server_properties()
         config = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
-            ),
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "listeners": ",".join([*listeners, f"CONTROLLER://{self.host}:{self.controller_port}"]),
+            "advertised.listeners": ",".join(listeners),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": str(data_dir),
             "num.partitions": "1",
             # One node: every internal topic must make do with one replica.
@@ -498,6 +509,7 @@ class KafkaBroker(Broker):
             "group.initial.rebalance.delay.ms": "0",
             # Like DataHub's quickstart broker, and a producer-first test needs it.
             "auto.create.topics.enable": "true",
+            **security,
             **self.extra_config,
         }
         path = self.work_dir / "server.properties"
@@ -527,13 +539,26 @@ class KafkaBroker(Broker):
             self.port, self.controller_port = self._requested_ports
         else:
             self.port, self.controller_port = free_ports(2, self.host)
+        if self.secure is not None:
+            (
+                self.secure.sasl_ssl_port,
+                self.secure.oauth_port,
+                self.secure.mtls_port,
+            ) = free_ports(3, self.host)
         config = self._write_config()
         # stdout/stderr of the JVM itself (crash messages, JVM option errors) land next to
         # the log4j output.
         console_log = self.work_dir / "console.log"
         formatted = subprocess.run(
             self._java(
-                libs, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)
+                libs,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(config),
+                *(self.secure.scram_arguments() if self.secure is not None else []),
             ),
             capture_output=True,
             text=True,

@@ -19,6 +19,7 @@ import httpx
 
 from devstack.aws import AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION, AWS_SECRET_ACCESS_KEY, MotoServer
 from devstack.kafka import Broker, ExternalBroker, KafkaBroker, select_broker
+from devstack.kafka_tls import SecureListeners
 from devstack.lifecycle import StartStop
 from devstack.procs import ProcessSpec, python_env, spawn, stop_process, tail
 from devstack.services import service_specs
@@ -56,6 +57,9 @@ class GmsLike(Protocol):
     def admin_token(self) -> str: ...
 
 
+DEV_LEDGER_KEYS = "devstack:local-stack-ledger-key-not-a-secret"
+
+
 def stack_env(kafka_bootstrap: str, gms: GmsLike, moto: MotoServer) -> dict[str, str]:
     """The contract's KEY=value lines for a running stack."""
     return {
@@ -68,6 +72,9 @@ def stack_env(kafka_bootstrap: str, gms: GmsLike, moto: MotoServer) -> dict[str,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": moto.region or AWS_DEFAULT_REGION,
         "DATAHUB_GMS_TOKEN": gms.admin_token,
+        # The run ledger's HMAC key (consumer ledger_auth.py): a fixed, public one, because a
+        # local stack's Kafka has no ACLs anyway; production mounts a Secret (docs/security.md).
+        "LAMBDA_TRIGGER_LEDGER_KEYS": DEV_LEDGER_KEYS,
     }
 
 
@@ -158,8 +165,14 @@ class Stack(StartStop):
         kafka_mode: str | None = None,
         gms_state_file: Path | None = None,
         with_services: bool = False,
+        kafka_security: bool = False,
     ) -> None:
         self.with_services = with_services
+        # Opt-in: the jars broker with SASL_SSL (SCRAM), OAUTHBEARER and mTLS listeners; the GMS
+        # double and the services then use SASL_SSL/SCRAM (devstack/kafka_tls.py).
+        self.kafka_security = kafka_security
+        if kafka_security and (kafka is not None or kafka_bootstrap or kafka_mode == "docker"):
+            raise ValueError("kafka_security needs the stack's own jars broker")
         self.state_dir = state_dir.resolve()
         self.logs_dir = self.state_dir / "logs"
         self._kafka_override = kafka
@@ -211,6 +224,8 @@ class Stack(StartStop):
             broker = self._kafka_override
         elif self._kafka_bootstrap:
             broker = ExternalBroker(self._kafka_bootstrap)
+        elif self.kafka_security:
+            broker = KafkaBroker(log_file=self.logs_dir / "kafka.log", secure=SecureListeners())
         else:
             broker = select_broker(mode=self._kafka_mode)
             if isinstance(broker, KafkaBroker):
@@ -225,8 +240,12 @@ class Stack(StartStop):
         from devstack.gms_double import GmsDouble
 
         assert self.kafka is not None
+        secure = self._secure()
         gms = GmsDouble(
-            self.kafka.bootstrap_servers, port=self._gms_port, state_file=self._gms_state_file
+            self.kafka_bootstrap,
+            port=self._gms_port,
+            state_file=self._gms_state_file,
+            kafka_config=secure.scram_config("datahub") if secure is not None else None,
         )
         self.gms = gms
         gms.start()
@@ -297,11 +316,27 @@ class Stack(StartStop):
 
     # -- what runs ---------------------------------------------------------------------------
 
+    def _secure(self) -> SecureListeners | None:
+        return self.kafka.secure if isinstance(self.kafka, KafkaBroker) else None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Where clients connect: the SASL_SSL listener on a secured stack."""
+        if self.kafka is None:
+            raise RuntimeError("the stack is not started")
+        secure = self._secure()
+        if secure is not None and isinstance(self.kafka, KafkaBroker):
+            return secure.bootstrap(self.kafka.host, "SASL_SSL")
+        return self.kafka.bootstrap_servers
+
     def env(self) -> dict[str, str]:
         """The contract's KEY=value set, plus what the started extra processes export."""
         if self.kafka is None or self.gms is None or self.moto is None:
             raise RuntimeError("the stack is not started")
-        env = stack_env(self.kafka.bootstrap_servers, self.gms, self.moto)
+        env = stack_env(self.kafka_bootstrap, self.gms, self.moto)
+        secure = self._secure()
+        if secure is not None:
+            env.update(secure.client_env())
         for managed in self.processes:
             env.update(managed.spec.exports)
         return env
@@ -333,7 +368,7 @@ class Stack(StartStop):
                     "name": "kafka",
                     "kind": self.kafka.kind,
                     "pid": getattr(self.kafka, "pid", None),
-                    "endpoint": self.kafka.bootstrap_servers,
+                    "endpoint": self.kafka_bootstrap,
                     "log": str(getattr(self.kafka, "log_file", "") or ""),
                 }
             )

@@ -21,6 +21,7 @@ Any test using one of these fixtures is marked `integration` automatically (so
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import uuid
@@ -41,6 +42,8 @@ if _REPO_ROOT not in sys.path:
 from devstack.aws import MotoServer  # noqa: E402
 from devstack.kafka import Broker, broker_for_tests, create_topics  # noqa: E402
 from devstack.stack import stack_env  # noqa: E402
+
+TEST_LEDGER_KEYS = "tests:ledger-key-for-the-test-suite"
 
 if TYPE_CHECKING:
     from devstack.gms_double import GmsDouble
@@ -64,6 +67,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _INFRA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ledger_key() -> Iterator[None]:
+    """Every consumer a test builds signs and verifies its run ledger (issue 19), as in
+    production; a test of the key-less start removes it itself."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(
+            "LAMBDA_TRIGGER_LEDGER_KEYS",
+            os.environ.get("LAMBDA_TRIGGER_LEDGER_KEYS", TEST_LEDGER_KEYS),
+        )
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from lambda_trigger import __version__
 from lambda_trigger.contract import MAX_REASON_LENGTH
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
+from lambda_trigger.privileges import API_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
 from lambda_trigger_api.authmode import GmsAuthMode
 from lambda_trigger_api.csrf import require_json, require_same_origin
@@ -37,6 +39,7 @@ from lambda_trigger_api.metrics_server import MetricsServer
 from lambda_trigger_api.mfe import mfe_router
 from lambda_trigger_api.runs import MAX_LIMIT
 from lambda_trigger_api.service import RunService
+from lambda_trigger_api.warm import api_warmup
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,11 @@ class RunBody(BaseModel):
     reason: str | None = Field(
         None, max_length=MAX_REASON_LENGTH, description="Free text kept with the run"
     )
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="The run's parameters, checked against the target's schema "
+        "(GET /api/ingestion/targets returns it); passed to the job as `parameters`",
+    )
 
 
 class RunAccepted(BaseModel):
@@ -65,6 +73,7 @@ class ErrorBody(BaseModel):
     status: str = "failed"
     error: str
     message: str
+    field: str | None = Field(None, description="The request field at fault, when one is")
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -114,11 +123,21 @@ def create_app(
         if settings.metrics_enabled and settings.metrics_port is not None
         else None
     )
+    # What the api's token may do in DataHub: checked at start and in /readyz (privileges.py).
+    privileges = PrivilegeCheck("api", datahub, API_CAPABILITIES)
+    stopping = threading.Event()
+    warmup = api_warmup(datahub, identity, stopping)  # /readyz is 503 until it is done
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if metrics_server is not None:
             metrics_server.start()
+        warmup.start()
+        await run_in_threadpool(privileges.run)  # one line per missing DataHub privilege
+        # Serve once every warm-up step has been tried (a few ms against a healthy GMS), so
+        # that a healthy start is ready at once; a slow or absent GMS holds it 5 s at most,
+        # then /readyz says what is still cold while the warm-up retries.
+        await run_in_threadpool(warmup.wait_first_pass, 5.0)
         if auth_mode is not None:
             # At start-up, so the log says at once whether GMS checks tokens; if GMS does
             # not answer yet, the first Bearer call asks again.
@@ -126,6 +145,7 @@ def create_app(
         yield
         if metrics_server is not None:
             metrics_server.stop()
+        stopping.set()
         identity.close()
         datahub.close()
 
@@ -141,6 +161,7 @@ def create_app(
     )
     app.state.service = service
     app.state.metrics_server = metrics_server
+    app.state.warmup = warmup
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
@@ -160,7 +181,9 @@ def create_app(
         require_json(request)  # CSRF (csrf.py): before the caller is identified
         require_same_origin(request, settings)
         caller = service.caller(authorization, cookie)
-        answer = service.request_run(caller, body.datasetUrn, body.jobUrn, body.reason)
+        answer = service.request_run(
+            caller, body.datasetUrn, body.jobUrn, body.reason, parameters=body.parameters
+        )
         if answer.get("alreadyActive"):
             response.status_code = 200  # nothing new was started
         return answer
@@ -227,8 +250,22 @@ def create_app(
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
-        if datahub.reachable():
-            return JSONResponse({"status": "ok", **mappings.status()})
-        return error_response(503, "datahub_unavailable", "DataHub does not answer")
+        warm, warm_detail = warmup.status()
+        if not warm:
+            cold = warm_detail.get("warming")
+            names = ", ".join(map(str, cold)) if isinstance(cold, list) else "DataHub"
+            return error_response(503, "warming_up", f"warming up: {names}")
+        if not datahub.reachable():
+            return error_response(503, "datahub_unavailable", "DataHub does not answer")
+        granted, detail = privileges.status()
+        if not granted:
+            missing = detail.get("missingPrivileges")
+            assert isinstance(missing, list)
+            return error_response(
+                503,
+                "datahub_privileges_missing",
+                "the api's DataHub token lacks: " + "; ".join(str(m) for m in missing),
+            )
+        return JSONResponse({"status": "ok", **mappings.status(), **detail})
 
     return app

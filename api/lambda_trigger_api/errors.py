@@ -22,19 +22,28 @@ class ApiError(Exception):
         code: str,
         message: str,
         headers: dict[str, str] | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
         self.headers = headers
+        self.field = field  # the request field at fault (`parameters.start`), when one is
 
 
 def error_response(
-    status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status_code: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    field: str | None = None,
 ) -> JSONResponse:
+    body = {"status": "failed", "error": code, "message": message}
+    if field is not None:
+        body["field"] = field
     return JSONResponse(
-        {"status": "failed", "error": code, "message": message},
+        body,
         status_code=status_code,
         headers=dict(headers) if headers else None,
     )
@@ -42,7 +51,7 @@ def error_response(
 
 async def api_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    return error_response(exc.status_code, exc.code, exc.message, exc.headers, exc.field)
 
 
 async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -55,6 +64,10 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
         problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
     # Field names come from the caller: never echo control or bidi characters, nor much text.
     message = printable("; ".join(problems[:5]), 500) or "invalid request"
+    locations = [tuple(err.get("loc", ())) for err in exc.errors()]
+    if locations and all(loc[:2] == ("body", "parameters") for loc in locations):
+        # `parameters` that is not an object: the same code as any other parameter problem
+        return error_response(400, "invalid_parameters", message, field="parameters")
     return error_response(400, "invalid_request", message)
 
 

@@ -8,6 +8,7 @@ Both answer the `me` query with the user's URN and platform privileges.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import httpx
@@ -47,6 +48,18 @@ class IdentityClient:
 
     def close(self) -> None:
         self._client.close()
+
+    def warm(self) -> None:
+        """Open the connections the identity checks use before the first caller needs them
+        (issue 25): GMS's unauthenticated `GET /config`, and datahub-frontend's health check
+        `GET /admin` (its conf/routes: controllers.Application.healthcheck) when a frontend
+        is set. Any HTTP answer will do: the connection is open and kept. Raises
+        httpx.HTTPError while GMS does not answer; the frontend is best effort (readiness
+        has only ever depended on GMS)."""
+        self._client.get(f"{self._gms}/config")
+        if self._frontend is not None:
+            with contextlib.suppress(httpx.HTTPError):  # the first cookie caller connects
+                self._client.get(f"{self._frontend}/admin")
 
     def identify(self, authorization: str | None, cookie: str | None) -> Caller:
         if authorization and authorization.lower().startswith("bearer "):

@@ -34,7 +34,7 @@ from lambda_trigger.mapping_source import MappingSource
 from lambda_trigger.runid import is_readable_run_id, new_run_id
 from lambda_trigger.sanitize import describe_char, hostile_char, redact
 from lambda_trigger.settings import ApiSettings
-from lambda_trigger.sources import dataset_of
+from lambda_trigger.sources import FirstUseSources, dataset_of
 from lambda_trigger.urns import (
     DatasetUrn,
     InvalidUrnError,
@@ -54,6 +54,12 @@ from lambda_trigger_api.identity import (
 from lambda_trigger_api.last_run import last_run
 from lambda_trigger_api.limits import RateLimiter
 from lambda_trigger_api.metrics import ApiMetrics
+from lambda_trigger_api.run_parameters import (
+    last_run_parameters,
+    public_schema,
+    run_parameter_args,
+    run_parameters,
+)
 from lambda_trigger_api.runs import (
     MAX_PAGE,
     InvalidCursor,
@@ -115,6 +121,9 @@ class RunService:
         self.metrics = metrics
         self.executor_id = executor_id
         self.job_arn_property_urn = job_arn_property_urn
+        # Each request names its dataset's ingestion source (source_urns.py), created here on
+        # the dataset's first run when `sources sync` has not made it.
+        self.first_use_sources = FirstUseSources()
         if settings.dev_mode_no_auth:
             log.warning(
                 "!!! DEV MODE: callers are NOT identified; every request acts as %s !!!",
@@ -226,7 +235,13 @@ class RunService:
     # --- routes -------------------------------------------------------------------------
 
     def request_run(
-        self, caller: Caller, dataset_urn: object, job_urn: object, reason: str | None
+        self,
+        caller: Caller,
+        dataset_urn: object,
+        job_urn: object,
+        reason: str | None,
+        *,
+        parameters: object = None,
     ) -> dict[str, Any]:
         try:
             dataset = parse_dataset_urn(dataset_urn)
@@ -252,7 +267,7 @@ class RunService:
                 )
         written = False
         try:
-            answer = self._request_run(caller, dataset, job, reason)
+            answer = self._request_run(caller, dataset, job, reason, parameters)
             written = not answer.get("alreadyActive")
             return answer
         finally:
@@ -261,13 +276,19 @@ class RunService:
                 self.rate_limiter.release(slot)
 
     def _request_run(
-        self, caller: Caller, dataset: DatasetUrn, job: str | None, reason: str | None
+        self,
+        caller: Caller,
+        dataset: DatasetUrn,
+        job: str | None,
+        reason: str | None,
+        parameters: object,
     ) -> dict[str, Any]:
         check = self.check_target(dataset, job)
         if not check.available:
             if not check.dataset_found:
                 raise ApiError(404, "dataset_not_found", f"{dataset.urn}: {check.reason}")
             raise ApiError(422, "no_target", f"{dataset.urn}: {check.reason}")
+        extra_args = run_parameter_args(check.resolution, parameters)
         active = self.active_run(dataset.urn)
         if active is not None:
             # One active run per dataset: show the user that run instead of starting another
@@ -278,6 +299,16 @@ class RunService:
                 "alreadyActive": True,
                 "message": "A run of this dataset is already in progress; showing it",
             }
+        label = check.resolution.label if check.resolution else DEFAULT_LABEL
+        source = self._datahub(
+            "ingestion_source",
+            lambda: self.first_use_sources.ensure(
+                self.datahub,
+                dataset.urn,
+                "first-use",  # the recipe is shown in DataHub's UI: no target key in it
+                label,
+            ),
+        )
         request = RunRequest(
             run_id=new_run_id(),
             dataset_urn=dataset.urn,
@@ -287,6 +318,8 @@ class RunService:
             job_urn=job,
             reason=(reason or "").strip() or None,
             actor_urn=caller.urn,
+            ingestion_source=source,
+            extra_args=extra_args,
         )
         try:
             self._datahub("write_request", lambda: self.datahub.write_request(request))
@@ -294,7 +327,14 @@ class RunService:
             raise
         except (WriteRejected, PreconditionFailed) as exc:
             log.warning("run %s: DataHub refused the request write: %s", request.run_id, exc)
-            raise ApiError(502, "datahub_rejected", "DataHub refused the run request") from exc
+            message = "DataHub refused the run request"
+            if "subType=AUTHORIZATION" in str(exc):
+                # ExecuteIngestionAuthValidator (docs/datahub-privileges.md): the api's token.
+                message += (
+                    ": the service's DataHub token may not execute this dataset's ingestion "
+                    "source (it needs MANAGE_INGESTION or EXECUTE on the source)"
+                )
+            raise ApiError(502, "datahub_rejected", message) from exc
         self.metrics.runs_requested.labels(source=SourceType.API.value).inc()
         label = check.resolution.label if check.resolution else DEFAULT_LABEL
         log.info("run %s requested by %s for %s", request.run_id, caller.urn, dataset.urn)
@@ -466,6 +506,7 @@ class RunService:
             "durationMs": result.durationMs if result else None,
             "cancellable": result is None or bool(details.get("cancellable")),
             "duplicateOf": details.get("duplicateOf"),
+            "parameters": run_parameters(request.args, details),
             # Reports are written by the consumer, which keeps AWS details out; redact again
             # in case an older consumer or another writer did not.
             "message": redact(report.splitlines()[0])
@@ -480,17 +521,23 @@ class RunService:
             raise ApiError(400, "invalid_request", str(exc)) from exc
         check = self.check_target(dataset)
         active = self.active_run(dataset.urn) if check.available else None
+        latest = last_run(self.datahub, dataset.urn) if check.dataset_found else None
+        if latest and check.resolution and check.resolution.parameters is not None:
+            # "Run again with the same parameters" in the button's last-run line
+            latest["parameters"] = last_run_parameters(self.datahub, str(latest["runId"]))
         return {
             # Only to a caller who may read that run (its requester or a run-privilege holder).
             "activeRun": active[0]
             if active is not None and may_read(self.settings, caller, active[1])
             else None,
             # The newest run on the dataset's Runs tab (last_run.py), for after a page load.
-            "lastRun": last_run(self.datahub, dataset.urn) if check.dataset_found else None,
+            "lastRun": latest,
             "datasetUrn": dataset.urn,
             "available": check.available,
             "canRun": check.available and self.may_run(caller),
             "label": check.resolution.label if check.resolution else None,
+            # the form the dialog renders (the schema's supported keywords only)
+            "parameters": public_schema(check.resolution.parameters) if check.resolution else None,
             "reason": check.reason
             if not check.available
             else (

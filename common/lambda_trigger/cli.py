@@ -1,6 +1,7 @@
 """`datahub-lambda-trigger`: trigger a run without the api, by writing the request aspect.
 
-    datahub-lambda-trigger request DATASET_URN [--job JOB_URN] [--reason TEXT] [--wait]
+    datahub-lambda-trigger request DATASET_URN [--job JOB_URN] [--reason TEXT]
+                                   [--param NAME=VALUE ...] [--mapping FILE] [--wait]
     datahub-lambda-trigger status RUN_ID
     datahub-lambda-trigger mapping check FILE... | explain DATASET_URN  (see mapping_cli)
 
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 from lambda_trigger import iam_policy, mapping_cli, sources
+from lambda_trigger.cli_parameters import parameter_args
 from lambda_trigger.contract import RunRequest, SourceType, now_ms, run_state
 from lambda_trigger.datahub import (
     DataHubClient,
@@ -24,6 +26,8 @@ from lambda_trigger.datahub import (
     PreconditionFailed,
     WriteRejected,
 )
+from lambda_trigger.mapping import DEFAULT_LABEL, MappingError
+from lambda_trigger.parameters import ParameterError
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import DataHubSettings
 from lambda_trigger.urns import InvalidUrnError, parse_dataset_urn, validate_data_job_urn
@@ -38,17 +42,25 @@ def request_run(
     reason: str | None = None,
     actor_urn: str | None = None,
     source_type: str = SourceType.CLI.value,
+    extra_args: dict[str, str] | None = None,
 ) -> RunRequest:
-    """Write one run request; returns it (its `run_id` is what `status` takes)."""
+    """Write one run request; returns it (its `run_id` is what `status` takes). It names the
+    dataset's ingestion source, created on first use (sources.FirstUseSources), which GMS's
+    ExecuteIngestionAuthValidator requires before DataHub v1.3.0.
+    `extra_args`: more request args, e.g. `parameters` (cli_parameters.py)."""
+    dataset = parse_dataset_urn(dataset_urn).urn
+    source = sources.FirstUseSources().ensure(client, dataset, "first-use", DEFAULT_LABEL)
     request = RunRequest(
         run_id=new_run_id(),
-        dataset_urn=parse_dataset_urn(dataset_urn).urn,
+        dataset_urn=dataset,
         executor_id=client.settings.executor_id,
         source_type=source_type,
         requested_at_ms=now_ms(),
         job_urn=validate_data_job_urn(job_urn) if job_urn else None,
         reason=reason,
         actor_urn=actor_urn,
+        ingestion_source=source,
+        extra_args=dict(extra_args or {}),
     )
     client.write_request(request)
     return request
@@ -84,6 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         "request is written with the api's service token, else the token's user is the requester",
     )
     req.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a run parameter, typed by the target's schema in the mapping (repeat for more)",
+    )
+    req.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="the mapping that types --param values (default: the services' variables)",
+    )
+    req.add_argument(
         "--wait", action="store_true", help="poll until the run ends; exit 1 if it failed"
     )
     req.add_argument("--timeout", type=float, default=900.0)
@@ -105,7 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     client = DataHubClient(DataHubSettings())
     try:
         if args.command == "request":
-            request = request_run(client, args.dataset_urn, args.job_urn, args.reason, args.actor)
+            request = request_run(
+                client,
+                args.dataset_urn,
+                args.job_urn,
+                args.reason,
+                args.actor,
+                extra_args=parameter_args(client, args.dataset_urn, args.param, args.mapping),
+            )
             print(json.dumps({"runId": request.run_id, "status": "requested", "urn": request.urn}))
             if not args.wait:
                 return 0
@@ -127,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(json.dumps(state))
         return 0
-    except InvalidUrnError as exc:
+    except (InvalidUrnError, ParameterError, MappingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (DataHubUnavailable, WriteRejected, PreconditionFailed) as exc:

@@ -122,6 +122,9 @@ class RunRequest:
     # Who wrote the request: the MCL's `created.actor`, which GMS authenticated (consumer
     # only; never written to DataHub). `actor_urn` is what the aspect claims.
     writer_urn: str | None = None
+    # `source.ingestionSource`: the dataset's ingestion source (source_urns.py), which GMS's
+    # ExecuteIngestionAuthValidator requires (before v1.3.0) and checks EXECUTE on.
+    ingestion_source: str | None = None
 
     @property
     def urn(self) -> str:
@@ -137,7 +140,9 @@ class RunRequest:
             task=TASK,
             args=args,
             executorId=self.executor_id,
-            source=ExecutionRequestSourceClass(type=self.source_type),
+            source=ExecutionRequestSourceClass(
+                type=self.source_type, ingestionSource=self.ingestion_source
+            ),
             requestedAt=self.requested_at_ms,
             actorUrn=self.actor_urn,
         )
@@ -173,15 +178,27 @@ class RunRequest:
             reason=reason,
             actor_urn=aspect.get("actorUrn"),
             extra_args=extra,
+            ingestion_source=(
+                str(source["ingestionSource"])
+                if isinstance(source, dict) and source.get("ingestionSource")
+                else None
+            ),
         )
 
 
-def lambda_payload(request: RunRequest, static_fields: dict[str, Any]) -> dict[str, Any]:
+def lambda_payload(
+    request: RunRequest,
+    static_fields: dict[str, Any],
+    parameters: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON a Lambda (or Step Functions execution) receives; documented in docs/triggering.md.
 
     Static fields from the mapping come first so they can never overwrite the run's own
-    fields: a mapping typo must not send a function someone else's runId.
+    fields: a mapping typo must not send a function someone else's runId. `parameters` (the
+    run's checked values, defaults applied; lambda_trigger.parameters) is one field of its own,
+    present when the target declares parameters: a value can never replace another field.
     """
+    own = {} if parameters is None else {"parameters": parameters}
     return {
         **static_fields,
         "runId": request.run_id,
@@ -191,6 +208,7 @@ def lambda_payload(request: RunRequest, static_fields: dict[str, Any]) -> dict[s
         "reason": request.reason,
         "requestedBy": request.actor_urn,
         "requestedAt": request.requested_at_ms,
+        **own,
     }
 
 

@@ -58,6 +58,8 @@ A = TypeVar("A", bound=_Aspect)
 # (ExecutionRequestResultValidator) is a 422 on Rest.li too. Both mean "your write was refused
 # because of what is stored", and every caller here reads the aspect back to learn what is.
 _REFUSED_STATUSES = frozenset({412, 422})
+# The run id warm() reads: never minted (run ids are lt-<time>-<random>, runid.py).
+WARMUP_RUN_ID = "lambda-trigger-warmup"
 
 
 class DataHubUnavailable(RuntimeError):
@@ -131,6 +133,18 @@ class DataHubClient:
     def read_result(self, run_id: str) -> ExecutionRequestResultClass | None:
         return self._get(execution_request_urn(run_id), ExecutionRequestResultClass)
 
+    def warm(self) -> None:
+        """Before the first run (issue 25): open the connection pool and have the SDK fetch
+        GMS's /config now (it does so lazily, on its first write, to choose between Rest.li
+        and OpenAPI ingestion), then one read through the SDK's read path (an execution
+        request that does not exist: GMS answers 404, the SDK None). Raises
+        DataHubUnavailable while GMS does not answer."""
+        try:
+            self.graph.test_connection()
+        except Exception as exc:  # requests' errors, or ConfigurationError for a bad answer
+            raise DataHubUnavailable(f"GMS /config: {exc}") from exc
+        self.read_result(WARMUP_RUN_ID)
+
     def reachable(self) -> bool:
         try:
             response = self.graph._session.get(
@@ -147,6 +161,10 @@ class DataHubClient:
             self.graph.emit_mcp(mcp)
         except OperationalError as exc:
             status = _error_status(exc.info)
+            if "subType=AUTHORIZATION" in str(exc.message):
+                # A write validator's auth exception (e.g. ExecuteIngestionAuthValidator): Rest.li
+                # renders it 422 like a failed precondition, but it is a refusal.
+                raise WriteRejected(f"{exc.message} (HTTP {status})") from exc
             if status in _REFUSED_STATUSES:
                 raise PreconditionFailed(f"{exc.message} (HTTP {status})") from exc
             if status is not None and 400 <= status < 500 and status != 401:

@@ -52,6 +52,7 @@ from pydantic import (
     model_validator,
 )
 
+from lambda_trigger.parameters import schema_problems
 from lambda_trigger.urns import DatasetUrn, InvalidUrnError, parse_dataset_urn
 
 DEFAULT_LABEL = "Ingestion job"
@@ -93,6 +94,17 @@ def _json_payload(value: dict[str, Any]) -> dict[str, Any]:
         ) from exc
     if json.loads(text) != value:
         raise ValueError("payload must be plain JSON: some keys are not strings")
+    return value
+
+
+def _parameter_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`parameters`: the run's typed inputs (parameters.py); every unsupported keyword is
+    reported, so `mapping check` lists them all."""
+    if value is None:
+        return None
+    problems = schema_problems(value)
+    if problems:
+        raise ValueError("parameters: " + "; ".join(problems))
     return value
 
 
@@ -142,10 +154,18 @@ class LambdaTarget(_Model):
     )
     trigger: Trigger | None = None  # for the exact-dataset rules that use this target
 
+    # The run's typed inputs, a JSON Schema subset (parameters.py, mappings/README.md).
+    parameters: dict[str, Any] | None = None
+
     @field_validator("payload")
     @classmethod
     def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _json_payload(value)
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _parameter_schema(value)
 
     @field_validator("function")
     @classmethod
@@ -166,10 +186,18 @@ class StepFunctionsTarget(_Model):
     )
     trigger: Trigger | None = None  # for the exact-dataset rules that use this target
 
+    # The run's typed inputs, a JSON Schema subset (parameters.py, mappings/README.md).
+    parameters: dict[str, Any] | None = None
+
     @field_validator("payload")
     @classmethod
     def _payload(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _json_payload(value)
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _parameter_schema(value)
 
     @field_validator("state_machine_arn")
     @classmethod
@@ -209,6 +237,13 @@ class Rule(_Model):
     target: str | Target
     schedule: Schedule | None = None  # exact `dataset` rules only
     trigger: Trigger | None = None  # exact `dataset` rules only (docs/triggers.md)
+    # Replaces the target's `parameters` for the datasets this rule matches.
+    parameters: dict[str, Any] | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _parameter_schema(value)
 
     @model_validator(mode="after")
     def _one_selector(self) -> Rule:
@@ -342,10 +377,18 @@ class Resolution:
     target: LambdaTarget | StepFunctionsTarget
     target_key: str
     matched_by: str
+    rule_parameters: dict[str, Any] | None = None  # the matching rule's own schema, if any
 
     @property
     def label(self) -> str:
         return self.target.label or DEFAULT_LABEL
+
+    @property
+    def parameters(self) -> dict[str, Any] | None:
+        """The run's parameter schema: the rule's, else the target's (None: takes none)."""
+        if self.rule_parameters is not None:
+            return self.rule_parameters
+        return self.target.parameters
 
 
 class Mapping:
@@ -392,11 +435,16 @@ class Mapping:
         return None
 
     def _resolved(
-        self, target: str | LambdaTarget | StepFunctionsTarget, key: str, matched_by: str
+        self,
+        target: str | LambdaTarget | StepFunctionsTarget,
+        key: str,
+        matched_by: str,
+        rule: Rule | None = None,
     ) -> Resolution:
+        parameters = rule.parameters if rule is not None else None
         if isinstance(target, str):
-            return Resolution(self._named[target], target, matched_by)
-        return Resolution(target, key, matched_by)
+            return Resolution(self._named[target], target, matched_by, parameters)
+        return Resolution(target, key, matched_by, parameters)
 
     @property
     def document(self) -> MappingDocument:
@@ -458,11 +506,11 @@ class Mapping:
         exact = self._exact.get(ds.urn)
         if exact is not None:
             index, rule = exact
-            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe(), rule)
         tag_set = set(tags)
         for index, rule in self._tags:
             if rule.tag in tag_set:
-                return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+                return self._resolved(rule.target, f"rule-{index + 1}", rule.describe(), rule)
         candidates = [
             (rule.specificity(), -index, index, rule)
             for index, rule in self._patterns
@@ -470,7 +518,7 @@ class Mapping:
         ]
         if candidates:
             _, _, index, rule = max(candidates, key=lambda c: (c[0], c[1]))
-            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe())
+            return self._resolved(rule.target, f"rule-{index + 1}", rule.describe(), rule)
         if self._doc.default is not None:
             return self._resolved(self._doc.default, "default", "default")
         return None

@@ -47,6 +47,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     cmds = mapping.add_subparsers(dest="mapping_command", required=True)
     check = cmds.add_parser("check", help="validate mapping files; list every error")
     check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument(
+        "--datahub",
+        action="store_true",
+        help="also check DataHub's ingestion sources of type lambda-trigger (DATAHUB_GMS_URL, "
+        "DATAHUB_GMS_TOKEN): report any whose executorId is not ours",
+    )
     explain = cmds.add_parser(
         "explain", help="which rule and target a dataset resolves to, and why"
     )
@@ -66,7 +72,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     if args.mapping_command == "check":
-        return check(args.files, out, err)
+        failed = check(args.files, out, err)
+        if getattr(args, "datahub", False):
+            failed = max(failed, check_sources(out, err))
+        return failed
     return explain(args.dataset_urn, args.tags, args.show_targets, args.mapping, out, err)
 
 
@@ -92,6 +101,38 @@ def check(files: list[str], out: TextIO, err: TextIO) -> int:
             file=out,
         )
     return 1 if failed else 0
+
+
+def check_sources(out: TextIO, err: TextIO) -> int:
+    """Sources of type lambda-trigger whose executorId was changed (the Ingestion page's
+    Advanced > Executor ID): DataHub's executor would pick up their runs and fail."""
+    # Imported here: only this option talks to DataHub.
+    from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
+    from lambda_trigger.settings import DataHubSettings
+    from lambda_trigger.sources import foreign_executor_sources
+
+    settings = DataHubSettings()
+    client = DataHubClient(settings)
+    try:
+        foreign = foreign_executor_sources(client, settings.executor_id)
+    except DataHubUnavailable as exc:
+        print(f"error: DataHub: {exc}", file=err)
+        return 4
+    finally:
+        client.close()
+    for urn, executor in foreign:
+        print(
+            f"{urn}: executorId {executor!r} is not {settings.executor_id!r}: DataHub's own "
+            "executor would run it (and fail on source type lambda-trigger); set it back on "
+            "the Ingestion page (Advanced > Executor ID) or run `sources sync --force`",
+            file=err,
+        )
+    if not foreign:
+        print(
+            f"DataHub: every lambda-trigger source has executorId {settings.executor_id!r}",
+            file=out,
+        )
+    return 1 if foreign else 0
 
 
 # --- explain --------------------------------------------------------------------------

@@ -253,6 +253,16 @@ class ConsumerSettings(_Settings):
     )
     # One active run per dataset and target; a second request ends DUPLICATE.
     one_active_run: bool = Field(True, validation_alias="LAMBDA_TRIGGER_ONE_ACTIVE_RUN")
+    # DescribeExecution calls a second for all tracked Step Functions executions together
+    # (the quota is a token bucket per account and region, shared by every consumer).
+    sfn_poll_rate: float = Field(5.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_POLL_RATE")
+    # Threads of the run driver's quick steps (checks, claims, status writes, polls).
+    step_threads: int = Field(16, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_STEP_THREADS")
+    # After the start-up warm-up (warm.py), how often its steps run again: renews the cached
+    # function timeouts and keeps idle GMS and AWS connections open; 0 turns that off.
+    keep_warm_seconds: float = Field(
+        60.0, ge=0, validation_alias="LAMBDA_TRIGGER_KEEP_WARM_SECONDS"
+    )
 
 
 class IamPolicySettings(_Settings):

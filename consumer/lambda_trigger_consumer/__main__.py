@@ -7,10 +7,14 @@ import signal
 import sys
 from types import FrameType
 
+from confluent_kafka import KafkaException
+
+from lambda_trigger.kafka_security import KafkaSecurityError
 from lambda_trigger.logsafe import configure_logging
 from lambda_trigger.mapping import MappingError
 from lambda_trigger.registry_auth import RegistryAuthError
 from lambda_trigger_consumer.app import ConsumerApp
+from lambda_trigger_consumer.kafka_failures import classify
 from lambda_trigger_consumer.topics import TopicSetupError
 
 
@@ -26,6 +30,18 @@ def main() -> int:
         logging.getLogger("lambda_trigger_consumer").error(
             "schema registry credentials unusable, not starting: %s (docs/schema-registries.md)",
             exc,
+        )
+        return 2
+    except KafkaSecurityError as exc:
+        logging.getLogger("lambda_trigger_consumer").error("Kafka settings, not starting: %s", exc)
+        return 2
+    except KafkaException as exc:
+        # A client could not be created: with OAUTHBEARER, no token within 10 s.
+        error = exc.args[0] if exc.args else None
+        failure = classify(error.code(), error.str()) if error is not None else None
+        logging.getLogger("lambda_trigger_consumer").error(
+            "Kafka client not created, not starting: %s",
+            f"{failure.reason}; {failure.hint}" if failure else exc,
         )
         return 2
 

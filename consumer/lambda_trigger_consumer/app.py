@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -14,20 +13,23 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from lambda_trigger.contract import RunRequest
 from lambda_trigger.datahub import DataHubClient
+from lambda_trigger.kafka_security import TokenProvider, for_client, kafka_client_config
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
+from lambda_trigger.privileges import CONSUMER_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
-from lambda_trigger_consumer.aws_client import endpoint_of
+from lambda_trigger_consumer.aws_calls import CallCounter
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
-from lambda_trigger_consumer.driver import DriverConfig, Gate, RunDriver
+from lambda_trigger_consumer.driver import CancelGate, DriverConfig, Gate, RunDriver
 from lambda_trigger_consumer.health import HealthServer, liveness, readiness
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker
 from lambda_trigger_consumer.kafka_defaults import consumer_config
 from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
+from lambda_trigger_consumer.ledger_auth import LedgerSigner
 from lambda_trigger_consumer.lineage import LineageCache, LineageWatcher
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.registries import build_registry
@@ -40,6 +42,7 @@ from lambda_trigger_consumer.trigger_decider import (
     TriggerMetrics,
 )
 from lambda_trigger_consumer.trigger_intents import TriggerBook
+from lambda_trigger_consumer.warm import consumer_warmup
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class ConsumerApp:
         registry: CollectorRegistry = REGISTRY,
         driver_config: DriverConfig | None = None,
         gate: Gate | None = None,
+        kafka_token_provider: TokenProvider | None = None,
     ) -> None:
         self.settings = settings = consumer or ConsumerSettings()
         datahub_settings = datahub or DataHubSettings()
@@ -88,6 +92,14 @@ class ConsumerApp:
         # SCHEMA_REGISTRY_TYPE's registry (registries.py); bad credentials settings raise
         # RegistryAuthError here, naming the setting: the service does not start.
         registry_setup = build_registry(settings, mapping_settings.resolved_region())
+        region = mapping_settings.resolved_region()
+        invoker = Invoker(
+            region,
+            excerpt_bytes=settings.report_payload_bytes,
+            keepalive_seconds=settings.aws_keepalive_seconds,
+            calls=CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles),
+            max_pool_connections=max(10, settings.max_inflight + settings.step_threads),
+        )
         # Who is reachable: logs "X unreachable at ... since ..." once, and its recovery.
         self.dependencies = DependencyMonitor(self.metrics.dependency_up)
         register_defaults(
@@ -95,7 +107,9 @@ class ConsumerApp:
             kafka=settings.bootstrap_servers,
             gms_url=datahub_settings.gms_url,
             schema_registry_url=registry_setup.address,
-            aws_endpoint=endpoint_of("lambda", mapping_settings.resolved_region()),
+            # The Lambda client the runs use tells its endpoint (one botocore session and
+            # client, not a second set of service models just for the address: ~10 MiB).
+            aws_endpoint=invoker.endpoint_url() if region else None,
             schema_registry_probe=registry_setup.registry.probe,
             schema_registry_hint=registry_setup.hint,
         )
@@ -103,24 +117,27 @@ class ConsumerApp:
         self._threads: dict[str, threading.Thread | None] = {
             "mapping-reload": None,
             "dependency-probe": None,
+            "warm-up": None,
         }
         self.datahub = DataHubClient(datahub_settings)
+        # What its token may do in DataHub: checked at start and in /readyz (privileges.py).
+        self.privileges = PrivilegeCheck("consumer", self.datahub, CONSUMER_CAPABILITIES)
         self.registry = registry_setup.registry
         self._registry_address = registry_setup.address
-        region = mapping_settings.resolved_region()
-        invoker = Invoker(
-            region,
-            excerpt_bytes=settings.report_payload_bytes,
-            keepalive_seconds=settings.aws_keepalive_seconds,
+        # TLS / SASL / MSK IAM for every client below, from one place (kafka_security.py);
+        # a setting that cannot work raises KafkaSecurityError here: the service does not start.
+        security = kafka_client_config(
+            settings.bootstrap_servers,
+            settings.kafka_config_json,
+            provider=kafka_token_provider,
+            region=region,
         )
+        log.info("Kafka at %s: %s", settings.bootstrap_servers, security.describe())
         kafka: dict[str, Any] = {
-            "bootstrap.servers": settings.bootstrap_servers,
             **self.kafka_logging.config(),  # librdkafka logs/errors: de-duplicated, one line
+            **security.properties,
         }
-        overrides: dict[str, Any] = (
-            json.loads(settings.kafka_config_json) if settings.kafka_config_json else {}
-        )
-        kafka.update(overrides)
+        overrides = security.user_properties()
         self._topics = TopicPlan(
             settings.topic,
             settings.runs_topic,
@@ -130,15 +147,22 @@ class ConsumerApp:
             settings.create_topics,
         )
         self._kafka = kafka
-        self.dead_letters = DeadLetters(kafka, settings.dead_letter_topic, self.metrics)
-        # The ledger's partition count is known once the topics are checked (run()).
-        self.ledger = LedgerWriter(kafka, settings.runs_topic, 0)
+        self.dead_letters = DeadLetters(
+            for_client(kafka, "dead-letter"), settings.dead_letter_topic, self.metrics
+        )
+        # The ledger's partition count is known once the topics are checked (run()). Its
+        # records are signed (ledger_auth.py): without a key, LedgerKeyError stops the start.
+        self.ledger = LedgerWriter(
+            for_client(kafka, "ledger"), settings.runs_topic, 0, LedgerSigner.from_settings()
+        )
         self.view = LedgerView()
         self.completions: CompletionReader | None = None
         queue_arn: str | None = None
         self._stopping = threading.Event()
         if settings.completion_queue_url:
-            sqs = boto3.session.Session().client("sqs", region_name=region)
+            sqs = CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles).observe(
+                boto3.session.Session().client("sqs", region_name=region)
+            )
             self.completions = CompletionReader(
                 sqs,
                 settings.completion_queue_url,
@@ -155,16 +179,25 @@ class ConsumerApp:
             async_max_seconds=settings.async_max_seconds,
             sfn_max_seconds=settings.sfn_max_seconds,
             throttle_retry_seconds=settings.throttle_retry_seconds,
+            sfn_poll_rate=settings.sfn_poll_rate,
+            step_threads=settings.step_threads,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
         )
+        self.authorizer: Authorizer | None = None
+        cancel_gate: CancelGate | None = None
         if gate is None:
-            # trust boundary: who may start runs by writing the request aspect (authorize.py).
-            authorizer = Authorizer(self.datahub, datahub_settings, registry=registry)
+            # trust boundary: who may start runs by writing the request aspect, and who may
+            # cancel them (authorize.py).
+            authorizer = self.authorizer = Authorizer(
+                self.datahub, datahub_settings, registry=registry
+            )
 
             def gate(request: RunRequest) -> tuple[RunRequest, str | None]:
                 decision = authorizer.check(request)
                 return decision.request, decision.refusal
+
+            cancel_gate = authorizer.may_cancel
 
         if queue_arn and config.completion_queue_arn is None:
             config = replace(config, completion_queue_arn=queue_arn)
@@ -187,14 +220,15 @@ class ConsumerApp:
             self.metrics,
             config,
             gate=gate,
+            cancel_gate=cancel_gate,
             on_unwritable=self._unwritable,
             history=self.history,
             on_finished=self.intents.run_finished,
         )
         group: dict[str, Any] = {
-            # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's
-            # LAMBDA_TRIGGER_KAFKA_CONFIG still wins over them.
-            **consumer_config(kafka, overrides),
+            # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's Kafka
+            # settings (LAMBDA_TRIGGER_KAFKA_CONFIG, KAFKA_PROPERTIES_*...) still win over them.
+            **consumer_config(for_client(kafka, "consumer"), overrides),
             "group.id": settings.group_id,
             "auto.offset.reset": settings.auto_offset_reset,
             "client.id": f"datahub-lambda-trigger-{datahub_settings.executor_id}",
@@ -219,6 +253,17 @@ class ConsumerApp:
             commit_interval_seconds=settings.commit_interval_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
         )
+        # Ready only once warm (issue 25): the first run after a start pays no lazy set-up.
+        self.warmup = consumer_warmup(
+            authorizer=authorizer,
+            datahub=self.datahub,
+            registry=self.registry,
+            topic=settings.topic,
+            invoker=invoker,
+            mappings=self.mappings,
+            stop=self.runner.stopping,
+            keep_warm_seconds=settings.keep_warm_seconds,
+        )
         self.health = HealthServer(
             settings.http_host, settings.http_port, registry, self._live, self._ready
         )
@@ -240,6 +285,9 @@ class ConsumerApp:
             self.metrics.known_targets(self.mappings.current().labels())
             if self._topics_ready.is_set():  # the mapping's first trigger: no restart needed
                 self._start_triggers()
+            warmup = getattr(self, "warmup", None)
+            if warmup is not None:
+                warmup.again()  # new targets: their clients and timeouts
 
     def _live(self) -> tuple[bool, dict[str, object]]:
         # The process only (poll loop, run driver, helper threads): a dependency outage never
@@ -268,6 +316,8 @@ class ConsumerApp:
             ),
             (not deps["failing"], deps),
             (True, self.mappings.status()),
+            self.privileges.status(),
+            self.warmup.status(),
         )
 
     def _watch_mapping(self) -> None:
@@ -278,7 +328,11 @@ class ConsumerApp:
             self.mappings.reload_if_changed()
 
     def run(self) -> None:
+        # One start-up line per missing DataHub privilege; in the background, so a GMS that
+        # does not answer yet does not hold up the start (its outage is reported as such).
+        self.privileges.start()
         self.health.start()
+        self._threads["warm-up"] = self.warmup.start()
         watcher = threading.Thread(target=self._watch_mapping, name="mapping-reload", daemon=True)
         watcher.start()
         self._threads["mapping-reload"] = watcher
@@ -287,6 +341,9 @@ class ConsumerApp:
         )
         if self.completions is not None:
             self.completions.start()
+        if self.authorizer is not None:
+            # The start-up line on GMS authentication (on, or off and what that means).
+            threading.Thread(target=self.authorizer.start, name="auth-probe", daemon=True).start()
         log.info(
             "consuming %s as group %s; run ledger %s; schema registry %s at %s; metrics on :%d",
             self.settings.topic,
@@ -369,14 +426,22 @@ class ConsumerApp:
         While Kafka does not answer, wait and say so (readiness names it) rather than exit."""
         while not self.runner.stopping.is_set():
             try:
-                self.ledger.partitions = ensure_topics(self._kafka, self._topics)
+                self.ledger.partitions = ensure_topics(
+                    for_client(self._kafka, "admin"), self._topics
+                )
                 return True
             except KafkaUnreachable as exc:
                 # The dependency monitor logs the one "Kafka unreachable" line (and its
                 # recovery) and fails readiness; the reason is the socket's own word.
-                self.dependencies.down(
-                    "kafka", _connect_error(self.settings.bootstrap_servers, exc)
-                )
+                # A refused login or TLS failure, seen by librdkafka's error callback, says
+                # more than the socket (which connects fine): keep its reason and hint.
+                failure = self.kafka_logging.security_failure
+                if failure is not None:
+                    self.dependencies.down("kafka", failure.reason, hint=failure.hint)
+                else:
+                    self.dependencies.down(
+                        "kafka", _connect_error(self.settings.bootstrap_servers, exc)
+                    )
                 self.runner.stopping.wait(5.0)
         return False
 

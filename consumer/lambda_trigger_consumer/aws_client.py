@@ -78,6 +78,7 @@ def make_client(
     keepalive: Keepalive | None = Keepalive(),
     max_attempts: int = 1,
     session: boto3.session.Session | None = None,
+    max_pool_connections: int = 10,
 ) -> Any:
     """A boto3 client whose connections send TCP keepalive probes (`keepalive=None`: none,
     the behaviour this module exists to fix). `endpoint_url=None`: boto3 honours
@@ -87,6 +88,9 @@ def make_client(
         read_timeout=read_timeout,
         connect_timeout=connect_timeout,
         tcp_keepalive=keepalive is not None,
+        # botocore's default is 10: more concurrent calls than that open and drop a
+        # connection each (urllib3's "Connection pool is full"), a handshake per call.
+        max_pool_connections=max_pool_connections,
     )
     client = (session or boto3.session.Session()).client(
         service,  # type: ignore[call-overload]

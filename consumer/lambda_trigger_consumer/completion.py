@@ -14,6 +14,7 @@ docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html):
      "responsePayload": <what the function returned, or its error>}
 
 Any consumer of the group may read the queue (SQS hands each message to one reader at a time).
+A record whose `requestContext` does not have AWS's documented shape is malformed (dead-lettered).
 The record is matched to its run by `requestPayload.runId`, turned into a `completion` fact in
 the run ledger (whose owner writes the status), and deleted from the queue only once the ledger
 has it: a crash in between leaves the message to come back after its visibility timeout. That
@@ -21,12 +22,19 @@ timeout is set per receive (VISIBILITY_SECONDS), not left to the queue's (SQS: 3
 because handling a record takes milliseconds and a record held by a killed consumer must come
 back before its run's deadline. On shutdown, records received but not handled are released at
 once.
+
+A runId proves nothing: anyone who may send to the queue can write one, and a Lambda owner
+gets a genuine record by async-invoking their own function with a crafted event (issue 19). So
+the run's owner counts a record only when its `requestContext.requestId` is the request id AWS
+gave the run's own invoke (recorded in the ledger) and its `functionArn` is the run's function
+(`unbound_reason`); others are ignored and counted (`completion_records{result="unbound"}`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -34,7 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka import KafkaException
 
 from lambda_trigger_consumer.deadletter import DeadLetters
-from lambda_trigger_consumer.ledger import LedgerWriter, completion_record
+from lambda_trigger_consumer.ledger import LedgerWriter, Target, completion_record
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,67 @@ log = logging.getLogger(__name__)
 # the ledger's completion fact allows (it is idempotent).
 VISIBILITY_SECONDS = 10
 _RESPONSE_CHARS = 4000
+# "Capturing records of Lambda asynchronous invocations": the conditions Lambda writes.
+CONDITIONS = frozenset({"Success", "RetriesExhausted", "EventAgeExceeded"})
+_FUNCTION_ARN = re.compile(
+    r"^arn:aws[a-zA-Z-]*:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:"
+    r"(?P<name>[A-Za-z0-9_-]{1,64})(?::(?P<qualifier>[A-Za-z0-9$_-]{1,128}))?$"
+)
+
+
+def check_request_context(context: Any) -> None:
+    """Raises ValueError unless `requestContext` has the documented shape: requestId,
+    functionArn (a Lambda function ARN), condition, approximateInvokeCount (>= 1)."""
+    if not isinstance(context, dict):
+        raise ValueError("requestContext is not an object")
+    request_id = context.get("requestId")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= 128:
+        raise ValueError("requestContext.requestId is missing")
+    arn = context.get("functionArn")
+    if not isinstance(arn, str) or _FUNCTION_ARN.match(arn) is None:
+        raise ValueError("requestContext.functionArn is not a Lambda function ARN")
+    if context.get("condition") not in CONDITIONS:
+        raise ValueError("requestContext.condition is not one Lambda writes")
+    count = context.get("approximateInvokeCount")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError("requestContext.approximateInvokeCount is not a positive integer")
+
+
+def _function_parts(function: str) -> tuple[str, str | None, str | None]:
+    """A mapping's `function` (name, `account:function:name`, or ARN; perhaps `:qualifier`)
+    -> (name, region or None, account or None)."""
+    match = _FUNCTION_ARN.match(function)
+    if match is not None:
+        return match["name"], match["region"], match["account"]
+    parts = function.split(":")
+    if len(parts) >= 3 and parts[1] == "function":  # 123456789012:function:name[:qualifier]
+        return parts[2], None, parts[0]
+    return parts[0], None, None
+
+
+def unbound_reason(
+    completion: dict[str, Any], request_id: str | None, target: Target | None
+) -> str | None:
+    """None when this completion is the record of the run's own invoke; else why not."""
+    if not request_id:
+        return "the run's invoke has no recorded request id"
+    if completion.get("requestId") != request_id:
+        return "its request id is not the one of the run's invoke"
+    if target is None:
+        return None  # no target known (a run already ended): the request id is the binding
+    match = _FUNCTION_ARN.match(str(completion.get("functionArn") or ""))
+    if match is None or target.function is None:
+        return "it names no function"
+    name, region, account = _function_parts(target.function)
+    region = region or target.region
+    if (
+        match["name"] != name
+        or (region is not None and match["region"] != region)
+        or (account is not None and match["account"] != account)
+    ):
+        return "it names another function"
+    # Qualified or not: Lambda writes the version it ran ($LATEST, 7) even for an alias.
+    return None
 
 
 def parse_destination_record(
@@ -51,10 +120,14 @@ def parse_destination_record(
 ) -> tuple[str, str | None, dict[str, Any]] | None:
     """(runId, datasetUrn, completion) for a record of one of our runs; None for another
     function's record. Raises ValueError for a message that is not a destination record."""
-    record = json.loads(body)
+    try:
+        record = json.loads(body)
+    except RecursionError as exc:
+        raise ValueError("not a Lambda destination record (nested too deeply)") from exc
     if not isinstance(record, dict) or "requestContext" not in record:
         raise ValueError("not a Lambda destination record (no requestContext)")
-    context = record.get("requestContext") or {}
+    context = record["requestContext"]
+    check_request_context(context)
     payload = record.get("requestPayload")
     if not isinstance(payload, dict):
         return None
@@ -69,6 +142,7 @@ def parse_destination_record(
     completion = {
         "condition": context.get("condition"),
         "requestId": context.get("requestId"),
+        "functionArn": context.get("functionArn"),
         "approximateInvokeCount": context.get("approximateInvokeCount"),
         "functionError": response_context.get("functionError"),
         "statusCode": response_context.get("statusCode"),
@@ -157,10 +231,11 @@ class CompletionReader:
         body = str(message.get("Body", ""))
         try:
             parsed = parse_destination_record(body, "urn:li:dataHubExecutionRequest:")
-        except ValueError as exc:
+        except Exception as exc:  # any: one message must not stop the reader
+            why = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
             self._metrics.completion_records.labels(result="malformed").inc()
-            log.error("completion queue: not a destination record: %s", exc)
-            self._dead_letters.send("completion_malformed", str(exc), key=None, value=body.encode())
+            log.error("completion queue: not a destination record: %s", why)
+            self._dead_letters.send("completion_malformed", why, key=None, value=body.encode())
             self._delete(message)
             return
         if parsed is None:

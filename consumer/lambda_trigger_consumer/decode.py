@@ -145,6 +145,33 @@ class SchemaRegistry:
             self._cache[schema_id] = parsed
             return parsed
 
+    def prefetch(self, subject: str) -> int | None:
+        """The subject's latest schema into the cache before the first record needs it
+        (issue 25: the first run request after a start waited for its schema). Confluent's
+        `GET /subjects/{subject}/versions/latest`, which GMS's internal registry answers too.
+        A subject the registry does not know (another subject naming strategy) is no error:
+        the first record fetches its schema by id as before. Raises RegistryUnavailable while
+        the registry does not answer. Returns the schema id cached, if any."""
+        try:
+            response = self._client.get(f"{self._url}/subjects/{subject}/versions/latest")
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailable(f"schema registry unreachable: {exc}") from exc
+        if response.status_code >= 500 or response.status_code in (401, 403, 429):
+            raise RegistryUnavailable(
+                f"subject {subject}: registry answered HTTP {response.status_code}"
+            )
+        if response.status_code != 200:
+            return None
+        try:
+            body = response.json()
+            schema_id = int(body["id"])
+            parsed = fastavro.parse_schema(json.loads(body["schema"]))
+        except (KeyError, TypeError, ValueError, fastavro.schema.SchemaParseException):
+            return None
+        with self._lock:
+            self._cache.setdefault(schema_id, parsed)
+        return schema_id
+
     def reachable(self) -> bool:
         return self.probe() is None
 
@@ -213,7 +240,9 @@ def decode_change_log(value: bytes | None, registry: Registry) -> ChangeLog:
             )
         try:
             parsed = json.loads(generic["value"])
-        except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        except (KeyError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: JSON nested deeper than the interpreter's stack (a few thousand
+            # `[`s in an aspect); the record is as unusable as one that is not JSON.
             raise DecodeError("aspect", f"aspect value is not JSON: {exc}") from exc
         if not isinstance(parsed, dict):
             raise DecodeError("aspect", "aspect value is not a JSON object")

@@ -55,6 +55,7 @@ class _State:
     since_mono: float = 0.0
     reason: str = ""
     reminded: float = 0.0
+    current_hint: str = ""  # this outage's hint, when the reporter knows better than `hint`
 
 
 def _clock(wall: float) -> str:
@@ -97,12 +98,15 @@ class DependencyMonitor:
 
     # --- reports ----------------------------------------------------------------------------
 
-    def down(self, name: str, reason: str) -> None:
+    def down(self, name: str, reason: str, *, hint: str | None = None) -> None:
+        """`hint` replaces the registered one for this outage (a refused Kafka login names
+        the password setting, not the bootstrap servers)."""
         reason = strip_url_credentials(reason)  # an error may quote the URL it called
         with self._lock:
             state = self._states[name]
             now, wall = self._clock(), self._wall()
             state.reason = reason
+            state.current_hint = hint or state.hint
             if state.up is False:
                 if now - state.reminded >= self._remind:
                     state.reminded = now
@@ -123,7 +127,7 @@ class DependencyMonitor:
                 state.address,
                 _clock(wall),
                 reason,
-                state.hint,
+                state.current_hint,
             )
 
     def up(self, name: str) -> None:
@@ -170,7 +174,7 @@ class DependencyMonitor:
                     entry["since"] = datetime.fromtimestamp(s.since_wall, UTC).isoformat()
                 if s.up is False:
                     entry["error"] = s.reason
-                    entry["hint"] = s.hint
+                    entry["hint"] = s.current_hint or s.hint
                 deps[name] = entry
             failing = [name for name, s in self._states.items() if s.up is False]
         return {"failing": failing, "dependencies": deps}
@@ -259,8 +263,9 @@ def tcp_probe(endpoint_url: str, *, timeout: float = 5.0) -> Probe:
 
 # The line's ending: what an on-call engineer checks first.
 HINTS = {
-    "kafka": "check KAFKA_BOOTSTRAP_SERVERS (and LAMBDA_TRIGGER_KAFKA_CONFIG: security.protocol, "
-    "sasl.*), that the brokers run, and that this pod may reach them",
+    "kafka": "check KAFKA_BOOTSTRAP_SERVERS (and LAMBDA_TRIGGER_KAFKA_SECURITY_PROTOCOL / "
+    "LAMBDA_TRIGGER_KAFKA_AUTH), that the brokers run, and that this pod may reach them; see "
+    "docs/kafka-and-registries.md#kafka-unreachable",
     "gms": "check DATAHUB_GMS_URL, that DataHub GMS runs, and that this pod may reach it",
     "schema_registry": "check SCHEMA_REGISTRY_URL (DataHub's is <gms>/schema-registry/api/) "
     "and that it answers",

@@ -18,6 +18,13 @@ happened:
 - Every run has a deadline: a synchronous Lambda's own timeout plus a margin; for Event Lambdas
   and Step Functions the target's `maxDurationSeconds` or the consumer's default.
 - An exception in a step ends the run FAILURE with a plain message; nothing strands a run.
+
+Nothing in the ledger is believed for what it says (issue 19; docs/security.md). Besides the
+records' MAC (ledger_auth.py), right before any invoke the run is checked again: its target must
+be the one the current mapping resolves for its dataset, and its recorded writer must pass the
+writer check. A cancel counts only when its writer may cancel the run (its requester, or
+someone who may start runs); a destination record only when it carries the request id of this
+run's invoke and the run's function (completion.py, `unbound_reason`).
 """
 
 from __future__ import annotations
@@ -47,7 +54,11 @@ from lambda_trigger.contract import (
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejected
 from lambda_trigger.mapping import LambdaTarget, Resolution
 from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger.parameters import ARG_PARAMETERS, ParameterError, checked_parameters
+from lambda_trigger.sanitize import printable
 from lambda_trigger_consumer import status
+from lambda_trigger_consumer.aws_calls import AwsTransient, jittered
+from lambda_trigger_consumer.completion import unbound_reason
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker, execution_arn
 from lambda_trigger_consumer.ledger import (
@@ -60,6 +71,7 @@ from lambda_trigger_consumer.ledger import (
     result_to_dict,
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
+from lambda_trigger_consumer.poll_plan import PollPlan
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
@@ -69,6 +81,8 @@ FUTURE_TOLERANCE_SECONDS = 300.0
 # The pre-start check of the trust boundary (authorize.py): the request as it may run (its
 # requester decided by who wrote it), or the message for the FAILURE report.
 Gate = Callable[[RunRequest], tuple[RunRequest, str | None]]
+# May this actor (a KILL signal's writer) cancel this run (None: its request is not known)?
+CancelGate = Callable[[str, RunRequest | None], bool]
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,12 @@ class DriverConfig:
     # How long a throttled invoke is retried (AWS guarantees the function did not run).
     throttle_retry_seconds: float = 900.0
     sfn_poll_max_seconds: float = 30.0
+    # DescribeExecution calls a second, all tracked executions together (poll_plan.py).
+    sfn_poll_rate: float = 5.0
+    # Threads for the quick steps (checks, claims, status writes, Step Functions and Event
+    # invokes, polls): each mostly waits for GMS or AWS, so a burst of runs needs more than a
+    # few, or a lone click queues behind hundreds of other runs' steps (benchmarks/burst.py).
+    step_threads: int = 16
     # One active run per dataset and target: a second request ends DUPLICATE.
     one_active_run: bool = True
     completion_queue_arn: str | None = None
@@ -102,6 +122,7 @@ class RunDriver:
         config: DriverConfig,
         *,
         gate: Gate | None = None,
+        cancel_gate: CancelGate | None = None,
         on_unwritable: Callable[[RunEntry, str], None] | None = None,
         history: RunHistory | None = None,
         on_finished: Callable[[RunEntry, RunResult], None] | None = None,
@@ -114,6 +135,7 @@ class RunDriver:
         self._metrics = metrics
         self._config = config
         self._gate = gate
+        self._cancel_gate = cancel_gate
         self._on_unwritable = on_unwritable
         self._history = history  # the Runs tab records (history.py): never fails a run
         self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
@@ -121,7 +143,7 @@ class RunDriver:
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
         # the quick steps (claims, Step Functions polls, status writes) of other runs.
         self._invokes = ThreadPoolExecutor(config.max_inflight, thread_name_prefix="invoke")
-        self._steps = ThreadPoolExecutor(4, thread_name_prefix="step")
+        self._steps = ThreadPoolExecutor(config.step_threads, thread_name_prefix="step")
         self._lock = threading.Lock()
         self._busy: dict[str, Future[None]] = {}
         self._next_look: dict[str, float] = {}
@@ -133,6 +155,8 @@ class RunDriver:
         # survive a rebuild of the view after the partition came back to us.
         self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
+        self._touched_busy: set[str] = set()  # runs that got a new fact during a step
+        self._polls = PollPlan(config.sfn_poll_rate, max_interval=config.sfn_poll_max_seconds)
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
@@ -192,6 +216,11 @@ class RunDriver:
                 return
             for run_id in self._view.take_touched():
                 self._next_look.pop(run_id, None)
+                with self._lock:
+                    if run_id in self._busy:
+                        # A fact (a completion, a cancel) arrived while a step of the run is
+                        # running: that step's "next look" must not swallow the wake-up.
+                        self._touched_busy.add(run_id)
             now = time.monotonic()
             open_runs = 0
             runs = list(self._view.runs())
@@ -227,9 +256,10 @@ class RunDriver:
                 delay = self._advance(partition, entry)
                 self._backoff.pop(run_id, None)
                 self._failures.pop(run_id, None)
-            except (DataHubUnavailable, KafkaException) as exc:
-                # Transient: DataHub or the ledger is away. Nothing was skipped; look again later.
-                delay = self._backoff.get(run_id, 0.5)
+            except (DataHubUnavailable, KafkaException, AwsTransient) as exc:
+                # Transient: DataHub or the ledger is away, or AWS throttles. Nothing was
+                # skipped; look again later (jittered: runs that waited together part).
+                delay = jittered(self._backoff.get(run_id, 0.5))
                 self._backoff[run_id] = min(delay * 2, 30.0)
                 log.warning("run %s: %s; retrying in %.1f s", run_id, exc, delay)
             except Exception as exc:
@@ -241,6 +271,9 @@ class RunDriver:
                     self._next_look[run_id] = time.monotonic() + (
                         delay if delay is not None else 3600.0
                     )
+                if run_id in self._touched_busy:
+                    self._touched_busy.discard(run_id)
+                    self._next_look.pop(run_id, None)  # look again at once
                 if not (returned and delay == 0.0 and self._chain(partition, run_id)):
                     self._busy.pop(run_id, None)
         self._view.changed.set()
@@ -264,6 +297,7 @@ class RunDriver:
         ledger record for it arrives)."""
         if entry.result is not None:
             return self._finish(partition, entry)
+        self._vet_cancel(partition, entry)
         if entry.phase == Phase.REQUESTED:
             return self._begin(partition, entry)
         if entry.phase == Phase.CLAIMED:
@@ -271,6 +305,50 @@ class RunDriver:
         if entry.phase == Phase.INVOKING:
             return self._recover(partition, entry)
         return self._track(partition, entry)
+
+    # --- the trust boundary, again (issue 19) ---------------------------------------------
+
+    def _vet_cancel(self, partition: int, entry: RunEntry) -> None:
+        """A KILL counts only from the run's requester or someone who may start runs, like a
+        start; anyone else's is ignored (and remembered as ignored) and the run goes on."""
+        if not entry.cancel_by or entry.cancel_ok or self._cancel_gate is None:
+            return
+        request = entry.run_request() if entry.request is not None else None
+        if self._cancel_gate(entry.cancel_by, request):
+            entry.cancel_ok = True
+            return
+        self._metrics.cancels_ignored.inc()
+        log.warning(
+            "run %s: cancel by %s ignored: they neither requested the run nor may start runs",
+            entry.run_id,
+            printable(entry.cancel_by),
+        )
+        entry.cancels_ignored.append(entry.cancel_by)
+        entry.cancel_by = None
+        entry.seq += 1
+        self._save(partition, entry, required=False)
+
+    def _pre_invoke_check(self, entry: RunEntry, target: Target) -> RunRequest | str:
+        """From the ledger entry, right before the invoke: the request as it may run, or the
+        reason it may not. May raise DataHubUnavailable (nothing was invoked; retried)."""
+        request = entry.run_request()
+        if request is None:
+            return "not started: the run has no request"
+        if self._gate is not None:
+            request, refusal = self._gate(request)
+            if refusal is not None:
+                self._metrics.pre_invoke_refusals.labels(reason="writer").inc()
+                return refusal
+        resolution = resolve_target(
+            request, self._mappings.current(), self._datahub, self._config.job_arn_property_urn
+        )
+        if isinstance(resolution, NoTarget) or not _same_target(resolution, target):
+            self._metrics.pre_invoke_refusals.labels(reason="target").inc()
+            return (
+                "not started: its target is not the one the mapping names for "
+                f"dataset {request.dataset_urn} now"
+            )
+        return request
 
     # --- REQUESTED: checks, target, duplicates --------------------------------------------
 
@@ -314,7 +392,16 @@ class RunDriver:
         )
         if isinstance(resolution, NoTarget):
             return self._unstarted(partition, entry, DataHubStatus.FAILURE, resolution.message)
+        try:  # again here: a writer may bypass the api (parameters.py)
+            parameters = checked_parameters(
+                resolution.parameters, request.extra_args.get(ARG_PARAMETERS)
+            )
+        except ParameterError as exc:
+            return self._unstarted(
+                partition, entry, DataHubStatus.FAILURE, f"invalid parameters: {exc}"
+            )
         target = self._target(resolution)
+        target.parameters = parameters
         dataset = entry.dataset_urn or request.dataset_urn
         with self._dataset_lock(dataset):
             active = self._active_run(dataset, target.key, entry.run_id)
@@ -395,11 +482,18 @@ class RunDriver:
         already (tombstoned), or its request has not been forwarded yet."""
         stored = self._datahub.read_result(entry.run_id)
         if entry.completion is not None:
-            # A destination record after the deadline: the truth beats our TIMEOUT guess.
+            # A destination record after the deadline: the truth beats our TIMEOUT guess, but
+            # only the record of the invoke the TIMEOUT report names (its request id).
+            recorded = report_details(stored).get("requestId") if stored is not None else None
             if stored is not None and stored.status in (
                 DataHubStatus.RUNNING,
                 DataHubStatus.TIMEOUT,
             ):
+                unbound = unbound_reason(entry.completion, recorded, None)
+                if unbound is not None:
+                    self._ignore_completion(partition, entry, unbound)
+                    self._close(partition, entry)
+                    return None
                 start = stored.startTimeMs or now_ms()
                 entry.result = result_to_dict(
                     status.from_destination(start, None, entry.completion)
@@ -410,7 +504,7 @@ class RunDriver:
                 return self._finish(partition, entry)
             self._close(partition, entry)
             return None
-        if stored is None:
+        if stored is None and entry.cancel_by:
             # Cancelled before its request arrived: claim it as CANCELLED so it never starts.
             return self._unstarted(
                 partition, entry, DataHubStatus.CANCELLED, f"cancelled by {entry.cancel_by}"
@@ -473,6 +567,9 @@ class RunDriver:
             entry.nonce = self._mint()
             entry.seq += 1
             self._save(partition, entry)
+        request = self._pre_invoke_check(entry, target)
+        if isinstance(request, str):
+            return self._unstarted(partition, entry, DataHubStatus.FAILURE, request)
         # The fence covers the claim and the INVOKING record together: once on_revoke has
         # returned, this process neither claims nor invokes a run of that partition, and every
         # run it claimed has INVOKING in the ledger. So the next owner never finds a run that
@@ -488,6 +585,15 @@ class RunDriver:
             if not outcome.ours:
                 stored = outcome.stored
                 if stored is None or is_final(stored.status):
+                    # Another writer ended it first (e.g. a DataHub executor that writes
+                    # FAILURE when it cannot dispatch our executorId): its result stands.
+                    log.warning(
+                        "run %s: not started: DataHub already holds a final result written by "
+                        "another writer (%s: %s)",
+                        entry.run_id,
+                        stored.status if stored else "unknown",
+                        ((stored.report or "").splitlines() or [""])[0][:200] if stored else "",
+                    )
                     self._close(partition, entry)
                     return None
                 log.info(
@@ -506,8 +612,6 @@ class RunDriver:
                         entry.start_ms, f"cancelled by {entry.cancel_by}", DataHubStatus.CANCELLED
                     ),
                 )
-            request = entry.run_request()
-            assert request is not None
             entry.phase = Phase.INVOKING
             if target.kind == "lambda":
                 # The deadline counts from the call: a throttled run may have waited.
@@ -535,7 +639,9 @@ class RunDriver:
         self._metrics.inflight.inc()
         try:
             invocation = self._invoker.invoke(
-                target, lambda_payload(request, target.payload), entry.run_id
+                target,
+                lambda_payload(request, target.payload, target.parameters),
+                entry.run_id,
             )
         finally:
             self._metrics.inflight.dec()
@@ -553,7 +659,7 @@ class RunDriver:
                 entry.phase = Phase.CLAIMED
                 entry.seq += 1
                 self._save(partition, entry)
-                return min(60.0, 2.0 + waited / 4)
+                return jittered(min(60.0, 2.0 + waited / 4))
         if invocation.outcome == "started":
             if target.kind == "lambda-event" and not target.tracked:
                 return self._set_result(
@@ -597,6 +703,12 @@ class RunDriver:
                 self._save(partition, entry)
                 return 0.0
             # Never started: StartExecution is idempotent by name, so this cannot run it twice.
+            checked = self._pre_invoke_check(entry, target)
+            if isinstance(checked, str):
+                return self._set_result(
+                    partition, entry, status.not_started(start, checked), guard=True
+                )
+            request = checked
             return self._invoke(partition, entry, target, request)
         if target is not None and target.kind == "lambda-event" and target.tracked:
             entry.phase = Phase.STARTED
@@ -655,18 +767,21 @@ class RunDriver:
                 final = status.timed_out(
                     entry.start_ms, target, "the execution no longer exists in AWS"
                 )
+            elapsed = max(0.0, (now_ms() - entry.start_ms) / 1000)
             if final is not None:
+                self._polls.finished(entry.run_id, target.key, elapsed)
                 return self._set_result(partition, entry, final)
-            delay = self._backoff.get(f"poll:{entry.run_id}", 1.0)
-            self._backoff[f"poll:{entry.run_id}"] = min(
-                delay * 2, self._config.sfn_poll_max_seconds
-            )
-            return delay
+            return self._polls.next_delay(entry.run_id, target.key, elapsed)
         # An Event Lambda whose destination reports to our queue.
         if entry.completion is not None:
-            return self._set_result(
-                partition, entry, status.from_destination(entry.start_ms, target, entry.completion)
-            )
+            unbound = unbound_reason(entry.completion, entry.request_id, target)
+            if unbound is None:
+                return self._set_result(
+                    partition,
+                    entry,
+                    status.from_destination(entry.start_ms, target, entry.completion),
+                )
+            self._ignore_completion(partition, entry, unbound)
         if entry.cancel_by and entry.run_id not in self._stop_sent:
             self._stop_sent.add(entry.run_id)
             log.warning("run %s: a Lambda function cannot be stopped; cancel ignored", entry.run_id)
@@ -685,12 +800,26 @@ class RunDriver:
             )
         return self._until_deadline(entry)
 
+    def _ignore_completion(self, partition: int, entry: RunEntry, why: str) -> None:
+        assert entry.completion is not None
+        self._metrics.completion_records.labels(result="unbound").inc()
+        log.warning(
+            "run %s: destination record ignored: %s (request id %s)",
+            entry.run_id,
+            why,
+            printable(str(entry.completion.get("requestId"))),
+        )
+        entry.completions_ignored.append(str(entry.completion.get("requestId") or ""))
+        entry.completion = None
+        entry.seq += 1
+        self._save(partition, entry, required=False)
+
     # --- the end --------------------------------------------------------------------------
 
     def _set_result(
         self, partition: int, entry: RunEntry, result: RunResult, *, guard: bool = False
     ) -> float | None:
-        entry.result = result_to_dict(result)
+        entry.result = result_to_dict(status.with_parameters(result, entry.target))
         entry.result_guard = guard
         entry.seq += 1
         self._known[entry.run_id] = (entry.result, guard)
@@ -833,3 +962,22 @@ class RunDriver:
         with self._fence:
             self._passing[partition] -= 1
             self._fence.notify_all()
+
+
+def _same_target(resolution: Resolution, target: Target) -> bool:
+    """Is the ledger's target the one this resolution names (what would be invoked, and with
+    which fixed payload)? Labels, tracking and deadlines are not part of it."""
+    t = resolution.target
+    if resolution.target_key != target.key or dict(t.payload) != target.payload:
+        return False
+    if t.region != target.region:
+        return False
+    if isinstance(t, LambdaTarget):
+        kind = "lambda-event" if t.invocation_type == "Event" else "lambda"
+        return (
+            kind == target.kind
+            and t.function == target.function
+            and t.qualifier == target.qualifier
+            and target.state_machine_arn is None
+        )
+    return target.kind == "stepfunctions" and t.state_machine_arn == target.state_machine_arn

@@ -29,6 +29,7 @@ an idempotent upsert (the run event's key is its timestampMillis), so nothing ne
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -312,6 +313,10 @@ class RunHistory:
             "source": request.get("source_type"),
             "target": entry.target.label if entry.target else None,
             "ingestionSource": (request.get("extra_args") or {}).get("ingestionSource"),
+            # the run's checked values, as the job received them (Runs tab)
+            "parameters": json.dumps(entry.target.parameters, sort_keys=True)
+            if entry.target and entry.target.parameters is not None
+            else None,
         }
         return {k: str(v) for k, v in props.items() if v}
 

@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
+from lambda_trigger_consumer.aws_calls import AwsTransient, CallCounter, backoff, is_throttle
 from lambda_trigger_consumer.aws_client import Keepalive, make_client
 from lambda_trigger_consumer.ledger import Target
 
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["success", "function_error", "invoke_error", "started", "throttled", "unknown"]
 _THROTTLED = {"TooManyRequestsException", "ThrottlingException", "ExecutionLimitExceeded"}
+# The execution name the warm-up asks Step Functions about: one that is never started (run ids
+# are lt-<time>-<random>, see runid.py), so DescribeExecution answers ExecutionDoesNotExist.
+WARMUP_NAME = "lambda-trigger-warmup"
 # Lambda's largest timeout is 900 s; a synchronous Invoke must be allowed to outlast it.
 MAX_LAMBDA_TIMEOUT_SECONDS = 900
 _READ_TIMEOUT_MARGIN_SECONDS = 30
@@ -84,6 +89,8 @@ class Invoker:
         throttle_retries: int = 3,
         endpoint_url: str | None = None,
         keepalive_seconds: int = 60,
+        calls: CallCounter | None = None,
+        max_pool_connections: int = 10,
     ) -> None:
         self._keepalive = Keepalive.every(keepalive_seconds)
         self._region = default_region
@@ -93,6 +100,12 @@ class Invoker:
         self._clients: dict[tuple[str, str | None, int], Any] = {}
         self._timeouts: dict[tuple[str, str | None, str | None], tuple[float, int | None]] = {}
         self._lock = threading.Lock()
+        # One session for every client: a session loads botocore's service models once; a
+        # new session per client re-reads them (tens of ms each, on a run's path). Clients
+        # are made under self._lock, as a session is not thread-safe.
+        self._session: boto3.session.Session | None = None
+        self._calls = calls  # counts every call of every client made here (metrics)
+        self._pool = max_pool_connections  # one connection per thread that may call at once
 
     def _client(self, service: str, region: str | None, read_timeout: int = 60) -> Any:
         key = (service, region or self._region, read_timeout)
@@ -101,35 +114,106 @@ class Invoker:
                 # A synchronous Invoke is one HTTP request that stays silent for as long as
                 # the function runs; NAT gateways and proxies drop idle connections (AWS NAT:
                 # 350 s). TCP keepalive probes (aws_client.py) keep it visibly alive.
+                if self._session is None:
+                    self._session = boto3.session.Session()
                 self._clients[key] = make_client(
                     service,
                     key[1],
                     endpoint_url=self._endpoint_url,
                     read_timeout=read_timeout,
                     keepalive=self._keepalive,
+                    session=self._session,
+                    max_pool_connections=self._pool,
                 )
+                if self._calls is not None:
+                    self._calls.observe(self._clients[key])
             return self._clients[key]
+
+    def endpoint_url(self, service: str = "lambda", region: str | None = None) -> str:
+        """Where this invoker's `service` client sends its calls (AWS_ENDPOINT_URL honoured)."""
+        return str(self._client(service, region).meta.endpoint_url)
 
     # --- facts about a target -------------------------------------------------------------
 
-    def function_timeout(self, target: Target) -> int | None:
-        """The function's configured timeout in seconds (cached 5 minutes); None if AWS does not
-        say (no permission, unknown function: the invoke will tell)."""
+    def function_timeout(self, target: Target, *, max_age: float = 300.0) -> int | None:
+        """The function's configured timeout in seconds (cached `max_age` s); None if AWS does
+        not say (no permission, unknown function: the invoke will tell)."""
         key = (target.function or "", target.qualifier, target.region)
         cached = self._timeouts.get(key)
-        if cached is not None and time.monotonic() - cached[0] < 300:
+        if cached is not None and time.monotonic() - cached[0] < max_age:
             return cached[1]
+        try:
+            return self._fetch_timeout(target)
+        except BotoCoreError as exc:
+            log.info("function timeout of %s unknown: %s", target.key, exc)
+            self._timeouts[key] = (time.monotonic(), None)
+            return None
+
+    def _fetch_timeout(self, target: Target) -> int | None:
+        """GetFunctionConfiguration's Timeout, cached; None when AWS refuses to say.
+        Raises BotoCoreError when AWS does not answer at all."""
+        key = (target.function or "", target.qualifier, target.region)
         kwargs: dict[str, Any] = {"FunctionName": target.function}
         if target.qualifier:
             kwargs["Qualifier"] = target.qualifier
         try:
             config = self._client("lambda", target.region).get_function_configuration(**kwargs)
             timeout: int | None = int(config.get("Timeout") or 0) or None
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
             log.info("function timeout of %s unknown: %s", target.key, exc)
             timeout = None
         self._timeouts[key] = (time.monotonic(), timeout)
         return timeout
+
+    def invoke_read_timeout(self, target: Target) -> int:
+        """The read timeout of the client a run of this target invokes through."""
+        if target.kind != "lambda":
+            return 60
+        timeout = self.function_timeout(target) or MAX_LAMBDA_TIMEOUT_SECONDS
+        return timeout + _READ_TIMEOUT_MARGIN_SECONDS
+
+    def warm(self, targets: list[Target], *, refresh_after: float = 240.0) -> None:
+        """Before the first run (issue 25): build the client each target's calls go through
+        and open one connection on each, and read the synchronous functions' timeouts, so
+        that no run pays for botocore's model loading, a TCP/TLS handshake or
+        GetFunctionConfiguration. Timeouts older than `refresh_after` are read again (a
+        keep-warm pass renews them before the 5-minute cache lapses).
+
+        Each client is touched with a call the least-privilege policy (iam_policy.py) grants
+        and that changes nothing: GetFunctionConfiguration for Lambda, DescribeExecution of
+        an execution that does not exist for Step Functions. AWS refusing it (no permission,
+        no such function) still opened the connection; only no answer at all raises
+        (BotoCoreError), so that a warm-up retries while AWS is unreachable."""
+        touched: set[tuple[str, str | None, int]] = set()
+        for target in targets:
+            if target.kind == "stepfunctions":
+                read_timeout, service = 60, "stepfunctions"
+            else:
+                service = "lambda"
+                if target.kind == "lambda":
+                    cached = self._timeouts.get(
+                        (target.function or "", target.qualifier, target.region)
+                    )
+                    if cached is None or time.monotonic() - cached[0] >= refresh_after:
+                        self._fetch_timeout(target)
+                read_timeout = self.invoke_read_timeout(target)
+            key = (service, target.region or self._region, read_timeout)
+            if key in touched:
+                continue
+            client = self._client(service, target.region, read_timeout)
+            try:
+                if service == "stepfunctions":
+                    client.describe_execution(executionArn=execution_arn(target, WARMUP_NAME))
+                else:
+                    kwargs: dict[str, Any] = {"FunctionName": target.function}
+                    if target.qualifier:
+                        kwargs["Qualifier"] = target.qualifier
+                    client.get_function_configuration(**kwargs)
+            except ClientError:
+                pass  # an answer: the connection is open
+            except IndexError:
+                pass  # not a state machine ARN: its runs will fail with AWS's own word
+            touched.add(key)
 
     def reports_to(self, target: Target, queue_arn: str | None) -> bool:
         """Does this Event target's destination config send both outcomes to our queue?"""
@@ -163,10 +247,11 @@ class Invoker:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 meta = exc.response.get("ResponseMetadata", {})
-                if code in _THROTTLED:
+                if code in _THROTTLED or is_throttle(exc):
                     if attempt < self._throttle_retries:
                         attempt += 1
-                        time.sleep(min(2**attempt * 0.2, 5.0))
+                        # Jittered: runs throttled together must not come back together.
+                        time.sleep(backoff(attempt))
                         continue
                     return Invocation(
                         "throttled",
@@ -214,10 +299,7 @@ class Invoker:
         }
         if target.qualifier:
             kwargs["Qualifier"] = target.qualifier
-        read_timeout = 60
-        if target.kind == "lambda":
-            timeout = self.function_timeout(target) or MAX_LAMBDA_TIMEOUT_SECONDS
-            read_timeout = timeout + _READ_TIMEOUT_MARGIN_SECONDS
+        read_timeout = self.invoke_read_timeout(target)
         response = self._client("lambda", target.region, read_timeout).invoke(**kwargs)
         elapsed = time.monotonic() - started
         request_id = response.get("ResponseMetadata", {}).get("RequestId")
@@ -259,11 +341,31 @@ class Invoker:
             execution_arn=arn,
         )
 
+    def _retrying(self, call: Any, **kwargs: Any) -> Any:
+        """`call(**kwargs)`, a throttled answer retried `throttle_retries` times with jittered
+        backoff; still throttled, or no answer at all: AwsTransient (the run waits and is
+        looked at again later, it does not fail)."""
+        attempt = 0
+        while True:
+            try:
+                return call(**kwargs)
+            except ClientError as exc:
+                if not is_throttle(exc):
+                    raise
+                if attempt >= self._throttle_retries:
+                    raise AwsTransient(f"AWS is throttling the calls ({exc})") from exc
+                attempt += 1
+                time.sleep(backoff(attempt))
+            except BotoCoreError as exc:
+                raise AwsTransient(f"AWS could not be reached ({exc})") from exc
+
     def describe_execution(self, target: Target, arn: str) -> ExecutionStatus:
-        """Raises ClientError/BotoCoreError on anything but a missing execution."""
+        """Raises AwsTransient while AWS throttles or does not answer, ClientError on
+        anything else but a missing execution."""
         try:
-            response = self._client("stepfunctions", target.region).describe_execution(
-                executionArn=arn
+            response = self._retrying(
+                self._client("stepfunctions", target.region).describe_execution,
+                executionArn=arn,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
@@ -277,8 +379,11 @@ class Invoker:
         )
 
     def stop_execution(self, target: Target, arn: str, *, error: str, cause: str) -> None:
-        self._client("stepfunctions", target.region).stop_execution(
-            executionArn=arn, error=error, cause=cause
+        self._retrying(
+            self._client("stepfunctions", target.region).stop_execution,
+            executionArn=arn,
+            error=error,
+            cause=cause,
         )
 
     def excerpt(self, text: str | None) -> str:

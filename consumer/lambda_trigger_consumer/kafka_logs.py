@@ -12,6 +12,9 @@ reconnect attempt: hundreds a minute while a broker is unreachable, and none of 
 - `error_cb`: `_TRANSPORT` / `_ALL_BROKERS_DOWN` / `_RESOLVE` mark Kafka down in the
   DependencyMonitor (which prints the project's own "Kafka unreachable at ..." line, once);
   other errors are logged through the same filter.
+- security failures (a refused login, a failed TLS verification, a wrong SASL mechanism,
+  kafka_failures.py) mark Kafka down with their own reason and the setting to check; the
+  "all brokers down" that follows them keeps that reason instead of replacing it;
 - `stats_cb` (every `statistics.interval.ms`): a broker in state UP marks Kafka up again.
 
 `KafkaLogging(...).config()` is merged into the Consumer's and the dead-letter Producer's
@@ -32,6 +35,7 @@ from typing import Any
 from confluent_kafka import KafkaError
 
 from lambda_trigger_consumer.dependencies import DependencyMonitor
+from lambda_trigger_consumer.kafka_failures import KafkaFailure, classify
 
 LOGGER_NAME = "lambda_trigger_consumer.kafka"
 
@@ -127,6 +131,9 @@ class KafkaLogging:
         self._deps = dependencies
         self._stats_ms = stats_interval_ms
         self._brokers_up = 0
+        # The last security failure until a broker is UP again: later "brokers down" errors
+        # (and the start-up topic check) report it rather than a bare transport failure.
+        self.security_failure: KafkaFailure | None = None
         self.logger = logging.getLogger(LOGGER_NAME)
         self.filter = DedupFilter(interval_seconds, max_lines, clock)
         # One filter per process: a second ConsumerApp (tests) replaces the first one's.
@@ -144,6 +151,21 @@ class KafkaLogging:
         }
 
     def on_error(self, error: KafkaError) -> None:
+        failure = classify(error.code(), error.str())
+        if failure is not None:
+            self.security_failure = failure
+            # Like a transport error: only "Kafka is down" while no broker is UP (one
+            # broker refusing a re-authentication while others serve is logged, not an outage).
+            if self._deps is not None and self._brokers_up == 0:
+                self._deps.down("kafka", failure.reason, hint=failure.hint)
+            else:
+                self.logger.error("%s; %s", failure.reason, failure.hint)
+            return
+        if error.code() in _UNREACHABLE and self.security_failure is not None:
+            if self._deps is not None:
+                failure = self.security_failure
+                self._deps.down("kafka", failure.reason, hint=failure.hint)
+            return
         if error.code() in _UNREACHABLE:
             # A single broker's disconnect while others are UP is not "Kafka unreachable".
             if self._deps is not None and (
@@ -165,5 +187,7 @@ class KafkaLogging:
             for b in brokers
             if isinstance(b, dict) and b.get("state") == "UP" and b.get("nodeid", -1) >= 0
         )
+        if self._brokers_up:
+            self.security_failure = None
         if self._brokers_up and self._deps is not None:
             self._deps.up("kafka")

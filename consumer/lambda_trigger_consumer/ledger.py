@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from lambda_trigger.contract import DataHubStatus, RunRequest, RunResult
+from lambda_trigger_consumer.ledger_auth import LedgerSigner
 
 FORMAT_VERSION = 1
 
@@ -54,6 +55,7 @@ class Target:
     payload: dict[str, Any] = field(default_factory=dict)
     tracked: bool = True  # Event targets: a destination to our queue reports the outcome
     max_seconds: int | None = None  # the mapping's maxDurationSeconds
+    parameters: dict[str, Any] | None = None  # the run's checked values (parameters.py)
 
 
 @dataclass
@@ -71,8 +73,14 @@ class RunEntry:
     execution_arn: str | None = None
     result: dict[str, Any] | None = None  # a final RunResult waiting to be written
     result_guard: bool = False  # write the result only over a RUNNING status (a takeover)
-    cancel_by: str | None = None  # who asked to cancel
+    cancel_by: str | None = None  # who asked to cancel (not yet vetted: see cancel_ok)
     completion: dict[str, Any] | None = None  # the outcome an SQS destination record reported
+    # The owner checked that cancel_by may cancel this run (driver.py, _vet_cancel).
+    cancel_ok: bool = False
+    # Facts the owner refused: a cancel by someone who may not cancel the run, a completion
+    # record not bound to this run's invoke. Kept so that a later merge never brings them back.
+    cancels_ignored: list[str] = field(default_factory=list)
+    completions_ignored: list[str] = field(default_factory=list)
     seq: int = 0  # the owner's snapshot number: an older snapshot never replaces a newer one
     closing: bool = False  # in memory only: the tombstone is written, its echo not yet read
 
@@ -104,6 +112,9 @@ class RunEntry:
             result_guard=bool(data.get("result_guard")),
             cancel_by=data.get("cancel_by"),
             completion=data.get("completion"),
+            cancel_ok=bool(data.get("cancel_ok")),
+            cancels_ignored=[str(a) for a in data.get("cancels_ignored") or []],
+            completions_ignored=[str(r) for r in data.get("completions_ignored") or []],
             seq=int(data.get("seq") or 0),
         )
 
@@ -193,6 +204,31 @@ class LedgerFormatError(ValueError):
     pass
 
 
+def _request_id(completion: dict[str, Any] | None) -> str:
+    return str((completion or {}).get("requestId") or "")
+
+
+def merge_facts(snapshot: RunEntry, earlier: RunEntry) -> None:
+    """Facts read after the owner's last read (a cancel, a completion) survive the owner's
+    snapshot, unless the snapshot says the owner refused them."""
+    if snapshot.cancel_by is None and earlier.cancel_by not in snapshot.cancels_ignored:
+        snapshot.cancel_by = earlier.cancel_by
+        snapshot.cancel_ok = earlier.cancel_ok
+    if (
+        earlier.completion is not None
+        and _request_id(earlier.completion) not in snapshot.completions_ignored
+        and (
+            snapshot.completion is None
+            or (
+                snapshot.request_id is not None
+                and _request_id(snapshot.completion) != snapshot.request_id
+                and _request_id(earlier.completion) == snapshot.request_id
+            )
+        )
+    ):
+        snapshot.completion = earlier.completion
+
+
 def fold(entry: RunEntry | None, value: bytes | None, run_id: str) -> RunEntry | None:
     """Apply one ledger record to what is known of a run. Idempotent for repeated facts."""
     if value is None:
@@ -207,9 +243,7 @@ def fold(entry: RunEntry | None, value: bytes | None, run_id: str) -> RunEntry |
         if entry is not None and (entry.closing or snapshot.seq < entry.seq):
             return entry  # the echo of a snapshot the owner has already moved past
         if entry is not None:
-            # A fact written after the owner's last read must survive the owner's snapshot.
-            snapshot.cancel_by = snapshot.cancel_by or entry.cancel_by
-            snapshot.completion = snapshot.completion or entry.completion
+            merge_facts(snapshot, entry)
         return snapshot
     if entry is None:
         entry = RunEntry(run_id=run_id, dataset_urn=data.get("dataset_urn"))
@@ -219,10 +253,23 @@ def fold(entry: RunEntry | None, value: bytes | None, run_id: str) -> RunEntry |
             entry.dataset_urn = entry.dataset_urn or data.get("dataset_urn")
         return entry  # a redelivered request changes nothing
     if kind == "cancel":
-        entry.cancel_by = entry.cancel_by or data.get("cancel_by") or "unknown"
+        actor = str(data.get("cancel_by") or "unknown")
+        if entry.cancel_by is None and actor not in entry.cancels_ignored:
+            entry.cancel_by, entry.cancel_ok = actor, False
         return entry
     if kind == "completion":
-        entry.completion = entry.completion or data.get("completion")
+        completion = data.get("completion")
+        if not isinstance(completion, dict):
+            raise LedgerFormatError(f"ledger record for {run_id} has no completion")
+        if _request_id(completion) in entry.completions_ignored:
+            return entry
+        if entry.completion is None or (
+            # A forged record read first must not hide the genuine one (the run's request id).
+            entry.request_id is not None
+            and _request_id(entry.completion) != entry.request_id
+            and _request_id(completion) == entry.request_id
+        ):
+            entry.completion = completion
         return entry
     raise LedgerFormatError(f"ledger record for {run_id} has unknown kind {kind!r}")
 
@@ -236,7 +283,13 @@ class LedgerWriter:
     """Produces ledger records and waits until the broker has them: a step that is recorded
     here is never lost, and one that could not be recorded is not taken."""
 
-    def __init__(self, producer_config: dict[str, Any], topic: str, partitions: int) -> None:
+    def __init__(
+        self,
+        producer_config: dict[str, Any],
+        topic: str,
+        partitions: int,
+        signer: LedgerSigner | None = None,
+    ) -> None:
         self._producer = Producer(
             {
                 **producer_config,
@@ -250,6 +303,7 @@ class LedgerWriter:
         )
         self.topic = topic
         self.partitions = partitions
+        self.signer = signer or LedgerSigner(None)
         self._lock = threading.Lock()
 
     def write(
@@ -264,12 +318,14 @@ class LedgerWriter:
                 errors.append(err)
             done.set()
 
+        key = run_id.encode()
         with self._lock:
             self._producer.produce(
                 self.topic,
-                key=run_id.encode(),
+                key=key,
                 value=value,
                 partition=partition_for(dataset_urn, run_id, self.partitions),
+                headers=self.signer.headers(key, value),
                 on_delivery=delivered,
             )
         end = time.monotonic() + timeout
@@ -294,12 +350,14 @@ class LedgerWriter:
         on_delivery: Callable[[KafkaError | None], None],
     ) -> None:
         """Without waiting: `on_delivery` runs from a later `poll()` (the poll loop's path)."""
+        key = run_id.encode()
         with self._lock:
             self._producer.produce(
                 self.topic,
-                key=run_id.encode(),
+                key=key,
                 value=value,
                 partition=partition_for(dataset_urn, run_id, self.partitions),
+                headers=self.signer.headers(key, value),
                 on_delivery=lambda err, _msg: on_delivery(err),
             )
 
@@ -390,8 +448,7 @@ class LedgerView:
             current = part.entries.get(entry.run_id)
             if current is None or (not current.closing and current.seq <= entry.seq):
                 if current is not None:  # facts read meanwhile stay
-                    entry.cancel_by = entry.cancel_by or current.cancel_by
-                    entry.completion = entry.completion or current.completion
+                    merge_facts(entry, current)
                 part.entries[entry.run_id] = entry
 
     def close_local(self, partition: int, run_id: str) -> None:

@@ -127,17 +127,53 @@ class ConsumerMetrics:
             ["result"],
             registry=registry,
         )
+        # The trust boundary on Kafka (issue 19; docs/security.md).
+        self.ledger_rejected = Counter(
+            f"{p}_ledger_records_rejected",
+            "Run ledger records skipped: not authenticated (unsigned, unknown_key, bad_mac, "
+            "malformed_mac) or unreadable",
+            ["reason"],
+            registry=registry,
+        )
+        self.cancels_ignored = Counter(
+            f"{p}_cancels_ignored",
+            "KILL signals ignored because their writer may not cancel the run",
+            registry=registry,
+        )
+        self.pre_invoke_refusals = Counter(
+            f"{p}_pre_invoke_refusals",
+            "Runs ended FAILURE by the check before the invoke (target, writer)",
+            ["reason"],
+            registry=registry,
+        )
         self.dependency_up = Gauge(
             f"{p}_dependency_up",
             "1 while the dependency is reachable, 0 while not (dependencies.py)",
             ["dependency"],
             registry=registry,
         )
+        self.aws_calls = Counter(
+            f"{p}_aws_calls",
+            "AWS API calls made, by API (Invoke, StartExecution, DescribeExecution, ...)",
+            ["api"],
+            registry=registry,
+        )
+        self.aws_throttles = Counter(
+            f"{p}_aws_throttles",
+            "AWS API calls answered with throttling (429, ThrottlingException), by API",
+            ["api"],
+            registry=registry,
+        )
         self.info = Info(f"{p}", "Build and configuration", registry=registry)
         self.info.info({"version": __version__, "executor_id": executor_id})
         # Children for every known label value exist from the start, so dashboards show 0
         # instead of "No data" and rate() sees the first event.
-        for reason in ("framing", "schema", "avro", "aspect"):
+        for reason in ("unsigned", "unknown_key", "bad_mac", "malformed_mac", "unreadable"):
+            self.ledger_rejected.labels(reason=reason)
+            self.dead_letters.labels(reason=f"ledger_{reason}")
+        for reason in ("target", "writer"):
+            self.pre_invoke_refusals.labels(reason=reason)
+        for reason in ("framing", "schema", "avro", "aspect", "unhandled"):
             self.decode_failures.labels(reason=reason)
             self.dead_letters.labels(reason=f"decode_{reason}")
         for reason in ("status_unwritable", "completion_malformed"):
@@ -150,7 +186,7 @@ class ConsumerMetrics:
             self.runs_finished.labels(status=status)
         for reason in ("deadline", "lost_owner"):
             self.takeovers.labels(reason=reason)
-        for result in ("matched", "unmatched", "malformed"):
+        for result in ("matched", "unmatched", "malformed", "unbound"):
             self.completion_records.labels(result=result)
 
     def known_targets(self, labels: Iterable[str]) -> None:

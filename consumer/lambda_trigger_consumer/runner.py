@@ -51,7 +51,6 @@ from lambda_trigger_consumer.decode import (
 from lambda_trigger_consumer.driver import RunDriver
 from lambda_trigger_consumer.key_filter import KEY_PREFIX, is_execution_request_key
 from lambda_trigger_consumer.ledger import (
-    LedgerFormatError,
     LedgerView,
     LedgerWriter,
     cancel_record,
@@ -114,6 +113,7 @@ class Runner:
         # Partitions whose next record waits for the schema registry: paused, and resumed
         # (from the same offset) after a backoff, so that the poll loop never blocks.
         self._blocked: dict[TP, tuple[float, float]] = {}
+        self._rejected: set[tuple[str, int, int]] = set()  # ledger records dead-lettered
         self._last_commit_try = 0.0
         self._last_lag = 0.0
         self.last_loop = time.monotonic()
@@ -265,26 +265,32 @@ class Runner:
             return True
         try:
             change = decode_change_log(msg.value(), self._registry)
+            self._blocked.pop(tp, None)
+            self._decoded.inc()
+            request = to_request(change, self._executor_id)
+            signal = to_signal(change, self._executor_id) if request is None else None
         except RegistryUnavailable as exc:
             self._metrics.decode_failures.labels(reason=exc.reason).inc()
             self._block(tp, offset, str(exc))
             return False
-        except DecodeError as exc:
-            self._metrics.decode_failures.labels(reason=exc.reason).inc()
-            log.error("undecodable record at %s[%d]@%d: %s", topic, partition, offset, exc)
+        except Exception as exc:
+            # Any exception, not one class (issue 19: a RecursionError on nested JSON killed the
+            # loop): the record is skipped, dead-lettered and counted; the consumer goes on.
+            self._blocked.pop(tp, None)
+            reason = exc.reason if isinstance(exc, DecodeError) else "unhandled"
+            self._metrics.decode_failures.labels(reason=reason).inc()
+            text = str(exc) if isinstance(exc, DecodeError) else type(exc).__name__
+            log.error("undecodable record at %s[%d]@%d: %s", topic, partition, offset, text)
             self._tracker.started(tp, offset)
             self._dead_letters.send(
-                f"decode_{exc.reason}",
-                str(exc),
+                f"decode_{reason}",
+                text,
                 key=key if isinstance(key, bytes) else None,
                 value=msg.value(),
                 source=(topic, partition, offset),
                 on_delivered=lambda: self._tracker.finished(tp, offset),
             )
             return True
-        self._blocked.pop(tp, None)
-        self._decoded.inc()
-        request = to_request(change, self._executor_id)
         if request is not None:
             self._metrics.accepted.inc()
             log.info("accepted run %s (partition %d, offset %d)", request.run_id, partition, offset)
@@ -295,7 +301,6 @@ class Runner:
                 record = request_record(request, change.actor)
                 self._forward(tp, offset, request.run_id, request.dataset_urn, record)
             return True
-        signal = to_signal(change, self._executor_id)
         if signal is not None:
             self._tracker.started(tp, offset)
             future = self._signals.submit(self._on_signal, signal, tp, offset)
@@ -366,13 +371,39 @@ class Runner:
     # --- ledger records -------------------------------------------------------------------
 
     def _on_ledger_record(self, msg: Message) -> None:
-        key = msg.key()
-        if not isinstance(key, bytes):
+        """Nothing on the ledger is believed for what it says (issue 19): a record must carry
+        the consumers' MAC (ledger_auth.py), and one that cannot be folded (any exception) is
+        skipped. Either way it is dead-lettered by reference and counted; the loop goes on."""
+        key, value = msg.key(), msg.value()
+        partition = msg.partition() or 0
+        verdict = self._ledger.signer.verify(key, value, msg.headers())
+        if not verdict.ok:
+            self._reject_ledger_record(msg, verdict.reason, f"not authenticated ({verdict.reason})")
             return
         try:
-            self._view.apply(msg.partition() or 0, key.decode(), msg.value())
-        except (LedgerFormatError, UnicodeDecodeError) as exc:
-            log.error("skipping a ledger record: %s", exc)
+            if not isinstance(key, bytes):
+                raise ValueError("a ledger record without a key")
+            self._view.apply(partition, key.decode(), value)
+        except Exception as exc:
+            self._reject_ledger_record(msg, "unreadable", f"cannot be read ({type(exc).__name__})")
+
+    def _reject_ledger_record(self, msg: Message, reason: str, why: str) -> None:
+        source = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+        self._metrics.ledger_rejected.labels(reason=reason).inc()
+        # A partition is re-read from its start on every assignment: one dead letter per
+        # record and process is enough.
+        if source in self._rejected:
+            return
+        self._rejected.add(source)
+        log.error("skipping ledger record %s[%d]@%d: %s", *source, why)
+        # By reference: the source offset, never the record (its bytes are the attacker's).
+        self._dead_letters.send(
+            f"ledger_{reason}",
+            f"ledger record {why}",
+            key=None,
+            value=None,
+            source=source,
+        )
 
     def _on_eof(self, msg: Message) -> None:
         if msg.topic() == self._ledger.topic:

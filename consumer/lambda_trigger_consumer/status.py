@@ -14,6 +14,7 @@ report text and the free-text details (a function's response, an execution's err
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
@@ -61,9 +62,28 @@ def _base(target: Target | None) -> dict[str, Any]:
     return {"target": target.label, "matchedBy": target.matched_by, "kind": target.kind}
 
 
+def with_parameters(result: RunResult, target: Target | None) -> RunResult:
+    """The run's parameters (values the user typed, never AWS details) shown in its report
+    and kept in the structured report, for every status a started run can end with."""
+    if target is None or target.parameters is None or "parameters" in result.details:
+        return result
+    text = json.dumps(target.parameters, sort_keys=True, ensure_ascii=False)
+    return replace(
+        result,
+        report=f"{result.report}\nParameters: {text}",
+        details={**result.details, "parameters": target.parameters},
+    )
+
+
 @_redacted
 def running(start_ms: int, target: Target, nonce: str, deadline_ms: int) -> RunResult:
     cancellable = target.kind == "stepfunctions"
+    return with_parameters(_running(start_ms, target, nonce, deadline_ms, cancellable), target)
+
+
+def _running(
+    start_ms: int, target: Target, nonce: str, deadline_ms: int, cancellable: bool
+) -> RunResult:
     return RunResult(
         DataHubStatus.RUNNING,
         start_ms,

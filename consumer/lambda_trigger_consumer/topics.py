@@ -80,6 +80,9 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
+        # An AdminClient's error callbacks wait for poll(): serve them now, so that a refused
+        # login or TLS failure is reported (kafka_logs.py) before "cannot reach Kafka".
+        admin.poll(0)
         raise KafkaUnreachable(
             f"cannot reach Kafka at {admin_config.get('bootstrap.servers')}: {exc}"
         ) from exc
@@ -131,7 +134,7 @@ def ensure_topics(admin_config: dict[str, Any], plan: TopicPlan, timeout: float 
                     raise TopicSetupError(
                         f"not allowed to create topic {name!r}: create it beforehand and set "
                         f"{CREATE_SETTING}=false, or grant CREATE on it "
-                        '(docs/deploying-on-aws.md, "Topics")'
+                        "(docs/kafka-and-registries.md#topics-and-acls)"
                     ) from exc
                 raise TopicSetupError(f"could not create topic {name!r}: {exc}") from exc
     # A new topic's metadata reaches every broker a moment after CreateTopics returns.

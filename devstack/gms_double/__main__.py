@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="USER:PASSWORD",
         help="the registry endpoint answers only requests with this basic auth",
     )
+    parser.add_argument(
+        "--datahub-version",
+        default=None,
+        help="the DataHub release to behave as where releases differ (write validators, see "
+        "write_auth.py), or `strict`/`relaxed`; default $GMS_DOUBLE_DATAHUB_VERSION or v1.7.0",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         glue_registry_name=args.glue_registry_name,
         glue_compression=args.glue_compression,
         schema_registry_user_info=args.schema_registry_user_info,
+        datahub_version=args.datahub_version,
     )
     with double:
         print(f"DATAHUB_GMS_URL={double.url}", flush=True)
@@ -64,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"SCHEMA_REGISTRY_URL={double.schema_registry_url}", flush=True)
         print(f"DATAHUB_GMS_TOKEN={double.admin_token}", flush=True)
+        print(
+            f"GMS_DOUBLE_DATAHUB_VERSION={double.datahub_version} "
+            f"(ExecuteIngestionAuthValidator: {double.execute_validator.value})",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return 0

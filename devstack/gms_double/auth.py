@@ -49,11 +49,48 @@ UNAUTHORIZED_MESSAGE = "Unauthorized to perform this action."
 
 @dataclass(frozen=True)
 class Principal:
+    """An actor and what DataHub's policies grant it.
+
+    Stands in for the policies DataHubAuthorizer evaluates (metadata-service/auth-impl/.../
+    authorization/DataHubAuthorizer.java): `manage_ingestion` is the MANAGE_INGESTION platform
+    privilege, `privileges` further platform privileges (e.g. MANAGE_POLICIES), and `grants`
+    resource privileges as (privilege, resource urn) pairs, e.g. ("EXECUTE_ENTITY",
+    "urn:li:dataHubIngestionSource:x") or ("EDIT_ENTITY", "*") for every entity. Tests build
+    actors with exactly the policies they need (`GmsDouble.add_token(..., privileges=,
+    grants=)`); write_auth.py and the probes of common/lambda_trigger/privileges.py ask
+    `allows`.
+    """
+
     actor_urn: str
     username: str
     manage_ingestion: bool
     # The admin (urn:li:corpuser:datahub in the quickstart) holds every platform privilege.
     admin: bool = False
+    privileges: frozenset[str] = frozenset()
+    grants: frozenset[tuple[str, str]] = frozenset()
+    # False (the double's default): every authenticated actor may write any aspect, as before
+    # REST API authorization. True: GMS's REST API authorization applies (write_auth.py): each
+    # written entity needs EDIT_ENTITY from `grants`, e.g. ("EDIT_ENTITY", "type:dataset").
+    strict_policies: bool = False
+
+    def allows(self, privilege: str, resource: str | None = None) -> bool:
+        """A policy grants `privilege` on `resource` (a URN; None = platform privilege).
+        Resource grants match the URN, its entity type (`type:<entityType>`) or `*`."""
+        if self.admin:
+            return True
+        if privilege == "MANAGE_INGESTION" and self.manage_ingestion:
+            return True
+        if privilege in self.privileges:
+            return True
+        if (privilege, "*") in self.grants:
+            return True
+        if resource is None:
+            return False
+        entity_type = resource.split(":", 3)[2] if resource.count(":") >= 3 else ""
+        return (privilege, resource) in self.grants or (
+            privilege,
+            f"type:{entity_type}",
+        ) in self.grants
 
 
 def is_excluded(path: str) -> bool:
@@ -172,6 +209,9 @@ def _principal_json(p: Principal) -> dict[str, object]:
         "username": p.username,
         "manage_ingestion": p.manage_ingestion,
         "admin": p.admin,
+        "privileges": sorted(p.privileges),
+        "grants": sorted([list(g) for g in p.grants]),
+        "strict_policies": p.strict_policies,
     }
 
 
@@ -182,6 +222,9 @@ def _principal_from(d: object) -> Principal:
         str(d["username"]),
         bool(d["manage_ingestion"]),
         bool(d.get("admin", False)),
+        frozenset(str(x) for x in d.get("privileges") or ()),
+        frozenset((str(g[0]), str(g[1])) for g in d.get("grants") or ()),
+        bool(d.get("strict_policies", False)),
     )
 
 

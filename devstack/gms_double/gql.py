@@ -246,6 +246,10 @@ def _scroll_resolver(search: SearchIndex | None) -> Any:
     return resolve
 
 
+def _upper_snake(name: str) -> str:
+    return "".join(f"_{c}" if c.isupper() else c.upper() for c in name)
+
+
 def _me(principal: Principal) -> dict[str, Any]:
     return {
         "corpUser": {
@@ -253,10 +257,9 @@ def _me(principal: Principal) -> dict[str, Any]:
             "type": "CORP_USER",
             "username": principal.username,
         },
-        "platformPrivileges": {
-            name: principal.admin or (name == "manageIngestion" and principal.manage_ingestion)
-            for name in _PRIVILEGES
-        },
+        # MeResolver: each field is the platform privilege of the same name in UPPER_SNAKE
+        # (manageIngestion = MANAGE_INGESTION), from the actor's policies.
+        "platformPrivileges": {name: principal.allows(_upper_snake(name)) for name in _PRIVILEGES},
     }
 
 

@@ -34,9 +34,13 @@ No MCL per non-key aspect: consumers treat the key aspect's DELETE as the entity
 A soft delete is an ordinary UPSERT of the `status` aspect (removed=true) and goes through
 `ingest`; an entity without a `status` aspect (dataHubExecutionRequest) rejects it.
 
+Authorization on writes: only the two validators of write_auth.py (ExecuteIngestionAuthValidator,
+ModifyIngestionSourceAuthValidator), run on the proposed items with the caller as the session
+before anything is written, in the behaviour of the double's DataHub version.
+
 Not modelled: PATCH and DELETE change types in proposals, browsePaths/browsePathsV2/dataPlatformInstance
-default aspects (only the key aspect is generated), authorization policies (every authenticated
-actor may write), MCP side effects, the async (`async=true`) path through the MCP topic (the double
+default aspects (only the key aspect is generated), other authorization (any other aspect may be
+written by every authenticated actor), MCP side effects, the async (`async=true`) path through the MCP topic (the double
 processes such a request synchronously).
 """
 
@@ -51,6 +55,7 @@ from datetime import datetime
 from typing import Any
 
 from devstack.gms_double import entity_registry as reg
+from devstack.gms_double import write_auth
 from devstack.gms_double.errors import (
     GmsIllegalArgument,
     GmsInternalError,
@@ -132,6 +137,10 @@ class _Item:
     def key(self) -> tuple[str, str]:
         return self.urn, self.aspect_name
 
+    @property
+    def entity_name(self) -> str:
+        return self.entity.name
+
 
 @dataclass(frozen=True)
 class WriteResult:
@@ -197,7 +206,9 @@ class WritePipeline:
         *,
         versioned_topic: str = VERSIONED_MCL_TOPIC,
         timeseries_topic: str = TIMESERIES_MCL_TOPIC,
+        execute_validator: write_auth.ExecuteValidator = write_auth.ExecuteValidator.RELAXED,
     ) -> None:
+        self.execute_validator = execute_validator
         self._versioned_topic = versioned_topic
         self._timeseries_topic = timeseries_topic
         self._store = store
@@ -206,10 +217,28 @@ class WritePipeline:
 
     # -- entry point -------------------------------------------------------------------------
 
-    def ingest(self, proposals: list[Proposal], actor: str) -> list[WriteResult]:
+    def ingest(
+        self,
+        proposals: list[Proposal],
+        actor: str,
+        session: write_auth.Session | None = None,
+    ) -> list[WriteResult]:
+        """`session`: the caller, as GMS passes it to validateProposedAspectsWithAuth on API
+        writes; None when GMS authentication is off."""
         audit = {"time": now_ms(), "actor": actor}
         # AspectsBatchImpl.builder().mcps(...) validates every proposal before anything is written.
         items = [self._to_item(p, audit) for p in proposals]
+        denied = write_auth.violations(items, session, self.execute_validator)
+        if denied:
+            found = [
+                _Violation(
+                    i.urn, i.aspect_name, i.change_type, ValidationSubType.AUTHORIZATION, msg
+                )
+                for i, msg in denied
+            ]
+            raise GmsValidationError(
+                _collection_message(found), frozenset({ValidationSubType.AUTHORIZATION})
+            )
 
         results: list[WriteResult] = []
         timeseries = [i for i in items if i.timeseries]

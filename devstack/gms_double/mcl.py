@@ -29,6 +29,7 @@ import logging
 import struct
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -210,10 +211,13 @@ def create_mcl_topics(
     *,
     versioned_topic: str = VERSIONED_MCL_TOPIC,
     timeseries_topic: str = TIMESERIES_MCL_TOPIC,
+    kafka_config: Mapping[str, Any] | None = None,
 ) -> None:
     """Create the two MCL topics if they are missing (DataHub's kafka-setup job does this before
     GMS starts). Existing topics are left as they are, whatever their partition count."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=log)
+    admin = AdminClient(
+        {**(kafka_config or {}), "bootstrap.servers": bootstrap_servers}, logger=log
+    )
     wanted = {versioned_topic: versioned_partitions, timeseries_topic: timeseries_partitions}
     existing = admin.list_topics(timeout=timeout).topics
     new = [
@@ -255,10 +259,16 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> 
 
 
 class MclProducer:
-    def __init__(self, bootstrap_servers: str, codec: Codec) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        codec: Codec,
+        kafka_config: Mapping[str, Any] | None = None,
+    ) -> None:
         self._codec = codec
         self._producer = Producer(
             {
+                **(kafka_config or {}),
                 "bootstrap.servers": bootstrap_servers,
                 "client.id": "gms-double",
                 **_PRODUCER_DEFAULTS,

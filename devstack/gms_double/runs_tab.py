@@ -205,6 +205,10 @@ def instance(store: AspectStore, urn: str) -> dict[str, Any]:
     }
 
 
+# application.yaml searchService.limit.results.max (SEARCH_SERVICE_LIMIT_RESULTS_MAX), default.
+SEARCH_RESULTS_LIMIT = 10000
+
+
 def entity_runs(
     store: AspectStore, entity_urn: str, start: int, count: int, direction: str
 ) -> dict[str, Any]:
@@ -225,7 +229,12 @@ def entity_runs(
     page = matches[start : start + count]
     return {
         "start": start,
-        "count": count,
+        # result.setCount(gmsResult.getPageSize()): SearchRequestHandler.extractResult sets
+        # pageSize = ConfigUtils.applyLimit(searchServiceConfig, size), the requested count
+        # capped at the search limit (metadata-io/.../search/elasticsearch/query/request/
+        # SearchRequestHandler.java @ 009bd3cc5c6d43669dadf96ce7bbbd883dd6ff7c), not the number
+        # of runs on the page.
+        "count": min(count, SEARCH_RESULTS_LIMIT),
         "total": len(matches),
         "runs": [instance(store, urn) for _time, urn in page],
     }

@@ -29,6 +29,9 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -60,6 +63,12 @@ from devstack.gms_double.schema_registry import (
 from devstack.gms_double.search import SearchIndex
 from devstack.gms_double.seed import ADMIN_USER, seed
 from devstack.gms_double.store import AspectStore
+from devstack.gms_double.write_auth import (
+    ExecuteValidator,
+    api_write_denied,
+    datahub_version_from_env,
+    execute_validator_for,
+)
 from devstack.lifecycle import StartStop
 
 log = logging.getLogger(__name__)
@@ -177,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(raw_path)
         query = routes.query_params(split.query)
         body = self._body()
-        double._count_request()
+        double._count_request(method, raw_path, body)
 
         if double.faults.slow_seconds:
             time.sleep(double.faults.slow_seconds)
@@ -211,6 +220,17 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.double.credentials.authenticate(
             self.headers.get("Authorization"), self.headers.get(X_DATAHUB_ACTOR)
         )
+
+    def _session(self, principal: Principal) -> Principal | None:
+        # API writes hand the caller's AuthorizationSession to the write validators; with GMS
+        # authentication off there is none (write_auth.py).
+        return principal if self.server.double.credentials.auth_enabled else None
+
+    def _api_write_denied(self, urns: list[str], principal: Principal) -> str | None:
+        # REST API authorization needs an authenticated session: with auth off, none applies.
+        if not self.server.double.credentials.auth_enabled:
+            return None
+        return api_write_denied(urns, principal)
 
     def _gms(
         self,
@@ -285,7 +305,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             proposals = api.restli_ingest_body(action, parsed)
-            double._ingest(proposals, principal.actor_urn)
+            denied = self._api_write_denied([p.entity_urn for p in proposals], principal)
+            if denied is not None:
+                self._send_reply(api.restli_error(403, denied), restli=True)
+                return
+            double._ingest(proposals, principal.actor_urn, self._session(principal))
         except GmsError as exc:
             self._send_reply(api.restli_error_for(exc), restli=True)
             return
@@ -326,7 +350,12 @@ class _Handler(BaseHTTPRequestHandler):
             except json.JSONDecodeError as exc:
                 self._send_json(400, {"error": "Invalid JSON format", "message": str(exc)})
                 return
-            results = double._ingest(api.openapi_proposals(parsed), principal.actor_urn)
+            proposals = api.openapi_proposals(parsed)
+            denied = self._api_write_denied([p.entity_urn for p in proposals], principal)
+            if denied is not None:
+                self._send_json(403, {"error": denied})
+                return
+            results = double._ingest(proposals, principal.actor_urn, self._session(principal))
         except GmsError as exc:
             self._send_reply(api.openapi_error_for(exc))
             return
@@ -554,6 +583,13 @@ def _json_or_none(body: bytes) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class SeenRequest:
+    method: str
+    path: str
+    graphql: str = ""  # the start of a GraphQL request's query
+
+
 class GmsDouble(StartStop):
     """A DataHub GMS (and datahub-frontend GraphQL) stand-in producing real MCLs to Kafka.
 
@@ -581,12 +617,22 @@ class GmsDouble(StartStop):
         glue_registry_name: str = DEFAULT_REGISTRY,
         glue_compression: Literal["NONE", "ZLIB"] = "NONE",
         schema_registry_user_info: str | None = None,
+        datahub_version: str | None = None,
+        kafka_config: Mapping[str, Any] | None = None,
     ) -> None:
         """`schema_registry_type="AWS_GLUE"`: MCLs in Glue framing, schemas registered in the
         Glue registry at `glue_endpoint_url` (glue.py). `schema_registry_user_info`
         ("user:password"): the Confluent-compatible endpoint under /schema-registry/api/
         answers only requests with that basic auth, as a secured registry does."""
         self.bootstrap_servers = bootstrap_servers
+        # The DataHub release the double behaves as where releases differ (write_auth.py):
+        # the argument, else GMS_DOUBLE_DATAHUB_VERSION, else v1.7.0. `strict`/`relaxed` name
+        # the ExecuteIngestionAuthValidator behaviour directly.
+        self.datahub_version = datahub_version or datahub_version_from_env()
+        self.execute_validator: ExecuteValidator = execute_validator_for(self.datahub_version)
+        # Extra librdkafka properties (TLS, SASL) for its producer and admin client: GMS on a
+        # secured cluster produces over the same listener the consumer reads from.
+        self.kafka_config = dict(kafka_config or {})
         self.host = host
         self._requested_port = port
         self._port = port
@@ -634,6 +680,8 @@ class GmsDouble(StartStop):
         self._producer: MclProducer | None = None
         self._pipeline: WritePipeline | None = None
         self._requests = 0
+        # The latest requests (tests count what a client asked, and when: issue 25).
+        self._seen: deque[SeenRequest] = deque(maxlen=10_000)
         self._started = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -652,14 +700,16 @@ class GmsDouble(StartStop):
                 self._timeseries_partitions,
                 versioned_topic=self.versioned_topic,
                 timeseries_topic=self.timeseries_topic,
+                kafka_config=self.kafka_config,
             )
-        self._producer = MclProducer(self.bootstrap_servers, self.codec)
+        self._producer = MclProducer(self.bootstrap_servers, self.codec, self.kafka_config)
         self._pipeline = WritePipeline(
             self.store,
             self._producer.produce_all,
             self._commit,
             versioned_topic=self.versioned_topic,
             timeseries_topic=self.timeseries_topic,
+            execute_validator=self.execute_validator,
         )
         self._serve()
         self._started = True
@@ -718,9 +768,15 @@ class GmsDouble(StartStop):
             else:
                 self._connections.discard(conn)
 
-    def _count_request(self) -> None:
+    def _count_request(self, method: str = "", path: str = "", body: bytes = b"") -> None:
+        query = ""
+        if path.endswith("/graphql") and body:
+            parsed = _json_or_none(body)
+            if isinstance(parsed, dict):
+                query = str(parsed.get("query") or "")[:200]
         with self._connections_lock:
             self._requests += 1
+            self._seen.append(SeenRequest(method, path, query))
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -763,7 +819,10 @@ class GmsDouble(StartStop):
             "noCode": "true",
             "supportsImpactAnalysis": False,
             "versions": {
-                "acryldata/datahub": {"version": DATAHUB_VERSION, "commit": "gms-test-double"}
+                "acryldata/datahub": {
+                    "version": self._reported_version(),
+                    "commit": "gms-test-double",
+                }
             },
             "telemetry": {"enabledCli": False, "enabledIngestion": False},
             "managedIngestion": {"enabled": True, "defaultCliVersion": "1.7.0.17"},
@@ -775,10 +834,17 @@ class GmsDouble(StartStop):
             "gmsTestDouble": True,
         }
 
-    def _ingest(self, proposals: list[Any], actor: str) -> list[Any]:
+    def _reported_version(self) -> str:
+        # `strict`/`relaxed` are behaviours, not releases: report the default release then.
+        version = self.datahub_version
+        return version if version[:1] in "v0123456789" and version else DATAHUB_VERSION
+
+    def _ingest(
+        self, proposals: list[Any], actor: str, session: Principal | None = None
+    ) -> list[Any]:
         assert self._pipeline is not None
         with self._lock:
-            return self._pipeline.ingest(proposals, actor)
+            return self._pipeline.ingest(proposals, actor, session)
 
     def _read(self, urn: str, aspect: str, version: int) -> Any:
         with self._lock:
@@ -872,9 +938,31 @@ class GmsDouble(StartStop):
 
     # -- test helpers ----------------------------------------------------------------------------
 
-    def add_token(self, token: str, actor_urn: str, username: str, manage_ingestion: bool) -> None:
-        """Make `token` a valid bearer token for `actor_urn` (GMS and frontend)."""
-        self.credentials.add_token(token, Principal(actor_urn, username, manage_ingestion))
+    def add_token(
+        self,
+        token: str,
+        actor_urn: str,
+        username: str,
+        manage_ingestion: bool,
+        *,
+        privileges: frozenset[str] = frozenset(),
+        grants: frozenset[tuple[str, str]] = frozenset(),
+        strict_policies: bool = False,
+    ) -> None:
+        """Make `token` a valid bearer token for `actor_urn` (GMS and frontend), with the
+        policies `manage_ingestion`, platform `privileges` and resource `grants`; with
+        `strict_policies` its writes need EDIT_ENTITY grants too (auth.Principal)."""
+        self.credentials.add_token(
+            token,
+            Principal(
+                actor_urn,
+                username,
+                manage_ingestion,
+                privileges=privileges,
+                grants=grants,
+                strict_policies=strict_policies,
+            ),
+        )
         self._save_settings()
 
     def add_session_cookie(
@@ -916,6 +1004,11 @@ class GmsDouble(StartStop):
     def request_count(self) -> int:
         with self._connections_lock:
             return self._requests
+
+    def requests_seen(self) -> list[SeenRequest]:
+        """The latest 10,000 requests, oldest first (method, path, GraphQL query's start)."""
+        with self._connections_lock:
+            return list(self._seen)
 
     def set_down(self, down: bool) -> None:
         """Down: the port refuses connections (open ones are cut). Up again: same port."""

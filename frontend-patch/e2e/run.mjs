@@ -12,6 +12,8 @@
 //                                         once "Cancel run" is offered it is clicked and confirmed)
 //   E2E_TIMEOUT_MS=120000                 how long to wait for it
 //   E2E_DIALOG_SCREENSHOT=/path/dlg.png   optional: also a screenshot of the filled-in confirmation dialog
+//   E2E_PARAMS='{"start":"2026-01-31"}'   optional: values typed into the dialog's parameter form, by name (a
+//                                         select is chosen, a switch clicked to the given boolean, any other field filled)
 //   CHROMIUM_PATH=/usr/bin/chromium       browser binary
 //
 // Prints one JSON line {"ok", "phase", "status", "screenshot", "runRequests", "targets", "error"?} and exits 0 when the expected
@@ -67,7 +69,8 @@ async function main() {
             executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
             headless: true,
             args: CHROMIUM_ARGS,
-            viewport: { width: 1100, height: 420 },
+            // A parameter form makes the dialog taller: room for all of it in the picture.
+            viewport: { width: 1100, height: process.env.E2E_PARAMS ? 780 : 420 },
         });
         const page = context.pages()[0] ?? (await context.newPage());
         page.on('request', (request) => {
@@ -98,6 +101,20 @@ async function main() {
             const dialog = page.getByRole('dialog', { name: 'Run ingestion' });
             await dialog.waitFor({ state: 'visible', timeout: 10000 });
             await dialog.getByLabel('Reason (optional)').fill(reason);
+            const params = JSON.parse(process.env.E2E_PARAMS ?? '{}');
+            for (const [name, value] of Object.entries(params)) {
+                const field = dialog.getByTestId(`run-parameter-${name}`);
+                const tag = await field.evaluate((el) => el.tagName.toLowerCase());
+                const role = await field.getAttribute('role');
+                if (tag === 'select') {
+                    await field.selectOption(String(value));
+                } else if (role === 'switch') {
+                    if ((await field.getAttribute('aria-checked')) !== String(value)) await field.click();
+                } else {
+                    await field.fill(String(value));
+                }
+            }
+            result.parameterErrors = await dialog.getByRole('alert').allTextContents();
             if (process.env.E2E_DIALOG_SCREENSHOT) {
                 const dialogShot = resolve(process.env.E2E_DIALOG_SCREENSHOT);
                 mkdirSync(dirname(dialogShot), { recursive: true });

@@ -19,7 +19,16 @@ export const DATAHUB_ALIAS = '@app/entityV2/shared/containers/profile/header/Run
 export const PATCH_FILE = 'datahub-v1.7.0.patch';
 
 /** The component files copied into DataHub, in patch order. index.ts stays here (DataHub imports files directly). */
-export const COMPONENT_FILES = ['RunIngestionButton.tsx', 'LastRun.tsx', 'api.ts', 'runIngestionReducer.ts', 'toast.ts', 'useRunIngestion.ts'];
+export const COMPONENT_FILES = [
+    'RunIngestionButton.tsx',
+    'LastRun.tsx',
+    'ParametersForm.tsx',
+    'api.ts',
+    'parameters.ts',
+    'runIngestionReducer.ts',
+    'toast.ts',
+    'useRunIngestion.ts',
+];
 export const ADAPTER_FILE = 'RunIngestionHeaderButton.tsx';
 export const HEADER_DIFF = 'datahub/DefaultEntityHeader.tsx.diff';
 

@@ -1,6 +1,7 @@
 import { Typography } from 'antd';
 
 import { LastRunInfo } from './api';
+import { describeParameters } from './parameters';
 
 /** "3 h ago" from two epoch-millisecond instants (`now` first). */
 export function timeAgo(now: number, then: number): string {
@@ -49,13 +50,15 @@ export interface LastRunProps {
     href?: string;
     /** For tests; defaults to the clock. */
     now?: number;
+    /** Offered when the run took parameters: opens the dialog filled with them. */
+    onRunAgain?: () => void;
 }
 
 /**
  * The dataset's last run after a page load (`lastRun` of `GET /api/ingestion/targets`, read from DataHub's own
  * run history), linking to the dataset's Runs tab.
  */
-export function LastRun({ run, href, now }: LastRunProps) {
+export function LastRun({ run, href, now, onRunAgain }: LastRunProps) {
     const text = lastRunText(run, now ?? Date.now());
     const absolute = run.finishedAtMs ?? run.startTimeMs;
     return (
@@ -69,7 +72,24 @@ export function LastRun({ run, href, now }: LastRunProps) {
                     </Typography.Link>
                 </>
             )}
+            {onRunAgain && <RunAgainLink onClick={onRunAgain} parameters={run.parameters} />}
         </span>
+    );
+}
+
+/** " · Run again with the same parameters", its values in the tooltip. */
+export function RunAgainLink({ onClick, parameters }: { onClick: () => void; parameters?: Record<string, unknown> | null }) {
+    return (
+        <>
+            {' · '}
+            <Typography.Link
+                onClick={onClick}
+                data-testid="run-ingestion-run-again"
+                title={describeParameters(parameters) ?? undefined}
+            >
+                Run again with the same parameters
+            </Typography.Link>
+        </>
     );
 }
 

@@ -1,8 +1,10 @@
 import { Button, Input, Modal, Typography } from 'antd';
-import { ReactNode, useEffect, useMemo, useRef } from 'react';
+import { ReactNode, useEffect, useMemo, useRef, useState } from 'react';
 
-import { LastRun } from './LastRun';
+import { LastRun, RunAgainLink } from './LastRun';
+import { ParametersForm } from './ParametersForm';
 import { FetchLike, PathResolver, createIngestionApiClient } from './api';
+import { FormValues, checkForm, initialValues } from './parameters';
 import { Phase, RunIngestionState } from './runIngestionReducer';
 import { Toaster, antdToaster } from './toast';
 import { PollingOptions, useRunIngestion } from './useRunIngestion';
@@ -150,6 +152,45 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
         pollTimeoutMs: props.pollTimeoutMs,
     });
 
+    // The parameter form (issue 22): filled with the schema's defaults each time the dialog opens; problems are
+    // shown per field once it was touched, and all of them after a click on Run.
+    const schema = state.target?.parameters ?? null;
+    const [paramValues, setParamValues] = useState<FormValues>({});
+    const [touched, setTouched] = useState<Record<string, boolean>>({});
+    const [showAllErrors, setShowAllErrors] = useState(false);
+    // "Run again with the same parameters": the values the dialog opens with (then back to the defaults).
+    const prefill = useRef<Record<string, unknown> | null>(null);
+    // The values this page last sent, offered again once that run has ended.
+    const [lastSent, setLastSent] = useState<Record<string, unknown> | null>(null);
+    useEffect(() => {
+        if (state.phase === 'confirming' && schema) {
+            setParamValues(initialValues(schema, prefill.current));
+            prefill.current = null;
+            setTouched({});
+            setShowAllErrors(false);
+        }
+        // Reset only when the dialog opens, not on every poll of the target.
+        // eslint-disable-next-line react-hooks/exhaustive-deps
+    }, [state.phase === 'confirming']);
+    const checked = schema ? checkForm(schema, paramValues) : null;
+    const shownErrors = checked
+        ? Object.fromEntries(Object.entries(checked.errors).filter(([name]) => showAllErrors || touched[name]))
+        : {};
+    const onRun = () => {
+        if (!checked) return confirm();
+        if (Object.keys(checked.errors).length) {
+            setShowAllErrors(true);
+            return undefined;
+        }
+        setLastSent(checked.parameters);
+        return confirm(checked.parameters);
+    };
+    const runAgainWith = (parameters: Record<string, unknown>) => () => {
+        prefill.current = parameters;
+        openConfirm();
+    };
+    const ended = state.phase === 'succeeded' || state.phase === 'failed' || state.phase === 'cancelled';
+
     const phaseRef = useRef(props.onPhaseChange);
     phaseRef.current = props.onPhaseChange;
     useEffect(() => {
@@ -183,9 +224,18 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             >
                 {status && <Typography.Text type={status.type}>{status.text}</Typography.Text>}
             </span>
+            {schema && ended && lastSent && <RunAgainLink onClick={runAgainWith(lastSent)} parameters={lastSent} />}
             {!status && state.target?.lastRun && (
                 // After a page load: the dataset's last run, from DataHub's run history (LastRun.tsx).
-                <LastRun run={state.target.lastRun} href={runsTabPath(datasetUrn, resolveRef.current)} />
+                <LastRun
+                    run={state.target.lastRun}
+                    href={runsTabPath(datasetUrn, resolveRef.current)}
+                    onRunAgain={
+                        schema && state.target.lastRun.parameters
+                            ? runAgainWith(state.target.lastRun.parameters)
+                            : undefined
+                    }
+                />
             )}
             <Button
                 data-testid="run-ingestion-button"
@@ -238,7 +288,7 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                 title="Run ingestion"
                 okText="Run"
                 cancelText="Cancel"
-                onOk={confirm}
+                onOk={onRun}
                 onCancel={submitting ? undefined : cancel}
                 confirmLoading={submitting}
                 cancelButtonProps={{ disabled: submitting }}
@@ -255,6 +305,19 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                 <Typography.Paragraph type="secondary" style={{ wordBreak: 'break-all', fontSize: 12 }}>
                     {datasetUrn}
                 </Typography.Paragraph>
+                {schema && (
+                    <ParametersForm
+                        schema={schema}
+                        values={paramValues}
+                        errors={shownErrors}
+                        idPrefix={idRef.current}
+                        disabled={submitting}
+                        onChange={(name, value) => {
+                            setParamValues((previous) => ({ ...previous, [name]: value }));
+                            setTouched((previous) => ({ ...previous, [name]: true }));
+                        }}
+                    />
+                )}
                 <label htmlFor={reasonId} style={{ display: 'block', marginBottom: 4 }}>
                     Reason (optional)
                 </label>

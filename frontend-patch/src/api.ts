@@ -6,6 +6,8 @@
  * into an `IngestionApiError` whose `kind` tells the UI how to present them.
  */
 
+import type { ParameterSchema, ParameterValue } from './parameters';
+
 export type RunState = 'requested' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export const TERMINAL_RUN_STATES: ReadonlyArray<RunState> = ['succeeded', 'failed', 'cancelled'];
@@ -25,6 +27,8 @@ export interface LastRunInfo {
     startTimeMs?: number | null;
     finishedAtMs?: number | null;
     requestedBy?: string | null;
+    /** The values it ran with, when the target takes parameters ("run again with the same parameters"). */
+    parameters?: Record<string, unknown> | null;
 }
 
 export interface IngestionTarget {
@@ -40,6 +44,8 @@ export interface IngestionTarget {
     activeRun?: ActiveRun | null;
     /** The dataset's last run, from DataHub's run history. */
     lastRun?: LastRunInfo | null;
+    /** The run's parameters as a form (null: the target takes none). */
+    parameters?: ParameterSchema | null;
 }
 
 export interface RunStarted {
@@ -80,6 +86,8 @@ export interface RunStatus {
     cancellable?: boolean;
     /** Set when this run ended DUPLICATE because another run of the same dataset and target was active. */
     duplicateOf?: string | null;
+    /** The values the run was started with (defaults applied), when its target takes parameters. */
+    parameters?: Record<string, unknown> | null;
 }
 
 export type IngestionErrorKind =
@@ -135,7 +143,12 @@ export type PathResolver = (path: string) => string;
 
 export interface IngestionApiClient {
     getTarget(datasetUrn: string, signal?: AbortSignal): Promise<IngestionTarget>;
-    startRun(datasetUrn: string, reason?: string, signal?: AbortSignal): Promise<RunStarted>;
+    startRun(
+        datasetUrn: string,
+        reason?: string,
+        signal?: AbortSignal,
+        parameters?: Record<string, ParameterValue> | null,
+    ): Promise<RunStarted>;
     getRun(runId: string, signal?: AbortSignal): Promise<RunStatus>;
     cancelRun(runId: string, signal?: AbortSignal): Promise<RunCancelling>;
     listRuns(limit: number, signal?: AbortSignal): Promise<RunSummary[]>;
@@ -227,10 +240,13 @@ export function createIngestionApiClient(options: IngestionApiClientOptions = {}
                 (body) => typeof body.available === 'boolean' && typeof body.canRun === 'boolean',
             );
         },
-        startRun(datasetUrn, reason, signal) {
-            const payload: { datasetUrn: string; reason?: string } = { datasetUrn };
+        startRun(datasetUrn, reason, signal, parameters) {
+            const payload: { datasetUrn: string; reason?: string; parameters?: Record<string, ParameterValue> } = {
+                datasetUrn,
+            };
             const trimmed = reason?.trim();
             if (trimmed) payload.reason = trimmed;
+            if (parameters) payload.parameters = parameters;
             return request<RunStarted>(
                 resolvePath(`${API_PREFIX}/run`),
                 {

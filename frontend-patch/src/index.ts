@@ -7,3 +7,7 @@ export type { Phase, RunIngestionAction, RunIngestionState } from './runIngestio
 export { useRunIngestion } from './useRunIngestion';
 export { antdToaster } from './toast';
 export type { Toaster, ToastKind } from './toast';
+export { ParametersForm } from './ParametersForm';
+export type { ParametersFormProps } from './ParametersForm';
+export { checkForm, describeParameters, initialValues, parseField } from './parameters';
+export type { FormErrors, FormValues, ParameterProperty, ParameterSchema, ParameterValue } from './parameters';

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useReducer, useRef } from 'react';
 
 import { IngestionApiClient, IngestionApiError, RunStatus, describeError, isTransientError } from './api';
+import type { ParameterValue } from './parameters';
 import {
     RunIngestionState,
     backoffDelay,
@@ -35,7 +36,8 @@ export interface UseRunIngestionResult {
     openConfirm: () => void;
     cancel: () => void;
     setReason: (reason: string) => void;
-    confirm: () => void;
+    /** Starts the run; `parameters`: the form's values, when the target takes parameters. */
+    confirm: (parameters?: Record<string, ParameterValue> | null) => void;
     /** The followed run can be cancelled now (show a Cancel action). */
     cancellable: boolean;
     /** Ask to cancel the followed run (opens a confirmation). */
@@ -257,7 +259,7 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
     const cancel = useCallback(() => dispatch({ type: 'CANCEL' }), []);
     const setReason = useCallback((reason: string) => dispatch({ type: 'SET_REASON', reason }), []);
 
-    const confirm = useCallback(() => {
+    const confirm = useCallback((parameters?: Record<string, ParameterValue> | null) => {
         const current = latest.current.state;
         if (current.phase !== 'confirming') return;
         dispatch({ type: 'CONFIRM' });
@@ -265,7 +267,7 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
         starting.current = controller;
         const urn = current.datasetUrn;
         latest.current.client
-            .startRun(urn, current.reason, controller.signal)
+            .startRun(urn, current.reason, controller.signal, parameters)
             .then((started) => {
                 if (controller.signal.aborted) return;
                 starting.current = null;

@@ -125,6 +125,45 @@ describe('entity.detail.tab: the dataset run panel', () => {
         act(() => cleanup());
     });
 
+    it('draws the parameter form in the panel and sends its values', async () => {
+        const api = fakeApi({
+            targets: [
+                json(200, {
+                    datasetUrn: DATASET_URN,
+                    available: true,
+                    canRun: true,
+                    label: 'Orders nightly load',
+                    parameters: {
+                        type: 'object',
+                        properties: {
+                            day: { type: 'string', format: 'date', title: 'Day' },
+                            full: { type: 'boolean', title: 'Full reload', default: false },
+                        },
+                        required: ['day'],
+                    },
+                }),
+            ],
+            run: [startedOk],
+            runs: [runStatus('running')],
+            list: [json(200, { runs: [] })],
+        });
+        let cleanup: () => void = () => undefined;
+        act(() => {
+            cleanup = mount(el, ctx, { prefix: '/datahub', fetchImpl: api.fetchImpl });
+        });
+        await flush();
+        fireEvent.click(within(el).getByTestId('run-ingestion-button'));
+        await flush();
+        const dialog = within(screen.getByRole('dialog', { name: 'Run ingestion' }));
+        expect(dialog.getByTestId('run-parameters')).toBeInTheDocument();
+        fireEvent.change(dialog.getByLabelText('Day'), { target: { value: '2026-04-01' } });
+        fireEvent.click(dialog.getByRole('switch'));
+        fireEvent.click(dialog.getByRole('button', { name: 'Run' }));
+        await flush();
+        expect(api.callsTo('run')[0].body).toEqual({ datasetUrn: DATASET_URN, parameters: { day: '2026-04-01', full: true } });
+        act(() => cleanup());
+    });
+
     it('says so for a dataset without a target, and hides the history on an api without the run list', async () => {
         const api = fakeApi({
             targets: [json(200, { datasetUrn: DATASET_URN, available: false, canRun: false, label: null })],

@@ -22,6 +22,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from devstack.gms_double import GmsDouble, ProducedMcl
+from lambda_trigger.source_urns import source_urn
 
 DATAHUB_CLI = Path(sys.executable).with_name("datahub")
 POLYGON = (
@@ -129,11 +130,12 @@ def request_urn(prefix: str = "conf") -> str:
 
 def request_input(requested_at: int = 1764100000000) -> dict[str, Any]:
     """The request JSON of README's "Trigger from code" (Pegasus JSON of
-    dataHubExecutionRequestInput)."""
+    dataHubExecutionRequestInput), naming the dataset's ingestion source as every supported
+    DataHub release accepts (docs/datahub-privileges.md)."""
     return {
         "task": "LAMBDA_TRIGGER_RUN",
         "args": {"datasetUrn": POLYGON},
         "executorId": "lambda-trigger",
-        "source": {"type": "CLI"},
+        "source": {"type": "CLI", "ingestionSource": source_urn("lambda-trigger", POLYGON)},
         "requestedAt": requested_at,
     }

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from devstack.gms_double import GmsDouble
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
+from lambda_trigger.source_urns import source_urn
 from lambda_trigger_api.app import create_app
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,9 @@ def _write(gms: GmsDouble, run_id: str, status: str | None = None) -> None:
                 task="LAMBDA_TRIGGER_RUN",
                 args={"datasetUrn": POLYGON},
                 executorId="lambda-trigger",
-                source=ExecutionRequestSourceClass(type="AIRFLOW"),
+                source=ExecutionRequestSourceClass(
+                    type="AIRFLOW", ingestionSource=source_urn("lambda-trigger", POLYGON)
+                ),
                 requestedAt=1764100000000,
             ),
         )

@@ -51,6 +51,13 @@ def test_readme_put_and_get_work(page: str, double: GmsDouble, tmp_path: Path) -
         timeout=180,
         check=False,
     )
+    if double.execute_validator.value == "strict" and '"ingestionSource"' not in block:
+        # DataHub before v1.3.0 (GMS_DOUBLE_DATAHUB_VERSION=v1.2.0): a request input without
+        # source.ingestionSource is refused for every writer (write_auth.py). The README's block
+        # needs the source (docs/datahub-privileges.md, "Trigger from code").
+        assert done.returncode != 0
+        assert "Couldn't find the ingestion source details" in done.stdout + done.stderr
+        return
     assert done.returncode == 0, done.stderr
     assert "Update succeeded with status 200" in done.stdout
     run_id = done.stdout.rsplit("RUN_ID=", 1)[1].strip()

@@ -29,6 +29,7 @@ from datahub.metadata.schema_classes import (
 )
 
 from devstack.gms_double import GmsDouble
+from lambda_trigger.source_urns import source_urn
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,9 @@ def _input() -> ExecutionRequestInputClass:
         task="LAMBDA_TRIGGER_RUN",
         args={"datasetUrn": "urn:li:dataset:(urn:li:dataPlatform:athena,a.b,PROD)"},
         executorId="lambda-trigger",
-        source=ExecutionRequestSourceClass(type="AIRFLOW"),
+        source=ExecutionRequestSourceClass(
+            type="AIRFLOW", ingestionSource=source_urn("lambda-trigger", "a.b")
+        ),
         requestedAt=1764100000000,
     )
 

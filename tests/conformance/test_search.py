@@ -23,6 +23,7 @@ from datahub.metadata.schema_classes import (
 )
 
 from devstack.gms_double import GmsDouble
+from lambda_trigger.source_urns import source_urn
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,9 @@ def _write(gms: GmsDouble, urn: str, status: str | None) -> None:
                 task="LAMBDA_TRIGGER_RUN",
                 args={},
                 executorId="lambda-trigger",
-                source=ExecutionRequestSourceClass(type="API"),
+                source=ExecutionRequestSourceClass(
+                    type="API", ingestionSource=source_urn("lambda-trigger", urn)
+                ),
                 requestedAt=1764100000000,
             ),
         )

@@ -25,6 +25,7 @@ ENV = {
     "DATAHUB_TOKEN_SERVICE_SIGNING_KEY": "signing-key-from-the-shell",
     "DATAHUB_TOKEN_SERVICE_SALT": "salt-from-the-shell",
     "LAMBDA_TRIGGER_GRAFANA_ADMIN_PASSWORD": "a-password-the-operator-chose",
+    "LAMBDA_TRIGGER_LEDGER_KEYS": "k1:a-ledger-key-from-the-shell",
 }
 OURS = {
     "lambda-trigger-api",
@@ -214,6 +215,7 @@ def test_grafana_password_is_the_operators(merged: dict[str, Any]) -> None:
         "DATAHUB_TOKEN_SERVICE_SIGNING_KEY",
         "DATAHUB_TOKEN_SERVICE_SALT",
         "LAMBDA_TRIGGER_DIR",
+        "LAMBDA_TRIGGER_LEDGER_KEYS",
     ],
 )
 def test_a_missing_required_variable_stops_compose_with_its_name(missing: str) -> None:
@@ -233,6 +235,7 @@ def test_readme_sets_every_required_variable_and_creates_no_network() -> None:
         "DATAHUB_TOKEN_SERVICE_SIGNING_KEY",
         "DATAHUB_TOKEN_SERVICE_SALT",
         "LAMBDA_TRIGGER_GRAFANA_ADMIN_PASSWORD",
+        "LAMBDA_TRIGGER_LEDGER_KEYS",
     }
     for name in required:
         assert re.search(rf"^export {name}=", readme, flags=re.MULTILINE), name

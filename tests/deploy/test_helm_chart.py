@@ -32,6 +32,8 @@ from .manifests import (
 from .tools import CHART_DIR, REPO_ROOT
 
 SETTINGS_PY = REPO_ROOT / "common" / "lambda_trigger" / "settings.py"
+# Settings read by one consumer module only (its own BaseSettings).
+LEDGER_AUTH_PY = REPO_ROOT / "consumer" / "lambda_trigger_consumer" / "ledger_auth.py"
 RULES = REPO_ROOT / "grafana" / "alerts" / "lambda-trigger.rules.yml"
 DASHBOARD = REPO_ROOT / "grafana" / "dashboards" / "lambda-trigger.json"
 # Read by the consumer's start-up checks and completion tracking (the lead's part of issue 10
@@ -114,6 +116,7 @@ def test_default_and_full_render_what_they_should(
     common = [
         *["ConfigMap", "NetworkPolicy", "NetworkPolicy", "PodDisruptionBudget"],
         *["Service", "Service", "ServiceAccount", "Deployment"],
+        "Secret",  # the run ledger's HMAC key (consumer-ledger-keys.yaml)
     ]
     # By default the consumer runs one replica: no budget for it (it would only block drains).
     assert kinds(default_docs) == sorted([*common, "Deployment"])
@@ -176,7 +179,11 @@ def test_every_pod_runs_as_non_root_and_unprivileged(docs: list[dict[str, Any]])
 
 
 def test_environment_names_are_settings_the_code_reads(docs: list[dict[str, Any]]) -> None:
-    known = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', SETTINGS_PY.read_text(encoding="utf-8")))
+    known = {
+        name
+        for path in (SETTINGS_PY, LEDGER_AUTH_PY)
+        for name in re.findall(r'"([A-Z][A-Z0-9_]+)"', path.read_text(encoding="utf-8"))
+    }
     for workload in workloads(docs):
         for container in containers(workload):
             unknown = (

@@ -20,10 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 SOURCES = sorted([REPO / "README.md", REPO / "CHANGELOG.md", *DOCS.glob("*.md")])
 README_MAX_LINES = 220
-# Pages other branches of issue 23 add (security model, benchmarks). A link to one of them is
-# accepted while the file is missing; once it exists it is checked like any other. Empty this
-# set after the merge.
-PAGES_FROM_OTHER_BRANCHES = {"docs/security.md", "docs/benchmarks.md"}
+# Pages other branches of issue 23 add (benchmarks). A link to one of them is accepted while the
+# file is missing; once it exists it is checked like any other. Empty this set after the merge.
+PAGES_FROM_OTHER_BRANCHES: set[str] = set()
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")

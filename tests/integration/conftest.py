@@ -23,6 +23,7 @@ from lambda_trigger.contract import RunRequest, SourceType, now_ms
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ApiSettings, ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger.source_urns import source_urn
 from lambda_trigger_api.app import create_app
 from lambda_trigger_consumer.app import ConsumerApp
 from lambda_trigger_consumer.driver import DriverConfig
@@ -86,6 +87,9 @@ class Env:
             source_type=SourceType.SDK.value,
             requested_at_ms=kw.pop("requested_at_ms", now_ms()),
             actor_urn="urn:li:corpuser:sdk-user",
+            # The documented SDK path names the dataset's ingestion source, which strict
+            # DataHub releases require (docs/datahub-privileges.md).
+            ingestion_source=kw.pop("ingestion_source", source_urn(self.executor_id, dataset)),
             **kw,
         )
         client = self.datahub()
@@ -155,6 +159,11 @@ class RunningConsumer:
             if time.monotonic() > deadline:
                 raise AssertionError("consumer got no partitions")
             time.sleep(0.05)
+
+    def wait_warm(self, timeout: float = 30.0) -> None:
+        """Until its warm-up is done (warm.py), as /readyz requires in production."""
+        if not self.app.warmup.wait(timeout):
+            raise AssertionError(f"consumer not warm: {self.app.warmup.status()[1]}")
 
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Until it has caught up with the topic (replaying earlier tests' records) and no run is in flight."""
@@ -229,6 +238,7 @@ def start_consumer(env: Env) -> Iterator[Callable[..., RunningConsumer]]:
         started.append(running)
         if wait:
             running.wait_assigned()
+            running.wait_warm()
         return running
 
     yield start

@@ -137,6 +137,7 @@ def test_targets_tells_label_only(env: Env, api: TestClient) -> None:
         "canRun": True,
         "label": "Earnings loader",
         "reason": None,
+        "parameters": None,  # the target declares no run parameters (test_parameters.py)
     }
     assert env.functions["sip"] not in alice.text and "arn:" not in alice.text
     bob = api.get(

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from lambda_trigger.contract import DataHubStatus, RunResult, now_ms
 from lambda_trigger.runid import new_run_id
+from lambda_trigger.source_urns import source_urn
 from lambda_trigger_consumer.driver import DriverConfig
 
 from .conftest import POLY, SIP, UNMAPPED, Env, bearer
@@ -121,7 +122,9 @@ def test_programmatic_trigger_with_the_sdk(
                 task="LAMBDA_TRIGGER_RUN",
                 args={"datasetUrn": SIP},
                 executorId=env.executor_id,
-                source=ExecutionRequestSourceClass(type="AIRFLOW"),
+                source=ExecutionRequestSourceClass(
+                    type="AIRFLOW", ingestionSource=source_urn(env.executor_id, SIP)
+                ),
                 requestedAt=now_ms(),
             ),
         )
@@ -150,7 +153,9 @@ def test_unmapped_and_invalid_requests_fail_with_the_reason(env: Env, start_cons
                 task="LAMBDA_TRIGGER_RUN",
                 args={"datasetUrn": "urn:li:corpuser:mallory"},
                 executorId=env.executor_id,
-                source=ExecutionRequestSourceClass(type="SDK"),
+                source=ExecutionRequestSourceClass(
+                    type="SDK", ingestionSource=source_urn(env.executor_id, SIP)
+                ),
                 requestedAt=now_ms(),
             ),
         )
@@ -176,7 +181,14 @@ def test_request_that_already_has_a_result_is_not_invoked(env: Env, start_consum
     consumer = start_consumer()
     from lambda_trigger.contract import RunRequest, SourceType
 
-    request = RunRequest(run_id, SIP, env.executor_id, SourceType.SDK.value, now_ms())
+    request = RunRequest(
+        run_id,
+        SIP,
+        env.executor_id,
+        SourceType.SDK.value,
+        now_ms(),
+        ingestion_source=source_urn(env.executor_id, SIP),
+    )
     client = env.datahub()
     client.write_request(request)
     client.close()

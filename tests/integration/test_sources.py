@@ -213,7 +213,9 @@ def test_cancel_from_the_ingestion_page_stops_a_scheduled_step_functions_run(
     """DataHub's Cancel (CancelIngestionExecutionRequestResolver) on a source run: the consumer
     finds the run's dataset in the source's recipe, stops the execution, ends it CANCELLED, and
     the Runs tab shows it as skipped ("Cancelled" in the UI)."""
-    monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", SYSTEM_ACTOR)
+    # Alice cancels a run the scheduler requested: like a start, a KILL counts only from someone
+    # who may start runs (issue 19; the consumer cannot ask DataHub about her privileges).
+    monkeypatch.setenv("LAMBDA_TRIGGER_ALLOWED_ACTORS", f"{SYSTEM_ACTOR},urn:li:corpuser:alice")
     arn = env.moto.create_state_machine(f"sm-{env.executor_id}")
     mapping = _scheduled_mapping(env)
     mapping["targets"]["earnings"] = {

@@ -28,6 +28,8 @@ OVERLAY_PATH = COMPOSE_DIR / "docker-compose.lambda-trigger.yml"
 NGINX_CONF = COMPOSE_DIR / "nginx" / "nginx.conf"
 PROMETHEUS_CONF = COMPOSE_DIR / "prometheus" / "prometheus.yml"
 SETTINGS_PY = REPO_ROOT / "common" / "lambda_trigger" / "settings.py"
+# Settings read by one consumer module only (its own BaseSettings).
+LEDGER_AUTH_PY = REPO_ROOT / "consumer" / "lambda_trigger_consumer" / "ledger_auth.py"
 PYPROJECT = REPO_ROOT / "pyproject.toml"
 GRAFANA_DS = REPO_ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"
 GRAFANA_DASH_PROVIDER = (
@@ -52,6 +54,7 @@ ENV = {
     "DATAHUB_TOKEN_SERVICE_SIGNING_KEY": "key",
     "DATAHUB_TOKEN_SERVICE_SALT": "salt",
     "LAMBDA_TRIGGER_GRAFANA_ADMIN_PASSWORD": "chosen-by-the-operator",
+    "LAMBDA_TRIGGER_LEDGER_KEYS": "k1:a-ledger-key-from-the-shell",
 }
 AWS_DIR = f"{FAKE_HOME}/.aws"
 # Read by the consumer's start-up checks and completion tracking, which land with the lead's
@@ -196,7 +199,11 @@ def test_service_environment(overlay: dict[str, Any]) -> None:
 
 
 def test_environment_names_are_settings_the_code_reads(overlay: dict[str, Any]) -> None:
-    known = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', SETTINGS_PY.read_text(encoding="utf-8")))
+    known = {
+        name
+        for path in (SETTINGS_PY, LEDGER_AUTH_PY)
+        for name in re.findall(r'"([A-Z][A-Z0-9_]+)"', path.read_text(encoding="utf-8"))
+    }
     aws = {
         "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
         "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL",

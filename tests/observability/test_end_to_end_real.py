@@ -535,6 +535,18 @@ def check_history_writes(t: Traffic) -> None:
     _never(t, "lambda_trigger_consumer_history_writes_total")  # history is off in this stack
 
 
+def check_ledger_records_rejected(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_ledger_records_rejected_total")
+
+
+def check_cancels_ignored(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_cancels_ignored_total")
+
+
+def check_pre_invoke_refusals(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_pre_invoke_refusals_total")
+
+
 def check_history_write_failures(t: Traffic) -> None:
     _never(t, "lambda_trigger_consumer_history_write_failures_total")
 
@@ -547,6 +559,9 @@ METRIC_EVENTS: dict[str, Check] = {
     "lambda_trigger_consumer_unexpected_errors_total": check_unexpected_errors,
     "lambda_trigger_consumer_completion_records_total": check_completion_records,
     "lambda_trigger_consumer_unauthorised_requests_total": check_unauthorised_requests,
+    "lambda_trigger_consumer_ledger_records_rejected_total": check_ledger_records_rejected,
+    "lambda_trigger_consumer_cancels_ignored_total": check_cancels_ignored,
+    "lambda_trigger_consumer_pre_invoke_refusals_total": check_pre_invoke_refusals,
     "lambda_trigger_consumer_history_writes_total": check_history_writes,
     "lambda_trigger_consumer_history_write_failures_total": check_history_write_failures,
     "lambda_trigger_consumer_received_messages_total": check_received,

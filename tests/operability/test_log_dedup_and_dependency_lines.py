@@ -131,9 +131,12 @@ def test_error_callback_marks_kafka_down_and_statistics_up(
     kafka.on_error(KafkaError(KafkaError._TRANSPORT, "b:9092/1: Disconnected"))
     assert deps.failing() == []
 
+    # A refused login while a broker is UP: logged with the setting to check, not an outage.
     kafka.on_error(KafkaError(KafkaError._AUTHENTICATION, "SASL authentication failed"))
     assert caplog.records[-1].name == LOGGER_NAME
     assert "SASL authentication failed" in caplog.records[-1].getMessage()
+    assert "#sasl-authentication-failed" in caplog.records[-1].getMessage()
+    assert deps.failing() == []
 
 
 def test_monitor_lines_reminders_and_status(caplog: pytest.LogCaptureFixture) -> None:

@@ -18,6 +18,7 @@ from lambda_trigger.contract import RunRequest, SourceType, now_ms
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
+from lambda_trigger.source_urns import source_urn
 from lambda_trigger_consumer.app import ConsumerApp
 
 pytestmark = pytest.mark.integration
@@ -79,6 +80,7 @@ def test_a_run_longer_than_the_idle_timeout_ends_success(
             source_type=SourceType.SDK.value,
             requested_at_ms=now_ms(),
             actor_urn="urn:li:corpuser:sdk-user",
+            ingestion_source=source_urn(executor, SIP),
         )
         client.write_request(request)
         deadline = time.monotonic() + 90

@@ -41,8 +41,24 @@ def _check(status: int, content_type: str, body: bytes, what: str) -> None:
         assert isinstance(shape["message"], str) and shape["message"], what
 
 
+# Run parameters (issue 22): the fuzzed target takes one of each kind, none required, so the
+# fuzz reaches the parameter checks with every shape of `parameters` and still starts runs.
+FUZZ_PARAMETERS: dict[str, Any] = {
+    "properties": {
+        "start": {"type": "string", "format": "date"},
+        "until": {"type": "string", "format": "date-time"},
+        "mode": {"type": "string", "enum": ["incremental", "full"], "default": "incremental"},
+        "note": {"type": "string", "pattern": "^[a-z ]*$", "maxLength": 50},
+        "batch": {"type": "integer", "minimum": 1, "maximum": 10},
+        "ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "dryRun": {"type": "boolean", "default": False},
+    }
+}
+
+
 @pytest.fixture
 def app(env: Env) -> Any:
+    env.mapping["targets"]["earnings"]["parameters"] = FUZZ_PARAMETERS
     # No rate limit: the fuzz starts many runs as one user on purpose.
     return create_app(
         ApiSettings(rate_limit_runs=0, docs_enabled=True),
@@ -145,6 +161,10 @@ def _hostile_requests() -> Iterator[tuple[str, str, dict[str, Any]]]:
             {"datasetUrn": SIP, "reason": text},
             {"datasetUrn": SIP, "jobUrn": text},
             {"datasetUrn": SIP, text or "k": 1},
+            {"datasetUrn": SIP, "parameters": {"note": text}},
+            {"datasetUrn": SIP, "parameters": {"start": text, "until": text}},
+            {"datasetUrn": SIP, "parameters": {text or "k": 1}},
+            {"datasetUrn": SIP, "parameters": text},
         ):
             raw = json.dumps(body)  # ensure_ascii: surrogates travel escaped, as a browser sends
             yield "POST", "/api/ingestion/run", {"content": raw, "headers": json_headers}
@@ -172,6 +192,23 @@ def _hostile_requests() -> Iterator[tuple[str, str, dict[str, Any]]]:
         '{"a":' * 5000 + "1" + "}" * 5000,
         json.dumps({"datasetUrn": SIP, "reason": "r" * 1001}),
         json.dumps({"datasetUrn": "urn:li:dataset:(" + "a" * 3000 + ")"}),
+        # `parameters` (issue 22): wrong shapes, non-finite and huge numbers, deep nesting, size
+        '{"datasetUrn": "' + SIP + '", "parameters": null}',
+        '{"datasetUrn": "' + SIP + '", "parameters": []}',
+        '{"datasetUrn": "' + SIP + '", "parameters": "x"}',
+        '{"datasetUrn": "' + SIP + '", "parameters": {"batch": 1e400}}',
+        '{"datasetUrn": "' + SIP + '", "parameters": {"ratio": NaN}}',
+        '{"datasetUrn": "' + SIP + '", "parameters": {"ratio": -Infinity}}',
+        '{"datasetUrn": "' + SIP + '", "parameters": {"batch": ' + "9" * 5000 + "}}",
+        '{"datasetUrn": "' + SIP + '", "parameters": {"batch": ' + "9" * 400 + "}}",
+        '{"datasetUrn": "' + SIP + '", "parameters": {"mode": ' + "[" * 900 + "]" * 900 + "}}",
+        '{"datasetUrn": "' + SIP + '", "parameters": ' + '{"a":' * 900 + "1" + "}" * 901,
+        json.dumps({"datasetUrn": SIP, "parameters": {f"k{i}": i for i in range(5000)}}),
+        json.dumps({"datasetUrn": SIP, "parameters": {"note": "a" * 100_000}}),
+        json.dumps({"datasetUrn": SIP, "parameters": {"k" * 100_000: 1}}),
+        json.dumps({"datasetUrn": SIP, "parameters": {"start": "2026-02-30", "batch": True}}),
+        json.dumps({"datasetUrn": SIP, "parameters": {"until": "2026-01-01T25:00:00Z"}}),
+        json.dumps({"datasetUrn": SIP, "parameters": {"dryRun": None, "mode": None}}),
     ):
         yield (
             "POST",

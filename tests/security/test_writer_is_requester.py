@@ -11,6 +11,7 @@ from datahub.metadata.schema_classes import GroupMembershipClass, RoleMembership
 from lambda_trigger.contract import RunRequest, SourceType, now_ms
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.runid import new_run_id
+from lambda_trigger.source_urns import source_urn
 
 from .conftest import SIP, Env, emit
 
@@ -23,7 +24,16 @@ def _user(env: Env, name: str, *, manage_ingestion: bool = False) -> tuple[str, 
     """A DataHub user with their own token: (urn, token)."""
     urn = f"urn:li:corpuser:{name}-{uuid.uuid4().hex[:6]}"
     token = f"token-{urn}"
-    env.gms.add_token(token, urn, name, manage_ingestion=manage_ingestion)
+    # A DataHub policy lets them execute the dataset's ingestion source, so GMS accepts their
+    # request write on every release (ExecuteIngestionAuthValidator); the consumer's writer
+    # check is what these tests are about.
+    env.gms.add_token(
+        token,
+        urn,
+        name,
+        manage_ingestion=manage_ingestion,
+        grants=frozenset({("EXECUTE_ENTITY", source_urn(env.executor_id, SIP))}),
+    )
     return urn, token
 
 
@@ -36,6 +46,7 @@ def _write_as(env: Env, token: str, claimed_actor: str | None) -> RunRequest:
         source_type=SourceType.SDK.value,
         requested_at_ms=now_ms(),
         actor_urn=claimed_actor,
+        ingestion_source=source_urn(env.executor_id, SIP),
     )
     client = DataHubClient(env.datahub_settings(token=token))
     try:

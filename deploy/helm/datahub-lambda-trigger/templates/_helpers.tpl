@@ -184,3 +184,8 @@ envFrom:
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The Secret holding the run ledger's HMAC keys: the operator's, or the one the chart makes. */}}
+{{- define "dlt.ledgerKeysSecret" -}}
+{{- default (printf "%s-ledger-keys" (include "dlt.fullname" .)) .Values.consumer.ledgerKeys.existingSecret -}}
+{{- end -}}
