@@ -42,6 +42,7 @@ class SourceType(StrEnum):
     API = "LAMBDA_TRIGGER_API"
     CLI = "LAMBDA_TRIGGER_CLI"
     SDK = "LAMBDA_TRIGGER_SDK"
+    LINEAGE = "LINEAGE_TRIGGER"  # started by the consumer: an upstream changed (docs/triggers.md)
 
 
 class DataHubStatus(StrEnum):

@@ -32,6 +32,7 @@ from datahub.metadata.schema_classes import (
     GlobalTagsClass,
     StatusClass,
     StructuredPropertiesClass,
+    UpstreamLineageClass,
     _Aspect,
 )
 
@@ -120,6 +121,11 @@ class DataHubClient:
             if prop.propertyUrn == property_urn:
                 return list(prop.values)
         return []
+
+    def upstreams(self, urn: str) -> list[str] | None:
+        """The dataset's `upstreamLineage` upstream datasets (None: no such aspect)."""
+        lineage = self._get(urn, UpstreamLineageClass)
+        return None if lineage is None else [u.dataset for u in lineage.upstreams]
 
     def read_request(self, run_id: str) -> ExecutionRequestInputClass | None:
         return self._get(execution_request_urn(run_id), ExecutionRequestInputClass)

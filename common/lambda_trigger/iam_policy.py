@@ -227,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
                 dead_letter_topic=consumer.dead_letter_topic,
                 group_id=consumer.group_id,
                 create_topics=consumer.create_topics,
+                timeseries_topic=consumer.timeseries_topic if settings.load().triggers() else None,
             )
         policy = build_policy(
             settings.load(),

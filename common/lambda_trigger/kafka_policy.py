@@ -11,7 +11,8 @@ with each:
 - reads the MCL topic and the run ledger (`DescribeTopic`, `ReadData`);
 - writes the run ledger and the dead-letter topic (`DescribeTopic`, `WriteData`);
 - creates those two when missing (`CreateTopic`), unless LAMBDA_TRIGGER_CREATE_TOPICS=false;
-- joins and commits in its consumer group (`DescribeGroup`, `AlterGroup`).
+- joins and commits in its consumer group (`DescribeGroup`, `AlterGroup`);
+- with lineage triggers in the mapping: reads the timeseries MCL topic in `<group>-triggers`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class MskAccess:
     dead_letter_topic: str
     group_id: str
     create_topics: bool = True
+    # Lineage triggers (docs/triggers.md): the timeseries MCL topic is read too, in the group
+    # `<group_id>-triggers`. None when the mapping has no trigger.
+    timeseries_topic: str | None = None
 
     @classmethod
     def for_cluster(cls, cluster_arn: str, **names: Any) -> MskAccess:
@@ -62,7 +66,13 @@ class MskAccess:
 
 
 def msk_statements(access: MskAccess) -> list[dict[str, Any]]:
-    read = sorted({access.topic_arn(access.mcl_topic), access.topic_arn(access.ledger_topic)})
+    read = sorted(
+        {access.topic_arn(access.mcl_topic), access.topic_arn(access.ledger_topic)}
+        | ({access.topic_arn(access.timeseries_topic)} if access.timeseries_topic else set())
+    )
+    groups = [access.group_arn(access.group_id)]
+    if access.timeseries_topic:
+        groups.append(access.group_arn(f"{access.group_id}-triggers"))
     written = sorted(
         {access.topic_arn(access.ledger_topic), access.topic_arn(access.dead_letter_topic)}
     )
@@ -100,7 +110,7 @@ def msk_statements(access: MskAccess) -> list[dict[str, Any]]:
             "Sid": "MskConsumerGroup",
             "Effect": "Allow",
             "Action": ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
-            "Resource": [access.group_arn(access.group_id)],
+            "Resource": groups,
         }
     )
     return statements

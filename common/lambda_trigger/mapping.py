@@ -113,6 +113,29 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+class Trigger(_Model):
+    """Data-aware runs (docs/triggers.md): run the dataset when what it reads has changed.
+
+    `onUpstream` names the upstream events that count: `operation` (DataHub's timeseries
+    `operation` aspect of an upstream dataset) and `run_success` (a run of ours on an upstream
+    dataset ended SUCCESS). Upstreams are the dataset's `upstreamLineage` in DataHub."""
+
+    on_upstream: list[Literal["operation", "run_success"]] = Field(alias="onUpstream", min_length=1)
+    # Events inside this window after the first one give one run.
+    debounce_seconds: int = Field(default=300, alias="debounceSeconds", ge=0, le=24 * 3600)
+    # At most one triggered run per this many seconds.
+    cooldown_seconds: int = Field(default=3600, alias="cooldownSeconds", ge=0, le=7 * 24 * 3600)
+    # How many triggered runs may lead to this one (1: only a direct upstream event).
+    max_depth: int = Field(default=1, alias="maxDepth", ge=1, le=20)
+
+    @field_validator("on_upstream")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("onUpstream lists an event twice")
+        return value
+
+
 class LambdaTarget(_Model):
     type: Literal["lambda"] = "lambda"
     function: str
@@ -129,6 +152,7 @@ class LambdaTarget(_Model):
     max_duration_seconds: int | None = Field(
         default=None, alias="maxDurationSeconds", ge=1, le=366 * 24 * 3600
     )
+    trigger: Trigger | None = None  # for the exact-dataset rules that use this target
 
     # The run's typed inputs, a JSON Schema subset (parameters.py, mappings/README.md).
     parameters: dict[str, Any] | None = None
@@ -160,6 +184,7 @@ class StepFunctionsTarget(_Model):
     max_duration_seconds: int | None = Field(
         default=None, alias="maxDurationSeconds", ge=1, le=366 * 24 * 3600
     )
+    trigger: Trigger | None = None  # for the exact-dataset rules that use this target
 
     # The run's typed inputs, a JSON Schema subset (parameters.py, mappings/README.md).
     parameters: dict[str, Any] | None = None
@@ -211,6 +236,7 @@ class Rule(_Model):
     env: str | None = None
     target: str | Target
     schedule: Schedule | None = None  # exact `dataset` rules only
+    trigger: Trigger | None = None  # exact `dataset` rules only (docs/triggers.md)
     # Replaces the target's `parameters` for the datasets this rule matches.
     parameters: dict[str, Any] | None = None
 
@@ -242,6 +268,9 @@ class Rule(_Model):
                 raise ValueError(str(exc)) from exc
         if self.schedule is not None and self.dataset is None:
             raise ValueError("`schedule` needs a `dataset` rule: a schedule runs one dataset")
+        if self.trigger is not None and self.dataset is None:
+            # Lineage is read per dataset: a pattern names no dataset whose upstreams to watch.
+            raise ValueError("`trigger` needs a `dataset` rule: a trigger watches one dataset")
         if self.tag is not None and not _TAG_RE.match(self.tag):
             raise ValueError(f"tag must be a tag URN (urn:li:tag:<name>), got {self.tag!r}")
         return self
@@ -454,6 +483,18 @@ class Mapping:
                 return None
             return Resolution(target, f"jobTargets.{name}", f"job ARN allow-list {name!r}")
         return None
+
+    def triggers(self) -> dict[str, Trigger]:
+        """The triggered datasets: an exact rule's own `trigger`, else its target's."""
+        found: dict[str, Trigger] = {}
+        for rule in self._doc.rules:
+            if rule.dataset is None:
+                continue
+            target = self._named.get(rule.target) if isinstance(rule.target, str) else rule.target
+            trigger = rule.trigger or (target.trigger if target is not None else None)
+            if trigger is not None:
+                found[rule.dataset] = trigger
+        return found
 
     @property
     def needs_tags(self) -> bool:

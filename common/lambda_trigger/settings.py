@@ -205,6 +205,15 @@ class ConsumerSettings(_Settings):
     runs_topic: str = Field(
         "DataHubLambdaTrigger_Runs_v1", validation_alias="LAMBDA_TRIGGER_RUNS_TOPIC"
     )
+    # Lineage triggers (docs/triggers.md): DataHub's timeseries MCL topic (`operation`), and a
+    # bound on triggered runs per minute for this consumer process (a trigger storm's cap).
+    timeseries_topic: str = Field(
+        "MetadataChangeLog_Timeseries_v1",
+        validation_alias="METADATA_CHANGE_LOG_TIMESERIES_TOPIC_NAME",
+    )
+    triggers_per_minute: int = Field(
+        60, ge=1, le=100000, validation_alias="LAMBDA_TRIGGER_TRIGGERS_PER_MINUTE"
+    )
     topic_partitions: int = Field(
         3, ge=1, le=1000, validation_alias="LAMBDA_TRIGGER_TOPIC_PARTITIONS"
     )

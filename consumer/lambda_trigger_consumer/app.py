@@ -30,10 +30,18 @@ from lambda_trigger_consumer.kafka_defaults import consumer_config
 from lambda_trigger_consumer.kafka_logs import KafkaLogging
 from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, RunEntry
 from lambda_trigger_consumer.ledger_auth import LedgerSigner
+from lambda_trigger_consumer.lineage import LineageCache, LineageWatcher
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.registries import build_registry
 from lambda_trigger_consumer.runner import Runner
 from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
+from lambda_trigger_consumer.trigger_decider import (
+    IntentWriter,
+    OperationReader,
+    TriggerDecider,
+    TriggerMetrics,
+)
+from lambda_trigger_consumer.trigger_intents import TriggerBook
 from lambda_trigger_consumer.warm import consumer_warmup
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,10 @@ class ConsumerApp:
         datahub_settings = datahub or DataHubSettings()
         mapping_settings = mapping or MappingSettings()
         self.metrics = ConsumerMetrics(registry, executor_id=datahub_settings.executor_id)
+        # Lineage triggers start once the topics are checked and the mapping names one.
+        self._trigger_threads: list[Any] = []
+        self._trigger_lock = threading.Lock()
+        self._topics_ready = threading.Event()  # the ledger's partition count is known
         # A bad mapping raises MappingError here: the service does not start.
         self.mappings = MappingSource(
             mapping_settings,
@@ -191,6 +203,14 @@ class ConsumerApp:
             config = replace(config, completion_queue_arn=queue_arn)
         # The dataset's Runs tab (issue 11): on unless LAMBDA_TRIGGER_NATIVE_HISTORY=false.
         self.history = RunHistory(self.datahub, registry=registry)
+        # Lineage triggers (docs/triggers.md): on when the mapping names a triggered dataset.
+        self.lineage = LineageCache()
+        self.trigger_book = TriggerBook()
+        self.view.trigger_sink = self.trigger_book
+        self.trigger_metrics = TriggerMetrics(registry)
+        self.intents = IntentWriter(
+            self.ledger, self.lineage, self.mappings, self.trigger_metrics, self._stopping
+        )
         self.driver = RunDriver(
             self.view,
             self.ledger,
@@ -203,6 +223,7 @@ class ConsumerApp:
             cancel_gate=cancel_gate,
             on_unwritable=self._unwritable,
             history=self.history,
+            on_finished=self.intents.run_finished,
         )
         group: dict[str, Any] = {
             # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's Kafka
@@ -216,6 +237,8 @@ class ConsumerApp:
         }
         if settings.group_instance_id:
             group["group.instance.id"] = settings.group_instance_id
+        self._group = {k: v for k, v in group.items() if k != "group.instance.id"}
+        self._executor_id = datahub_settings.executor_id
         self.runner = Runner(
             group,
             settings.topic,
@@ -260,6 +283,8 @@ class ConsumerApp:
         self.metrics.mapping_reloads.labels(result="success" if ok else "error").inc()
         if ok:
             self.metrics.known_targets(self.mappings.current().labels())
+            if self._topics_ready.is_set():  # the mapping's first trigger: no restart needed
+                self._start_triggers()
             warmup = getattr(self, "warmup", None)
             if warmup is not None:
                 warmup.again()  # new targets: their clients and timeouts
@@ -330,10 +355,14 @@ class ConsumerApp:
         )
         try:
             if self._check_topics():
+                self._topics_ready.set()
+                self._start_triggers()
                 self.runner.run()
         finally:
             # Only now, with every run step done or handed back: the clients close.
             self._stopping.set()
+            for thread in self._trigger_threads:
+                thread.join(5)
             if self.completions is not None:
                 self.completions.join(10)
             self.health.stop()
@@ -343,6 +372,54 @@ class ConsumerApp:
             # moved on (it would end "stopped before starting it").
             self.history.close(timeout=5.0 if self.driver.busy() == 0 else 0.0)
             self.datahub.close()
+
+    def _start_triggers(self) -> None:
+        """The lineage watcher, the `operation` reader and the decider (trigger_decider.py),
+        once the mapping names a triggered dataset (at start, or on a later reload)."""
+        with self._trigger_lock:
+            if self._trigger_threads or self.runner.stopping.is_set():
+                return
+            if not self.mappings.current().triggers():
+                return
+            self._start_trigger_threads()
+
+    def _start_trigger_threads(self) -> None:
+        stopping = self.runner.stopping
+        self.lineage_watcher = LineageWatcher(
+            self._kafka,
+            self.settings.topic,
+            self.registry,
+            self.datahub,
+            self.lineage,
+            lambda: set(self.mappings.current().triggers()),
+            stopping,
+        )
+        self.operations = OperationReader(
+            {**self._group, "group.id": f"{self.settings.group_id}-triggers"},
+            self.settings.timeseries_topic,
+            self.registry,
+            self.lineage,
+            self.intents,
+            stopping,
+        )
+        self.decider = TriggerDecider(
+            self.view,
+            self.trigger_book,
+            self.ledger,
+            self.datahub,
+            self.mappings,
+            self._executor_id,
+            self.trigger_metrics,
+            self.settings.triggers_per_minute,
+            stopping,
+        )
+        self._trigger_threads = [self.lineage_watcher, self.operations, self.decider]
+        for part in self._trigger_threads:
+            part.start()
+        # Liveness: a trigger thread that died would leave triggers silently stale.
+        self._threads["lineage"] = self.lineage_watcher.thread
+        self._threads["trigger-operations"] = self.operations.thread
+        self._threads["trigger-decider"] = self.decider.thread
 
     def _check_topics(self) -> bool:
         """Refuse to start (TopicSetupError) without the MCL topic; create ours if missing.

@@ -125,6 +125,7 @@ class RunDriver:
         cancel_gate: CancelGate | None = None,
         on_unwritable: Callable[[RunEntry, str], None] | None = None,
         history: RunHistory | None = None,
+        on_finished: Callable[[RunEntry, RunResult], None] | None = None,
     ) -> None:
         self._view = view
         self._ledger = ledger
@@ -137,6 +138,7 @@ class RunDriver:
         self._cancel_gate = cancel_gate
         self._on_unwritable = on_unwritable
         self._history = history  # the Runs tab records (history.py): never fails a run
+        self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
         self._stopping = threading.Event()
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
         # the quick steps (claims, Step Functions polls, status writes) of other runs.
@@ -855,6 +857,8 @@ class RunDriver:
             self._metrics.runs_finished.labels(status=result.status.value).inc()
             if self._history is not None:
                 self._history.finished(entry, result)
+            if self._on_finished is not None:
+                self._on_finished(entry, result)
         self._close(partition, entry)
         return None
 

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -168,6 +168,30 @@ def cancel_record(run_id: str, dataset_urn: str | None, actor: str | None) -> by
 
 def completion_record(run_id: str, dataset_urn: str | None, completion: dict[str, Any]) -> bytes:
     return _fact("completion", run_id, dataset_urn, completion=completion)
+
+
+# Trigger decisions (trigger_intents.py) share the ledger: same partitioning by dataset, same
+# record format; their keys start with this and never name a run.
+TRIGGER_KEY_PREFIX = "trigger-"
+
+
+def trigger_record(kind: str, key: str, dataset_urn: str, **fields: Any) -> bytes:
+    """A trigger intent or a trigger decision state, in the ledger's own record format."""
+    return _fact(kind, key, dataset_urn, **fields)
+
+
+def decode_trigger_record(value: bytes) -> dict[str, Any]:
+    """A trigger record's fields (the reading side of trigger_record); ValueError if not ours."""
+    data = json.loads(value)
+    if not isinstance(data, dict) or "kind" not in data:
+        raise ValueError("not a ledger record")
+    return data
+
+
+class TriggerSink(Protocol):
+    def reset(self, partition: int) -> None: ...
+
+    def apply(self, partition: int, key: str, value: bytes | None) -> None: ...
 
 
 def _fact(kind: str, run_id: str, dataset_urn: str | None, **fields: Any) -> bytes:
@@ -368,10 +392,13 @@ class LedgerView:
         self._partitions: dict[int, _Partition] = {}
         self._touched: set[str] = set()
         self.changed = threading.Event()
+        self.trigger_sink: TriggerSink | None = None  # trigger_intents.TriggerBook
 
     def assign(self, partition: int) -> None:
         with self._lock:
             self._partitions[partition] = _Partition()
+        if self.trigger_sink is not None:
+            self.trigger_sink.reset(partition)
 
     def revoke(self, partition: int) -> None:
         with self._lock:
@@ -390,6 +417,10 @@ class LedgerView:
                 self.changed.set()
 
     def apply(self, partition: int, run_id: str, value: bytes | None) -> None:
+        if run_id.startswith(TRIGGER_KEY_PREFIX):
+            if self.trigger_sink is not None:
+                self.trigger_sink.apply(partition, run_id, value)
+            return
         with self._lock:
             part = self._partitions.get(partition)
             if part is None:

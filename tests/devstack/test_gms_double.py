@@ -33,7 +33,10 @@ from datahub.metadata.schema_classes import (
     ExecutionRequestResultClass,
     ExecutionRequestSourceClass,
     GlobalTagsClass,
+    OperationClass,
     StructuredPropertiesClass,
+    UpstreamClass,
+    UpstreamLineageClass,
 )
 
 from devstack.gms_double import GmsDouble
@@ -566,6 +569,34 @@ def test_timeseries_aspect_goes_to_the_timeseries_topic(
     on_versioned = versioned.new_messages()
     assert _by_aspect(on_versioned, "dataProcessInstanceRunEvent", double) == []
     assert len(_by_aspect(on_versioned, "dataProcessInstanceKey", double)) == 1
+
+
+def test_operation_goes_to_the_timeseries_topic_and_upstream_lineage_to_the_versioned(
+    double: GmsDouble, versioned: TopicWatch, timeseries: TopicWatch
+) -> None:
+    """What lineage triggers read (docs/triggers.md): GMS sends a timeseries aspect's MCL to the
+    timeseries topic (KafkaEventProducer.produceMetadataChangeLog: `aspectSpec.isTimeseries()`),
+    every MCL keyed by `urn.toString()`; and answers the aspect GET of `upstreamLineage`."""
+    suffix = uuid.uuid4().hex[:8]
+    up = f"urn:li:dataset:(urn:li:dataPlatform:hive,up_{suffix},PROD)"
+    down = f"urn:li:dataset:(urn:li:dataPlatform:hive,down_{suffix},PROD)"
+    op = OperationClass(
+        timestampMillis=1764100000000, lastUpdatedTimestamp=1764100000000, operationType="INSERT"
+    )
+    lineage = UpstreamLineageClass(upstreams=[UpstreamClass(dataset=up, type="TRANSFORMED")])
+    emitter = _emitter(double, False)
+    emitter.emit_mcp(MetadataChangeProposalWrapper(entityUrn=up, aspect=op))
+    emitter.emit_mcp(MetadataChangeProposalWrapper(entityUrn=down, aspect=lineage))
+
+    ts = _by_aspect(timeseries.new_messages(), "operation", double)
+    assert len(ts) == 1 and ts[0]["key"] == up.encode()
+    assert json.loads(ts[0]["value"]["aspect"]["value"])["timestampMillis"] == 1764100000000
+    on_versioned = versioned.new_messages()
+    assert _by_aspect(on_versioned, "operation", double) == []
+    lin = _by_aspect(on_versioned, "upstreamLineage", double)
+    assert len(lin) == 1 and lin[0]["key"] == down.encode()
+    assert json.loads(lin[0]["value"]["aspect"]["value"])["upstreams"][0]["dataset"] == up
+    assert _graph(double).get_aspect(down, UpstreamLineageClass) == lineage
 
 
 # -- reads ---------------------------------------------------------------------------------------
