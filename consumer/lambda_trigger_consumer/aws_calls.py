@@ -29,6 +29,22 @@ THROTTLE_CODES = frozenset(
     }
 )
 
+# Every API the consumer calls (invoke.py, completion.py), by botocore's operation name: the
+# counters' children for these exist from the start (metrics.py), so a dashboard shows 0 and
+# rate() sees the first call, or the first throttle, of each.
+KNOWN_APIS = (
+    "Invoke",
+    "GetFunctionConfiguration",
+    "GetFunctionEventInvokeConfig",
+    "StartExecution",
+    "DescribeExecution",
+    "StopExecution",
+    "GetQueueAttributes",
+    "ReceiveMessage",
+    "ChangeMessageVisibility",
+    "DeleteMessage",
+)
+
 
 class AwsTransient(RuntimeError):
     """AWS throttled the call or did not answer: nothing was done, try again later (the run

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from lambda_trigger import __version__
+from lambda_trigger_consumer.aws_calls import KNOWN_APIS
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 900)
 
@@ -188,6 +189,9 @@ class ConsumerMetrics:
             self.takeovers.labels(reason=reason)
         for result in ("matched", "unmatched", "malformed", "unbound"):
             self.completion_records.labels(result=result)
+        for api in KNOWN_APIS:
+            self.aws_calls.labels(api=api)
+            self.aws_throttles.labels(api=api)
 
     def known_targets(self, labels: Iterable[str]) -> None:
         """Create the per-target children for the mapping's labels (called on every load)."""

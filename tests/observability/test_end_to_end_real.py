@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from lambda_trigger import __version__
+from lambda_trigger_consumer.aws_calls import KNOWN_APIS
 
 from .checks import expression_problems
 from .contract_metrics import REPO_ROOT, MetricSpec, SeriesInfo, parse_contract
@@ -252,10 +253,19 @@ def check_received(t: Traffic) -> None:
 
 def check_key_discarded(t: Traffic) -> None:
     name = "lambda_trigger_consumer_key_discarded_messages_total"
-    assert _consumer(t, "noise_and_malformed", name, topic=TOPIC) == NOISE_DISCARDED
-    assert _consumer(t, "datahub_outage", name, topic=TOPIC) == NOISE_BACKLOG
     # Run requests and their statuses are keyed by the execution request URN: never discarded.
-    _only_in(t, "consumer", name, {"noise_and_malformed", "datahub_outage"})
+    # Besides the noise, only the ingestion source a dataset's first run creates (the api's or
+    # the CLI's FirstUseSources): GMS's MCLs of it are keyed by its dataHubIngestionSource URN.
+    noise = {"noise_and_malformed": NOISE_DISCARDED, "datahub_outage": NOISE_BACKLOG}
+    for step in t.steps:
+        expected = noise.get(step, 0) + t.source_mcls(step)
+        assert _consumer(t, step, name, topic=TOPIC) == expected, step
+    # The first runs of SIP (api), POLYGON (api) and HIVE (CLI); later runs reuse the source.
+    assert {s for s in t.steps if t.source_mcls(s)} == {
+        "api_run_success",
+        "invoke_error",
+        "cli_unmapped",
+    }
 
 
 def check_decoded(t: Traffic) -> None:
@@ -295,6 +305,41 @@ def check_invocations(t: Traffic) -> None:
     assert _consumer(t, "mapping_reload_success", name, target=HIVE_ASYNC, outcome="started") == 1
     assert _consumer(t, "cli_unmapped", name) == 0  # no target: not invoked
     assert _whole_run(t, "consumer", name) == API_RUNS + CLI_RUNS - 1
+
+
+# The steps whose run invokes a Lambda function (cli_unmapped's run has no target).
+INVOKING_STEPS = {
+    "api_run_success",
+    "function_error",
+    "invoke_error",
+    "datahub_outage",
+    "mapping_reload_success",
+    "mapping_reload_error",
+}
+
+
+def check_aws_calls(t: Traffic) -> None:
+    name = "lambda_trigger_consumer_aws_calls_total"
+    invocations = "lambda_trigger_consumer_invocations_total"
+    # One Invoke per invocation, the refused one (403) included: nothing here is throttled,
+    # so nothing is retried.
+    for step in t.steps:
+        assert _consumer(t, step, name, api="Invoke") == _consumer(t, step, invocations), step
+    _only_in(t, "consumer", name, INVOKING_STEPS, api="Invoke")
+    assert _whole_run(t, "consumer", name, api="Invoke") == API_RUNS + CLI_RUNS - 1
+    # Besides the invokes, only the look-ups around them (function timeout, keep-warm pass,
+    # which runs on its own clock): no Step Functions target, no completion queue here.
+    apis = {s["api"] for s in t.final.consumer.label_sets(name)}
+    assert apis == set(KNOWN_APIS)
+    lookups = {"Invoke", "GetFunctionConfiguration"}
+    for api in apis - lookups:
+        _only_in(t, "consumer", name, set(), api=api)
+
+
+def check_aws_throttles(t: Traffic) -> None:
+    # Moto never throttles here: tests/unit/lambda_trigger_consumer/test_aws_load.py shows it
+    # moving (a throttled DescribeExecution, retried).
+    _never(t, "lambda_trigger_consumer_aws_throttles_total")
 
 
 def check_invocation_duration(t: Traffic) -> None:
@@ -551,6 +596,23 @@ def check_history_write_failures(t: Traffic) -> None:
     _never(t, "lambda_trigger_consumer_history_write_failures_total")
 
 
+def check_triggers_events(t: Traffic) -> None:
+    # The traffic's mapping has no triggers: tests/integration/test_triggers.py shows them.
+    _never(t, "lambda_trigger_consumer_triggers_events_total")
+
+
+def check_triggers_fired(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_triggers_fired_total")
+
+
+def check_triggers_debounced(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_triggers_debounced_total")
+
+
+def check_triggers_suppressed(t: Traffic) -> None:
+    _never(t, "lambda_trigger_consumer_triggers_suppressed_total")
+
+
 METRIC_EVENTS: dict[str, Check] = {
     "lambda_trigger_consumer_open_runs": check_open_runs,
     "lambda_trigger_consumer_runs_finished_total": check_runs_finished,
@@ -564,6 +626,12 @@ METRIC_EVENTS: dict[str, Check] = {
     "lambda_trigger_consumer_pre_invoke_refusals_total": check_pre_invoke_refusals,
     "lambda_trigger_consumer_history_writes_total": check_history_writes,
     "lambda_trigger_consumer_history_write_failures_total": check_history_write_failures,
+    "lambda_trigger_consumer_aws_calls_total": check_aws_calls,
+    "lambda_trigger_consumer_aws_throttles_total": check_aws_throttles,
+    "lambda_trigger_consumer_triggers_events_total": check_triggers_events,
+    "lambda_trigger_consumer_triggers_fired_total": check_triggers_fired,
+    "lambda_trigger_consumer_triggers_debounced_total": check_triggers_debounced,
+    "lambda_trigger_consumer_triggers_suppressed_total": check_triggers_suppressed,
     "lambda_trigger_consumer_received_messages_total": check_received,
     "lambda_trigger_consumer_key_discarded_messages_total": check_key_discarded,
     "lambda_trigger_consumer_decoded_messages_total": check_decoded,

@@ -29,6 +29,10 @@ from .live import MAPPING_RELOAD_SECONDS, LiveStack, WaitTimeout, wait_for
 from .scrape import Scrape
 
 TOPIC = "MetadataChangeLog_Versioned_v1"
+# Every run request names its dataset's ingestion source, which the api and the CLI create on
+# the dataset's first run (common/lambda_trigger/sources.py FirstUseSources): GMS then emits
+# MCLs keyed by the source's URN, which the consumer discards by key.
+SOURCE_KEY_PREFIX = "urn:li:dataHubIngestionSource:"
 SIP = "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.us_stocks_sip_v2,PROD)"
 POLYGON = (
     "urn:li:dataset:(urn:li:dataPlatform:athena,AwsDataCatalog.financial_data.polygon_prices,PROD)"
@@ -69,6 +73,8 @@ class Snapshot:
     consumer: Scrape
     api: Scrape
     wall: float  # time.time() when taken
+    # MCLs the GMS double had produced onto TOPIC keyed by an ingestion source URN.
+    source_mcls: int = 0
 
     def of(self, component: str) -> Scrape:
         return self.consumer if component == "consumer" else self.api
@@ -116,6 +122,11 @@ class Traffic:
         before, after = self.steps[step]
         return after.of(component).total(name, labels) - before.of(component).total(name, labels)
 
+    def source_mcls(self, step: str) -> int:
+        """MCLs of ingestion sources (created on a dataset's first run) GMS emitted in `step`."""
+        before, after = self.steps[step]
+        return after.source_mcls - before.source_mcls
+
     def deltas_by_step(
         self, component: str, name: str, labels: Mapping[str, str] | None = None
     ) -> dict[str, float]:
@@ -127,8 +138,16 @@ class Traffic:
         return self.end
 
 
+def source_mcl_count(live: LiveStack) -> int:
+    gms = live.stack.gms
+    assert gms is not None
+    return sum(1 for m in gms.mcl_log() if m.topic == TOPIC and m.key.startswith(SOURCE_KEY_PREFIX))
+
+
 def snapshot(live: LiveStack) -> Snapshot:
-    return Snapshot(live.scrape_consumer(), live.scrape_api(), time.time())
+    # MCLs first: a record counted here was produced before the scrapes below.
+    sources = source_mcl_count(live)
+    return Snapshot(live.scrape_consumer(), live.scrape_api(), time.time(), sources)
 
 
 class _Driver:
@@ -230,11 +249,22 @@ class _Driver:
 
         wait_for("every accepted run handled", handled, detail=self.live.logs)
 
+    def wait_source_records_read(self, step: str) -> None:
+        """Until the consumer has read (and discarded by key) the ingestion-source MCLs GMS
+        emitted during `step`: they may sit on another partition than the run's request, so
+        the run's end does not tell they were read. The check then asserts the exact count."""
+        before = self.traffic.steps_before(step)
+        produced = source_mcl_count(self.live) - before.source_mcls
+        if produced:
+            name = "lambda_trigger_consumer_key_discarded_messages_total"
+            self.wait_consumer(name, None, before.consumer.total(name) + produced)
+
     def run(self, pause: float = 0.0) -> Traffic:
         for name in STEPS:
             with self.step(name):
                 getattr(self, f"_{name}")()
                 self.wait_runs_handled()
+                self.wait_source_records_read(name)
             time.sleep(pause)
         self._settle()
         return self.traffic
