@@ -2,12 +2,18 @@
 rows in the SQLite state file (devstack/gms_double/persist.py) instead of rewriting the state.
 
     python -m benchmarks.gms_double_writes [--writes 10000] [--buckets 10]
+    python -m benchmarks.gms_double_writes --threads 4 [--writes 2000]
 
 Starts a real Kafka broker (Kafka from jars) and a GMS double with a state file, then sends
 `--writes` Rest.li ingestProposal requests one after the other over one kept-alive connection,
 each a new execution request (so every write adds two rows: its key aspect and the request) and
 measures each round trip, MCL production to the broker included. Prints p50/p99 per bucket of
 writes and, last, the ratio of the last bucket's p50 to the first one's (1.0 = flat).
+
+With `--threads N` (issue 24: a burst of run requests) N threads write the `--writes` requests
+at once, each through its own DataHubClient.write_request (the SDK's OpenAPI path with
+`If-Version-Match: -1`, as the api and benchmarks/burst.py write them), and it prints the
+writes a second, every write's MCL delivered to the broker before its answer.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import argparse
 import json
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -51,11 +58,71 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _concurrent(gms: GmsDouble, writes: int, threads: int) -> tuple[float, list[float]]:
+    """`writes` run requests from `threads` writers at once: (seconds, latencies in ms)."""
+    from lambda_trigger.contract import RunRequest, SourceType, now_ms
+    from lambda_trigger.datahub import DataHubClient
+    from lambda_trigger.runid import new_run_id
+    from lambda_trigger.settings import DataHubSettings
+
+    settings = DataHubSettings(gms_url=gms.url, gms_token=gms.admin_token, executor_id="bench")
+    clients = [DataHubClient(settings) for _ in range(threads)]
+    for client in clients:
+        client.warm()
+    latencies: list[float] = []
+    lock = threading.Lock()
+    go = threading.Barrier(threads + 1)
+
+    def writer(client: DataHubClient, count: int) -> None:
+        go.wait()
+        for i in range(count):
+            request = RunRequest(
+                run_id=new_run_id(),
+                dataset_urn=f"urn:li:dataset:(urn:li:dataPlatform:athena,bench.t{i % 200},PROD)",
+                executor_id="bench",
+                source_type=SourceType.API.value,
+                requested_at_ms=now_ms(),
+                actor_urn="urn:li:corpuser:alice",
+            )
+            began = time.perf_counter()
+            client.write_request(request)
+            with lock:
+                latencies.append((time.perf_counter() - began) * 1000)
+
+    shares = [writes // threads + (1 if t < writes % threads else 0) for t in range(threads)]
+    pool = [
+        threading.Thread(target=writer, args=(c, n)) for c, n in zip(clients, shares, strict=True)
+    ]
+    for t in pool:
+        t.start()
+    go.wait()
+    began = time.perf_counter()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - began
+    for client in clients:
+        client.close()
+    return elapsed, latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--writes", type=int, default=10_000)
     parser.add_argument("--buckets", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="concurrent writers (0: one)")
     args = parser.parse_args()
+    if args.threads:
+        with tempfile.TemporaryDirectory() as tmp, KafkaBroker() as broker:
+            state = Path(tmp) / "gms-state.sqlite3"
+            with GmsDouble(broker.bootstrap_servers, state_file=state) as gms:
+                elapsed, latencies = _concurrent(gms, args.writes, args.threads)
+                mcls = gms.mcl_count()
+        print(
+            f"{args.writes} writes from {args.threads} threads in {elapsed:.2f} s: "
+            f"{args.writes / elapsed:.0f} writes/s, p50 {statistics.median(latencies):.1f} ms, "
+            f"p99 {_quantile(latencies, 0.99):.1f} ms, {mcls} MCLs produced"
+        )
+        return
 
     with tempfile.TemporaryDirectory() as tmp, KafkaBroker() as broker:
         state = Path(tmp) / "gms-state.sqlite3"

@@ -157,8 +157,18 @@ class DataHubClient:
     # --- writes -----------------------------------------------------------------------
 
     def _emit(self, mcp: MetadataChangeProposalWrapper) -> None:
+        self._emit_all([mcp])
+
+    def _emit_all(self, mcps: list[MetadataChangeProposalWrapper]) -> None:
+        """One proposal: the SDK's single write; more: one batch call (OpenAPI v3's list POST,
+        or Rest.li's ingestProposalBatch), which GMS runs as one batch: a refusal of any item
+        (a failed precondition, a validator) fails the whole call and writes none of it
+        (EntityServiceImpl.ingestAspectsToLocalDB throws for an API request)."""
         try:
-            self.graph.emit_mcp(mcp)
+            if len(mcps) == 1:
+                self.graph.emit_mcp(mcps[0])
+            else:
+                self.graph.emit_mcps(mcps)
         except OperationalError as exc:
             status = _error_status(exc.info)
             if "subType=AUTHORIZATION" in str(exc.message):
@@ -242,6 +252,22 @@ class DataHubClient:
                 return False
             raise WriteRejected(str(exc)) from exc
         return True
+
+    def write_results(self, results: list[tuple[str, RunResult]]) -> None:
+        """Unconditional status writes of several runs in one call (status_writer.py in the
+        consumer). All or nothing: PreconditionFailed or WriteRejected means none was
+        written, and the caller writes each alone with `write_result`, which tells a refusal
+        from an earlier write of its own. A run must appear at most once."""
+        if len({run_id for run_id, _ in results}) != len(results):
+            raise ValueError("write_results: a run appears more than once")
+        self._emit_all(
+            [
+                MetadataChangeProposalWrapper(
+                    entityUrn=execution_request_urn(run_id), aspect=result.to_aspect()
+                )
+                for run_id, result in results
+            ]
+        )
 
     def write_signal(self, run_id: str, executor_id: str, actor_urn: str) -> None:
         """The cancel signal, as DataHub's CancelIngestionExecutionRequestResolver writes it."""

@@ -258,6 +258,14 @@ class ConsumerSettings(_Settings):
     sfn_poll_rate: float = Field(5.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_POLL_RATE")
     # Threads of the run driver's quick steps (checks, claims, status writes, polls).
     step_threads: int = Field(16, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_STEP_THREADS")
+    # Final status writes of many runs in one GMS call (status_writer.py): how long the first
+    # waits for others (ms; 0 writes each alone) and how many runs one call carries.
+    status_batch_ms: float = Field(
+        5.0, ge=0, le=1000, validation_alias="LAMBDA_TRIGGER_STATUS_BATCH_MS"
+    )
+    status_batch_max: int = Field(
+        50, ge=1, le=500, validation_alias="LAMBDA_TRIGGER_STATUS_BATCH_MAX"
+    )
     # After the start-up warm-up (warm.py), how often its steps run again: renews the cached
     # function timeouts and keeps idle GMS and AWS connections open; 0 turns that off.
     keep_warm_seconds: float = Field(

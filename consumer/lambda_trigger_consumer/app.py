@@ -34,6 +34,7 @@ from lambda_trigger_consumer.lineage import LineageCache, LineageWatcher
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.registries import build_registry
 from lambda_trigger_consumer.runner import Runner
+from lambda_trigger_consumer.status_writer import StatusWriter
 from lambda_trigger_consumer.topics import KafkaUnreachable, TopicPlan, ensure_topics
 from lambda_trigger_consumer.trigger_decider import (
     IntentWriter,
@@ -211,6 +212,11 @@ class ConsumerApp:
         self.intents = IntentWriter(
             self.ledger, self.lineage, self.mappings, self.trigger_metrics, self._stopping
         )
+        self.status_writer = StatusWriter(
+            self.datahub,
+            linger_seconds=settings.status_batch_ms / 1000,
+            max_batch=settings.status_batch_max,
+        )
         self.driver = RunDriver(
             self.view,
             self.ledger,
@@ -224,6 +230,7 @@ class ConsumerApp:
             on_unwritable=self._unwritable,
             history=self.history,
             on_finished=self.intents.run_finished,
+            status_writer=self.status_writer,
         )
         group: dict[str, Any] = {
             # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's Kafka
@@ -371,6 +378,7 @@ class ConsumerApp:
             # running must meet a closed DataHub client, not claim a run after its partition
             # moved on (it would end "stopped before starting it").
             self.history.close(timeout=5.0 if self.driver.busy() == 0 else 0.0)
+            self.status_writer.close()
             self.datahub.close()
 
     def _start_triggers(self) -> None:

@@ -72,6 +72,7 @@ from lambda_trigger_consumer.ledger import (
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.poll_plan import PollPlan
+from lambda_trigger_consumer.status_writer import StatusWriter
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class RunDriver:
         on_unwritable: Callable[[RunEntry, str], None] | None = None,
         history: RunHistory | None = None,
         on_finished: Callable[[RunEntry, RunResult], None] | None = None,
+        status_writer: StatusWriter | None = None,
     ) -> None:
         self._view = view
         self._ledger = ledger
@@ -138,6 +140,8 @@ class RunDriver:
         self._cancel_gate = cancel_gate
         self._on_unwritable = on_unwritable
         self._history = history  # the Runs tab records (history.py): never fails a run
+        # Final statuses of many runs share one GMS call (status_writer.py); claims stay single.
+        self._write_status = (status_writer or datahub).write_result
         self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
         self._stopping = threading.Event()
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
@@ -842,7 +846,7 @@ class RunDriver:
                 self._close(partition, entry)
                 return None
         try:
-            written = self._datahub.write_result(entry.run_id, result)
+            written = self._write_status(entry.run_id, result)
         except WriteRejected as exc:
             self._metrics.status_write_failures.inc()
             log.error(

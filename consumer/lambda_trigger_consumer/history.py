@@ -321,8 +321,19 @@ class RunHistory:
         return {k: str(v) for k, v in props.items() if v}
 
     def _emit(self, mcps: list[MetadataChangeProposalWrapper]) -> None:
+        """All but the last record in one batch call (issue 24: a record was one GMS call per
+        aspect), then the last alone: the run event is last so that once the Runs tab shows
+        it, the rest is there. It cannot share the batch: GMS writes a batch's timeseries
+        aspects before its versioned ones (EntityServiceImpl.ingestProposal), and the SDK's
+        OpenAPI mode sends one call per entity type."""
+        if len(mcps) > 2:
+            self._datahub.graph.emit_mcps(mcps[:-1])
+        else:
+            for mcp in mcps[:-1]:
+                self._datahub.graph.emit_mcp(mcp)
+        if mcps:
+            self._datahub.graph.emit_mcp(mcps[-1])
         for mcp in mcps:
-            self._datahub.graph.emit_mcp(mcp)
             if isinstance(mcp.aspect, DataJobInfoClass) and mcp.entityUrn:
                 self._templates.add(mcp.entityUrn)
 

@@ -63,7 +63,7 @@ from devstack.gms_double.errors import (
     GmsValidationError,
     ValidationSubType,
 )
-from devstack.gms_double.mcl import MclRequest, ProducedMcl
+from devstack.gms_double.mcl import MclRequest
 from devstack.gms_double.schema_registry import TIMESERIES_MCL_TOPIC, VERSIONED_MCL_TOPIC
 from devstack.gms_double.store import AspectRow, AspectStore
 
@@ -196,12 +196,17 @@ def _parse_instant_ms(text: str) -> int:
 
 
 class WritePipeline:
-    """Runs proposals through the write path. Callers hold the double's write lock."""
+    """Runs proposals through the write path. Callers hold the double's write lock.
+
+    `produce` hands a write's MCLs to the producer once its rows are committed and may return
+    before the broker acknowledged them (mcl.MclProducer.produce): what it returns is kept, in
+    order, for `take_deliveries`, so the caller waits for the acknowledgements after releasing
+    its lock, as GMS joins its MCL futures after the transaction (EntityServiceImpl.emitMCL)."""
 
     def __init__(
         self,
         store: AspectStore,
-        produce: Callable[[list[MclRequest]], list[ProducedMcl]],
+        produce: Callable[[list[MclRequest]], object],
         on_commit: Callable[[], None],
         *,
         versioned_topic: str = VERSIONED_MCL_TOPIC,
@@ -212,8 +217,18 @@ class WritePipeline:
         self._versioned_topic = versioned_topic
         self._timeseries_topic = timeseries_topic
         self._store = store
-        self._produce = produce
+        self._producer = produce
         self._on_commit = on_commit
+        self._deliveries: list[object] = []
+
+    def _produce(self, requests: list[MclRequest]) -> None:
+        if requests:
+            self._deliveries.append(self._producer(requests))
+
+    def take_deliveries(self) -> list[object]:
+        """What `produce` returned since the last call, in produce order."""
+        taken, self._deliveries = self._deliveries, []
+        return taken
 
     # -- entry point -------------------------------------------------------------------------
 

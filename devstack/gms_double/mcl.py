@@ -17,8 +17,16 @@
   land on with GMS.
 - Producer settings: application.yaml `kafka.producer` (retries 3, deliveryTimeout 30000 ms,
   requestTimeout 3000 ms, backoff 500 ms, compression snappy).
-- Synchronous: EntityServiceImpl.emitMCL waits on every MCL future before the write returns and
-  throws "Failed to produce MCLs" if one failed; the double flushes and checks each delivery.
+- Synchronous, after the commit: EntityServiceImpl.ingestProposalSync commits the batch's SQL
+  transaction (ingestAspectsToLocalDB), then emitMCL sends every MCL (KafkaEventProducer returns
+  the send's Future) and joins each future before the write returns, throwing "Failed to produce
+  MCLs" if one failed. The MCLs are produced outside the transaction: while one request waits
+  for its acknowledgements, GMS commits others. So does the double: `produce` hands the MCLs to
+  librdkafka (under the double's write lock, so they leave in commit order, and with
+  idempotence on a partition keeps that order through retries) and returns a `Delivery`; the
+  request waits on it after the lock is released. A background thread serves the delivery
+  callbacks (`poll`) instead of a `flush` per write, which would also wait for every other
+  request's MCLs.
 """
 
 from __future__ import annotations
@@ -258,6 +266,42 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> 
         time.sleep(0.1)
 
 
+class Delivery:
+    """The MCLs of one write, handed to the producer: `wait` blocks until every one of them is
+    acknowledged by the broker (what emitMCL's `getMclFuture().get()` loop does)."""
+
+    def __init__(self, count: int) -> None:
+        self._remaining = count
+        self._results: list[ProducedMcl | None] = [None] * count
+        self._errors: list[str] = []
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        if count == 0:
+            self._done.set()
+
+    def _settle(self, index: int, result: ProducedMcl | None, error: str | None) -> None:
+        with self._lock:
+            if error is not None:
+                self._errors.append(error)
+            self._results[index] = result
+            self._remaining -= 1
+            if self._remaining <= 0:
+                self._done.set()
+
+    def wait(
+        self, timeout: float = _PRODUCER_DEFAULTS["delivery.timeout.ms"] / 1000 + 5
+    ) -> list[ProducedMcl]:
+        """The produced MCLs, in produce order; any failure is GMS's "Failed to produce MCLs"."""
+        finished = self._done.wait(timeout)
+        with self._lock:
+            delivered = [r for r in self._results if r is not None]
+            if not finished or self._errors or len(delivered) != len(self._results):
+                raise GmsInternalError(
+                    f"Failed to produce MCLs: {self._errors or f'{self._remaining} undelivered'}"
+                )
+        return delivered
+
+
 class MclProducer:
     def __init__(
         self,
@@ -274,51 +318,65 @@ class MclProducer:
                 **_PRODUCER_DEFAULTS,
             }
         )
-        self._log: list[ProducedMcl] = []
+        # Slots in produce order, filled by the delivery callbacks (None: not acknowledged).
+        self._log: list[ProducedMcl | None] = []
         self._log_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="gms-double-mcl", daemon=True)
+        self._poller.start()
 
-    def produce_all(self, requests: list[MclRequest]) -> list[ProducedMcl]:
-        """Produce and wait for every delivery; any failure is GMS's "Failed to produce MCLs"."""
-        if not requests:
-            return []
-        results: list[ProducedMcl | None] = [None] * len(requests)
-        errors: list[str] = []
+    def _poll(self) -> None:
+        # Serves the delivery callbacks as the broker acknowledges; returns at once when one is
+        # ready, so a waiting request is answered without a fixed delay.
+        while not self._closed.is_set():
+            self._producer.poll(0.05)
 
-        def on_delivery(index: int, raw: bytes, req: MclRequest) -> Any:
-            def callback(err: Any, msg: Any) -> None:
-                if err is not None:
-                    errors.append(str(err))
-                    return
-                results[index] = ProducedMcl(
-                    req.topic, msg.partition(), msg.offset(), req.key, self._codec.decode(raw), raw
-                )
-
-            return callback
-
+    def produce(self, requests: list[MclRequest]) -> Delivery:
+        """Hand `requests` to librdkafka in this order and return at once; the caller waits on
+        the Delivery (outside its write lock)."""
+        delivery = Delivery(len(requests))
         for i, req in enumerate(requests):
             raw = self._codec.encode(req.value, req.topic)
+            with self._log_lock:
+                slot = len(self._log)
+                self._log.append(None)
             self._producer.produce(
                 req.topic,
                 key=req.key.encode("utf-8"),
                 value=raw,
-                on_delivery=on_delivery(i, raw, req),
+                on_delivery=self._callback(delivery, i, slot, raw, req),
             )
-        remaining = self._producer.flush(_PRODUCER_DEFAULTS["delivery.timeout.ms"] / 1000 + 5)
-        delivered = [r for r in results if r is not None]
-        if remaining or errors or len(delivered) != len(requests):
-            raise GmsInternalError(
-                f"Failed to produce MCLs: {errors or f'{remaining} undelivered'}"
+        return delivery
+
+    def _callback(
+        self, delivery: Delivery, index: int, slot: int, raw: bytes, req: MclRequest
+    ) -> Any:
+        def callback(err: Any, msg: Any) -> None:
+            if err is not None:
+                delivery._settle(index, None, str(err))
+                return
+            produced = ProducedMcl(
+                req.topic, msg.partition(), msg.offset(), req.key, self._codec.decode(raw), raw
             )
-        with self._log_lock:
-            self._log.extend(delivered)
-        return delivered
+            with self._log_lock:
+                self._log[slot] = produced
+            delivery._settle(index, produced, None)
+
+        return callback
+
+    def produce_all(self, requests: list[MclRequest]) -> list[ProducedMcl]:
+        """Produce and wait for every delivery; any failure is GMS's "Failed to produce MCLs"."""
+        return self.produce(requests).wait()
 
     def produced(self) -> list[ProducedMcl]:
+        """Every acknowledged MCL, in produce order."""
         with self._log_lock:
-            return list(self._log)
+            return [m for m in self._log if m is not None]
 
     def close(self) -> None:
         self._producer.flush(5)
+        self._closed.set()
+        self._poller.join(5)
         # Destroy the librdkafka client now: left to the garbage collector it keeps
         # reconnecting to a broker that the stack stops next, filling the output with noise.
         self._producer.close()

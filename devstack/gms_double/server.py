@@ -51,7 +51,14 @@ from devstack.gms_double.errors import GmsError, GmsUnsupportedOperation
 from devstack.gms_double.faults import Faults
 from devstack.gms_double.glue import DEFAULT_REGISTRY, GlueMclCodec
 from devstack.gms_double.ingest import SYSTEM_ACTOR, WritePipeline, now_ms
-from devstack.gms_double.mcl import Codec, MclCodec, MclProducer, ProducedMcl, create_mcl_topics
+from devstack.gms_double.mcl import (
+    Codec,
+    Delivery,
+    MclCodec,
+    MclProducer,
+    ProducedMcl,
+    create_mcl_topics,
+)
 from devstack.gms_double.persist import StateDb
 from devstack.gms_double.scheduler import IngestionSchedulerDouble
 from devstack.gms_double.schema_registry import (
@@ -576,6 +583,13 @@ def _restli_aspects_param(raw_query: dict[str, str]) -> list[str] | None:
     return routes.parse_restli_list(raw) if raw is not None else None
 
 
+def _await(pending: list[object]) -> None:
+    """Wait for every MCL of a write to be acknowledged (raises "Failed to produce MCLs")."""
+    for delivery in pending:
+        if isinstance(delivery, Delivery):
+            delivery.wait()
+
+
 def _json_or_none(body: bytes) -> Any:
     try:
         return json.loads(body or b"null")
@@ -705,7 +719,7 @@ class GmsDouble(StartStop):
         self._producer = MclProducer(self.bootstrap_servers, self.codec, self.kafka_config)
         self._pipeline = WritePipeline(
             self.store,
-            self._producer.produce_all,
+            self._producer.produce,
             self._commit,
             versioned_topic=self.versioned_topic,
             timeseries_topic=self.timeseries_topic,
@@ -844,7 +858,14 @@ class GmsDouble(StartStop):
     ) -> list[Any]:
         assert self._pipeline is not None
         with self._lock:
-            return self._pipeline.ingest(proposals, actor, session)
+            try:
+                results = self._pipeline.ingest(proposals, actor, session)
+            finally:
+                pending = self._pipeline.take_deliveries()
+        # GMS joins the MCL futures after its transaction (mcl.py): other writes go on
+        # meanwhile; the MCLs already left in commit order.
+        _await(pending)
+        return results
 
     def _read(self, urn: str, aspect: str, version: int) -> Any:
         with self._lock:
@@ -895,7 +916,12 @@ class GmsDouble(StartStop):
     def _delete_urn(self, urn: str) -> tuple[int, int]:
         assert self._pipeline is not None
         with self._lock:
-            return self._pipeline.delete_urn(urn)
+            try:
+                deleted = self._pipeline.delete_urn(urn)
+            finally:
+                pending = self._pipeline.take_deliveries()
+        _await(pending)
+        return deleted
 
     def _delete_timeseries(self, urn: str, aspect: str) -> int:
         # TimeseriesAspectService.deleteAspectValues: the double keeps one value per aspect.
