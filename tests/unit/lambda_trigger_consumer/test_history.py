@@ -26,11 +26,16 @@ class _Graph:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.sent: list[MetadataChangeProposalWrapper] = []
+        self.calls: list[list[str]] = []  # aspect names, one list per GMS call
 
     def emit_mcp(self, mcp: MetadataChangeProposalWrapper) -> None:
+        self.emit_mcps([mcp])
+
+    def emit_mcps(self, mcps: list[MetadataChangeProposalWrapper]) -> None:
         if self.fail:
             raise RuntimeError("GMS said no")
-        self.sent.append(mcp)
+        self.sent.extend(mcps)
+        self.calls.append([m.aspectName or "" for m in mcps])
 
 
 class _Client:
@@ -177,3 +182,18 @@ def test_urns_stay_valid_for_arn_keys() -> None:
         "urn:li:dataFlow:(aws-sfn,arn:aws:states:us-east-1:123456789012:stateMachine:x_y__z,PROD)"
     )
     assert job_urn(target).endswith(",PROD),run)")
+
+
+def test_a_record_is_one_batch_call_and_its_run_event_alone_last() -> None:
+    client = _Client()
+    history = _history(client)
+    history.started(_entry())
+    history.finished(_entry(), RunResult(DataHubStatus.SUCCESS, 1000, "ok", 500))
+    history.flush()
+    calls = client.graph.calls
+    # start: instance + task in one call, STARTED alone; end: instance + operation, COMPLETE.
+    assert len(calls) == 4, calls
+    assert calls[1] == ["dataProcessInstanceRunEvent"]
+    assert calls[3] == ["dataProcessInstanceRunEvent"]
+    assert "dataProcessInstanceProperties" in calls[0] and "dataJobInfo" in calls[0]
+    assert "operation" in calls[2] and "dataProcessInstanceRunEvent" not in calls[2]
