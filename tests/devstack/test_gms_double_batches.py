@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import uuid
@@ -138,7 +139,7 @@ def test_concurrent_writes_of_one_urn_leave_their_mcls_in_commit_order(double: G
     offsets = [m.offset for m in mcls]
     assert offsets == sorted(offsets)  # one partition per URN: broker order = commit order
     # Each MCL's previous value is the value the MCL before it carried.
-    for prev, cur in zip(mcls, mcls[1:], strict=False):
+    for prev, cur in itertools.pairwise(mcls):
         assert cur.value["previousAspectValue"]["value"] == prev.value["aspect"]["value"]
 
 
