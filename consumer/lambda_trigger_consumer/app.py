@@ -302,14 +302,17 @@ class ConsumerApp:
         # member with only ledger partitions drives runs; one with none (a group larger than the
         # partition count) stands by to take over. Requiring an MCL partition kept such members
         # not-ready forever and stalled every rollout of more than one replica.
+        # And every partition it holds is being fetched (issue 25): a member that has just been
+        # assigned partitions would not see a request written to them for a few hundred ms.
         partitions = len(self.runner.assignment)
         deps = self.dependencies.status()
         return readiness(
             (
-                self.runner.in_group,
+                self.runner.in_group and self.runner.fetching,
                 {
                     "groupMember": self.runner.in_group,
                     "assignedPartitions": partitions,
+                    "partitionsNotFetchedYet": self.runner.unfetched,
                     "ledgerPartitions": len(self.runner.ledger_assignment),
                     "openRuns": self.view.size(),
                 },
