@@ -404,6 +404,8 @@ class ConsumerApp:
             self.lineage,
             self.intents,
             stopping,
+            dead_letters=self.dead_letters,
+            decode_failures=self.metrics.decode_failures,
         )
         self.decider = TriggerDecider(
             self.view,
