@@ -4,7 +4,8 @@ party can write is hostile until checked), on the real broker, GMS double and mo
 - a forged trigger intent in the run ledger (unsigned) starts nothing;
 - undecodable or ill-typed `operation` records on DataHub's timeseries MCL topic are skipped
   (log, count, dead letter) and do not stop the reader: later operations still trigger;
-- an `operation` dated in the far future does not silence its upstream's later operations.
+- an `operation` dated in the far future does not silence its upstream's later operations;
+- an `upstreamLineage` of a shape GMS would never write does not stop the lineage watcher.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .test_kafka_trust import PARTITIONS, REJECTED, _dead_letters, _headers, _wa
 pytestmark = pytest.mark.integration
 
 TIMESERIES = "MetadataChangeLog_Timeseries_v1"
+VERSIONED = "MetadataChangeLog_Versioned_v1"
 DECODE_FAILURES = "lambda_trigger_consumer_decode_failures_total"
 
 
@@ -72,7 +74,7 @@ def _produce(env: Env, topic: str, key: bytes, value: bytes, partition: int | No
     assert errors == [None], errors
 
 
-def _operation_mcl(urn: str, aspect: Any) -> bytes:
+def _operation_mcl(urn: str, aspect: Any, name: str = "operation") -> bytes:
     """A timeseries MCL as GMS frames it (the GMS double's codec), carrying `aspect` as is
     (a str is taken as the aspect's JSON text)."""
     text = aspect if isinstance(aspect, str) else json.dumps(aspect)
@@ -83,7 +85,7 @@ def _operation_mcl(urn: str, aspect: Any) -> bytes:
             "entityUrn": urn,
             "entityKeyAspect": None,
             "changeType": "UPSERT",
-            "aspectName": "operation",
+            "aspectName": name,
             "aspect": {"value": text.encode(), "contentType": "application/json"},
             "systemMetadata": None,
             "headers": None,
@@ -129,10 +131,12 @@ def test_a_forged_trigger_intent_starts_nothing(
 def test_hostile_operation_records_are_skipped_and_a_future_date_silences_nothing(
     env: Env, start_consumer: Callable[..., RunningConsumer]
 ) -> None:
-    up, _down, fn = _triggered_pair(env)
+    up, down, fn = _triggered_pair(env)
     consumer = start_consumer()
     triggers_ready(consumer)
     app: Any = consumer.app
+    bad_lineage = _operation_mcl(down, {"upstreams": [1, "x", None]}, "upstreamLineage")
+    _produce(env, VERSIONED, down.encode(), bad_lineage)
     key = up.encode()
     _produce(env, TIMESERIES, key, b"\x00\x00\x00\x00\x01not avro at all")
     _produce(env, TIMESERIES, key, _operation_mcl(up, {"timestampMillis": "yesterday"}))
@@ -146,6 +150,7 @@ def test_hostile_operation_records_are_skipped_and_a_future_date_silences_nothin
     (first,) = _runs_of(env, fn)
     env.wait_status(first.payload["runId"], {"SUCCESS"})
     assert app.operations.thread.is_alive()
+    assert app.lineage_watcher.thread.is_alive()
     failures = sum(
         consumer.metric(DECODE_FAILURES, {"reason": r})
         for r in ("framing", "schema", "avro", "aspect", "unhandled")
