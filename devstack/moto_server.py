@@ -10,7 +10,8 @@ backend, inside this server process, with what the project's tests need from a f
 - canned invoke errors per function (HTTP status + AWS error code, e.g. 429
   TooManyRequestsException), which boto3 raises as ClientError, for any invocation type;
 - a record of every Invoke call: the name as called, the function it resolved to, qualifier,
-  invocation type, payload, time, the request id boto3 sees and the outcome.
+  invocation type, payload, time called and answered, the request id boto3 sees and the
+  outcome.
 
 - asynchronous (Event) invocations that end the way real Lambda's do: after the canned delay,
   an invocation record goes to the function's OnSuccess / OnFailure destination (an SQS
@@ -442,6 +443,8 @@ class DevstackApp:
             if record is not None:
                 with STORE.lock:
                     record["statusCode"] = int(status.split(" ", 1)[0])
+                    # When the answer left: with `timestamp`, how many calls ran at once.
+                    record["answeredAt"] = time.time()
                     for name, value in headers:
                         if name.lower() == "x-amzn-requestid":
                             record["requestId"] = value

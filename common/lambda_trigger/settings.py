@@ -174,7 +174,8 @@ class ConsumerSettings(_Settings):
     )
     # Extra librdkafka properties as JSON (security.protocol, sasl.*, ...).
     kafka_config_json: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_KAFKA_CONFIG")
-    max_inflight: int = Field(8, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_MAX_INFLIGHT")
+    # Synchronous invokes at once, at most (threads made on demand; fewer while Lambda throttles).
+    max_inflight: int = Field(64, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_MAX_INFLIGHT")
     http_host: str = Field("0.0.0.0", validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_HOST")
     http_port: int = Field(9102, validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_PORT")
     commit_interval_seconds: float = Field(
@@ -258,6 +259,10 @@ class ConsumerSettings(_Settings):
     sfn_poll_rate: float = Field(5.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_POLL_RATE")
     # Threads of the run driver's quick steps (checks, claims, status writes, polls).
     step_threads: int = Field(16, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_STEP_THREADS")
+    # A waiting run step moves up one priority class per this many seconds (step_queue.py).
+    queue_aging_seconds: float = Field(
+        30.0, gt=0, validation_alias="LAMBDA_TRIGGER_QUEUE_AGING_SECONDS"
+    )
     # After the start-up warm-up (warm.py), how often its steps run again: renews the cached
     # function timeouts and keeps idle GMS and AWS connections open; 0 turns that off.
     keep_warm_seconds: float = Field(

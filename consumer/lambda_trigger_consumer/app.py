@@ -183,6 +183,7 @@ class ConsumerApp:
             step_threads=settings.step_threads,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
+            queue_aging_seconds=settings.queue_aging_seconds,
         )
         self.authorizer: Authorizer | None = None
         cancel_gate: CancelGate | None = None

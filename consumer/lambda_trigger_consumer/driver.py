@@ -30,12 +30,13 @@ run's invoke and the run's function (completion.py, `unbound_reason`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -61,6 +62,7 @@ from lambda_trigger_consumer.aws_calls import AwsTransient, jittered
 from lambda_trigger_consumer.completion import unbound_reason
 from lambda_trigger_consumer.history import RunHistory
 from lambda_trigger_consumer.invoke import Invoker, execution_arn
+from lambda_trigger_consumer.invoke_limit import AdaptiveLimit
 from lambda_trigger_consumer.ledger import (
     LedgerView,
     LedgerWriter,
@@ -72,9 +74,13 @@ from lambda_trigger_consumer.ledger import (
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.poll_plan import PollPlan
+from lambda_trigger_consumer.step_queue import FairExecutor, Priority, priority_of
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
+# The `kind` label of runs_inflight for the asynchronous targets, counted by the dispatch loop
+# (a synchronous invoke counts itself while it waits for the function, in _invoke).
+ASYNC_KINDS = {"lambda-event": "event", "stepfunctions": "stepfunctions"}
 # Clocks differ a little between writers and the consumer; more than this is not skew.
 FUTURE_TOLERANCE_SECONDS = 300.0
 
@@ -107,7 +113,12 @@ class DriverConfig:
     # One active run per dataset and target: a second request ends DUPLICATE.
     one_active_run: bool = True
     completion_queue_arn: str | None = None
-    max_inflight: int = 8
+    # Synchronous invokes at once, at most: threads are made as runs wait for one, and fewer
+    # run while Lambda throttles (invoke_limit.py).
+    max_inflight: int = 64
+    # Waiting steps are taken by priority class, then round-robin across datasets; a step
+    # moves up one class for every this many seconds it has waited (step_queue.py).
+    queue_aging_seconds: float = 30.0
 
 
 class RunDriver:
@@ -141,9 +152,23 @@ class RunDriver:
         self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
         self._stopping = threading.Event()
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
-        # the quick steps (claims, Step Functions polls, status writes) of other runs.
-        self._invokes = ThreadPoolExecutor(config.max_inflight, thread_name_prefix="invoke")
-        self._steps = ThreadPoolExecutor(config.step_threads, thread_name_prefix="step")
+        # the quick steps (claims, Step Functions polls, status writes) of other runs. Both
+        # take waiting runs by priority and round-robin across datasets (step_queue.py).
+        self.invoke_limit = AdaptiveLimit(config.max_inflight)
+        self._invokes = FairExecutor(
+            config.max_inflight,
+            name="invoke",
+            aging_seconds=config.queue_aging_seconds,
+            limit=self.invoke_limit.current,
+        )
+        self.invoke_limit.on_raise = self._invokes.wake
+        self._steps = FairExecutor(
+            config.step_threads, name="step", aging_seconds=config.queue_aging_seconds
+        )
+        for priority in Priority:
+            metrics.runs_queued.labels(priority=priority.label).set_function(
+                functools.partial(self._queued, priority)
+            )
         self._lock = threading.Lock()
         self._busy: dict[str, Future[None]] = {}
         self._next_look: dict[str, float] = {}
@@ -183,8 +208,8 @@ class RunDriver:
             wait(pending, timeout=grace_seconds)
         with self._lock:
             left = sum(1 for f in self._busy.values() if not f.done())
-        self._invokes.shutdown(wait=False, cancel_futures=True)
-        self._steps.shutdown(wait=False, cancel_futures=True)
+        self._invokes.shutdown(cancel_futures=True)
+        self._steps.shutdown(cancel_futures=True)
         return left
 
     def on_assign(self, partition: int) -> None:
@@ -200,6 +225,10 @@ class RunDriver:
             self._revoked.add(partition)
             while self._passing.get(partition, 0) and time.monotonic() < deadline:
                 self._fence.wait(0.05)
+
+    def _queued(self, priority: Priority) -> int:
+        """Runs of this class waiting for a step thread or a synchronous invoke slot."""
+        return self._invokes.queued()[priority] + self._steps.queued()[priority]
 
     def busy(self) -> int:
         with self._lock:
@@ -223,6 +252,7 @@ class RunDriver:
                         self._touched_busy.add(run_id)
             now = time.monotonic()
             open_runs = 0
+            started = dict.fromkeys(ASYNC_KINDS.values(), 0)
             runs = list(self._view.runs())
             if len(self._next_look) > 2 * len(runs) + 100:  # forget finished runs
                 alive = {entry.run_id for _p, entry in runs}
@@ -230,6 +260,13 @@ class RunDriver:
                     self._next_look.pop(run_id, None)
             for partition, entry in runs:
                 open_runs += 1
+                if (
+                    entry.result is None
+                    and entry.phase in (Phase.INVOKING, Phase.STARTED)
+                    and entry.target is not None
+                    and entry.target.kind in ASYNC_KINDS
+                ):
+                    started[ASYNC_KINDS[entry.target.kind]] += 1
                 with self._lock:
                     if entry.run_id in self._busy:
                         continue
@@ -237,6 +274,8 @@ class RunDriver:
                         continue
                     self._submit(partition, entry)
             self._metrics.open_runs.set(open_runs)
+            for kind, count in started.items():
+                self._metrics.runs_inflight.labels(kind=kind).set(count)
 
     def _submit(self, partition: int, entry: RunEntry) -> None:
         """Start the run's next step (with self._lock held: a run has one step at a time)."""
@@ -244,7 +283,14 @@ class RunDriver:
             entry.target is not None and entry.target.kind == "lambda"
         )
         pool = self._invokes if long_call else self._steps
-        self._busy[entry.run_id] = pool.submit(self._step, partition, entry)
+        request = entry.request or {}
+        self._busy[entry.run_id] = pool.submit(
+            self._step,
+            partition,
+            entry,
+            priority=priority_of(request.get("source_type")),
+            dataset=entry.dataset_urn or str(request.get("dataset_urn") or ""),
+        )
 
     def _step(self, partition: int, entry: RunEntry) -> None:
         run_id = entry.run_id
@@ -637,14 +683,23 @@ class RunDriver:
             )
         log.info("run %s: invoking %s (%s)", entry.run_id, target.key, target.matched_by)
         self._metrics.inflight.inc()
+        sync = target.kind == "lambda"
+        if sync:
+            self._metrics.runs_inflight.labels(kind="sync").inc()
         try:
             invocation = self._invoker.invoke(
                 target,
                 lambda_payload(request, target.payload, target.parameters),
                 entry.run_id,
+                # Only the synchronous invokes' concurrency adapts: they hold a thread each.
+                on_throttle=self.invoke_limit.throttled if sync else None,
             )
         finally:
             self._metrics.inflight.dec()
+            if sync:
+                self._metrics.runs_inflight.labels(kind="sync").dec()
+        if sync and invocation.outcome != "throttled":
+            self.invoke_limit.succeeded()
         self._metrics.invocations.labels(target=target.label, outcome=invocation.outcome).inc()
         self._metrics.invocation_duration.labels(target=target.label).observe(
             invocation.duration_seconds

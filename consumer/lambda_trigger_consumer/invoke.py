@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -236,7 +237,16 @@ class Invoker:
 
     # --- calls ----------------------------------------------------------------------------
 
-    def invoke(self, target: Target, payload: dict[str, Any], run_id: str) -> Invocation:
+    def invoke(
+        self,
+        target: Target,
+        payload: dict[str, Any],
+        run_id: str,
+        *,
+        on_throttle: Callable[[], None] | None = None,
+    ) -> Invocation:
+        """`on_throttle` hears every throttled answer as it comes (invoke_limit.py lowers the
+        synchronous invokes' concurrency on it, before this call's own retries)."""
         started = time.monotonic()
         attempt = 0
         while True:
@@ -248,6 +258,8 @@ class Invoker:
                 code = exc.response.get("Error", {}).get("Code", "")
                 meta = exc.response.get("ResponseMetadata", {})
                 if code in _THROTTLED or is_throttle(exc):
+                    if on_throttle is not None:
+                        on_throttle()
                     if attempt < self._throttle_retries:
                         attempt += 1
                         # Jittered: runs throttled together must not come back together.
