@@ -12,7 +12,7 @@ from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -65,15 +65,17 @@ class RunBody(BaseModel):
         False,
         description="Run the mapped upstream datasets first, in waves (docs/triggers.md)",
     )
-    maxDepth: int | None = Field(
-        None, description="withUpstream: lineage hops to follow (1..5; default from settings)"
+    maxDepth: StrictInt | None = Field(
+        None, ge=1, le=5, description="withUpstream: lineage hops to follow (default from settings)"
     )
 
 
 class PlanBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     datasetUrn: str = Field(description="The dataset to run with its upstream datasets")
-    maxDepth: int | None = Field(None, description="Lineage hops to follow (1..5)")
+    maxDepth: StrictInt | None = Field(
+        None, ge=1, le=5, description="Lineage hops to follow (default from settings)"
+    )
 
 
 class RunAccepted(BaseModel):

@@ -1,4 +1,4 @@
-""""Run with upstream" end to end (docs/triggers.md#run-with-upstream): api -> GMS double ->
+""" "Run with upstream" end to end (docs/triggers.md#run-with-upstream): api -> GMS double ->
 MCL on the devstack's Kafka -> consumer (parent and children in the run ledger) -> moto.
 
 A three-level lineage A -> B -> C; C is requested with upstream. The order is what moto
@@ -7,6 +7,7 @@ recorded (its Invoke timestamps), the statuses are what DataHub holds.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,8 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from lambda_trigger.contract import RunRequest, now_ms
+from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ApiSettings
-from lambda_trigger.upstream_plan import child_run_id
+from lambda_trigger.upstream_plan import ARG_PLAN, PLAN_SOURCE_TYPE, child_run_id
 from lambda_trigger_api.app import create_app
 from tests.integration.conftest import Env, RunningConsumer, bearer
 from tests.integration.test_triggers import create, dataset, lineage, wait_for
@@ -166,3 +169,86 @@ def test_cancel_while_wave_one_runs_starts_no_later_wave(
         answer = status(client, env, parent)
         assert answer["state"] == "cancelled"
         assert [ch["status"] for ch in answer["children"]][1:] == ["CANCELLED", "CANCELLED"]
+
+
+def test_plan_api_checks_and_skips(env: Env) -> None:
+    a, b, c, _fns = three_levels(env)
+    x = dataset(f"x_{env.executor_id}")  # an upstream of A that no rule names
+    far = dataset(f"far_{env.executor_id}")
+    create(env, x)
+    lineage(env, a, x)
+    lineage(env, x, far)
+    alice = bearer(env.users["alice"])
+    with api_client(env) as client:
+        plan = client.post(
+            "/api/ingestion/plan", json={"datasetUrn": c, "maxDepth": 3}, headers=alice
+        )
+        assert plan.status_code == 200, plan.text
+        body = plan.json()
+        assert [[s["datasetUrn"] for s in w] for w in body["waves"]] == [[a], [b], [c]]
+        assert body["skipped"] == [
+            {"datasetUrn": x, "reason": "unmapped"},
+            {"datasetUrn": far, "reason": "too_deep"},
+        ]
+        shallow = client.post(
+            "/api/ingestion/plan", json={"datasetUrn": c, "maxDepth": 1}, headers=alice
+        ).json()
+        assert [[s["datasetUrn"] for s in w] for w in shallow["waves"]] == [[b], [c]]
+        assert shallow["skipped"] == [{"datasetUrn": a, "reason": "too_deep"}]
+        for bad in (0, 6, "3", True):
+            answer = client.post(
+                "/api/ingestion/plan", json={"datasetUrn": c, "maxDepth": bad}, headers=alice
+            )
+            assert answer.status_code in (400, 422) and answer.status_code != 200, bad
+        assert (
+            client.post("/api/ingestion/plan", json={"datasetUrn": x}, headers=alice).status_code
+            == 422
+        )  # the requested dataset itself has no target
+        missing = dataset(f"missing_{env.executor_id}")
+        assert (
+            client.post(
+                "/api/ingestion/plan", json={"datasetUrn": missing}, headers=alice
+            ).status_code
+            == 404
+        )
+        mixed = client.post(
+            "/api/ingestion/run",
+            json={
+                "datasetUrn": c,
+                "withUpstream": True,
+                "jobUrn": "urn:li:dataJob:(urn:li:dataFlow:(airflow,f,PROD),t)",
+            },
+            headers=alice,
+        )
+        assert mixed.status_code == 400
+        plain = client.post("/api/ingestion/run", json={"datasetUrn": c}, headers=alice)
+        assert plain.status_code == 202 and "plan" not in plain.json()
+
+
+def test_a_forged_parent_whose_plan_is_not_the_lineage_runs_nothing(
+    env: Env, start_consumer: Callable[..., RunningConsumer]
+) -> None:
+    """The parent is hostile input: a writer may name any datasets in `upstreamPlan`."""
+    a, _b, c, fns = three_levels(env)
+    other = dataset(f"other_{env.executor_id}")
+    create(env, other)
+    env.mapping["rules"].append({"dataset": other, "target": "a"})
+    start_consumer()
+    forged = RunRequest(
+        run_id=new_run_id(),
+        dataset_urn=c,
+        executor_id=env.executor_id,
+        source_type=PLAN_SOURCE_TYPE,
+        requested_at_ms=now_ms(),
+        actor_urn="urn:li:corpuser:sdk-user",
+        extra_args={ARG_PLAN: json.dumps({"maxDepth": 3, "waves": [[other], [a], [c]]})},
+    )
+    client = env.datahub()
+    try:
+        client.write_request(forged)
+    finally:
+        client.close()
+    result = env.wait_status(forged.run_id, {"FAILURE"}, timeout=60)
+    assert "no longer matches" in result.report
+    time.sleep(2)
+    assert all(env.moto.invocations(fn) == [] for fn in fns.values())
