@@ -252,3 +252,23 @@ def test_a_forged_parent_whose_plan_is_not_the_lineage_runs_nothing(
     assert "no longer matches" in result.report
     time.sleep(2)
     assert all(env.moto.invocations(fn) == [] for fn in fns.values())
+
+
+def test_a_new_consumer_takes_the_plan_over_and_starts_no_child_twice(
+    env: Env, start_consumer: Callable[..., RunningConsumer]
+) -> None:
+    """The ledger holds the parent's progress: a restart mid-plan re-finds wave 1's child by
+    its derived id and goes on with wave 2, each function invoked once."""
+    a, b, c, fns = three_levels(env)
+    env.moto.queue_result(fns["a"], {"ok": "a"}, delay_seconds=4)
+    first = start_consumer()
+    with api_client(env) as client:
+        parent = run_with_upstream(client, env, c)["runId"]
+    env.moto.wait_for_invocations(fns["a"], count=1, timeout=60)
+    first.stop()
+    assert env.moto.invocations(fns["b"]) == []
+    start_consumer()
+    env.wait_status(parent, {"SUCCESS"}, timeout=120)
+    assert [len(env.moto.invocations(fn)) for fn in fns.values()] == [1, 1, 1]
+    assert env.moto.invocations(fns["b"])[0].payload["runId"] == child_run_id(parent, b)
+    assert env.moto.invocations(fns["a"])[0].payload["datasetUrn"] == a
