@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from lambda_trigger.contract import RunRequest, now_ms
+from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import ApiSettings
 from lambda_trigger.upstream_plan import ARG_PLAN, PLAN_SOURCE_TYPE, child_run_id
@@ -272,3 +273,34 @@ def test_a_new_consumer_takes_the_plan_over_and_starts_no_child_twice(
     assert [len(env.moto.invocations(fn)) for fn in fns.values()] == [1, 1, 1]
     assert env.moto.invocations(fns["b"])[0].payload["runId"] == child_run_id(parent, b)
     assert env.moto.invocations(fns["a"])[0].payload["datasetUrn"] == a
+
+
+def test_a_parent_written_by_someone_who_may_not_start_runs_runs_nothing(
+    env: Env, start_consumer: Callable[..., RunningConsumer]
+) -> None:
+    """The same writer check as every request: the plan itself is right, its writer is not."""
+    _a, _b, c, fns = three_levels(env)
+    start_consumer()
+    with api_client(env) as api:
+        plan = api.post(
+            "/api/ingestion/plan", json={"datasetUrn": c}, headers=bearer(env.users["alice"])
+        ).json()
+    waves = [[s["datasetUrn"] for s in w] for w in plan["waves"]]
+    parent = RunRequest(
+        run_id=new_run_id(),
+        dataset_urn=c,
+        executor_id=env.executor_id,
+        source_type=PLAN_SOURCE_TYPE,
+        requested_at_ms=now_ms(),
+        actor_urn="urn:li:corpuser:alice",  # a claim: bob writes it
+        extra_args={ARG_PLAN: json.dumps({"maxDepth": 3, "waves": waves})},
+    )
+    client = DataHubClient(env.datahub_settings(env.users["bob"]))
+    try:
+        client.write_request(parent)
+    finally:
+        client.close()
+    result = env.wait_status(parent.run_id, {"FAILURE"}, timeout=60)
+    assert "not authorised" in result.report
+    time.sleep(2)
+    assert all(env.moto.invocations(fn) == [] for fn in fns.values())
