@@ -213,6 +213,8 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             setWithUpstream(false);
             setMaxDepth(null);
         }
+        // Reset only when the dialog opens (as the parameter form above).
+        // eslint-disable-next-line react-hooks/exhaustive-deps
     }, [state.phase === 'confirming']);
     useEffect(() => {
         if (state.phase === 'confirming' && planState.plan) setShownPlan(planState.plan);
