@@ -205,6 +205,7 @@ async function main() {
                             children: Array.from(wave.querySelectorAll('[data-testid="upstream-child"]')).map((li) => ({
                                 name: li.firstElementChild?.textContent?.trim() ?? '',
                                 status: li.getAttribute('data-status'),
+                                state: li.getAttribute('data-state'),
                                 datasetUrn: li.getAttribute('title'),
                             })),
                         })),

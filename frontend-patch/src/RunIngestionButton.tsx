@@ -31,6 +31,8 @@ export interface RunIngestionButtonProps extends PollingOptions {
 }
 
 export const REASON_MAX_LENGTH = 500;
+/** The api's bound on `maxDepth` (1 to 5); its default (LAMBDA_TRIGGER_UPSTREAM_MAX_DEPTH) is in the plan answer. */
+export const MAX_UPSTREAM_DEPTH = 5;
 
 let nextId = 0;
 
@@ -227,10 +229,9 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             setShownPlan(null);
             return onRun();
         }
-        if (checked && Object.keys(checked.errors).length) return onRun();
-        const parameters = checked ? checked.parameters : null;
-        if (checked) setLastSent(checked.parameters);
-        return confirm(parameters, { withUpstream: true, maxDepth: planState.plan?.maxDepth ?? maxDepth });
+        // Each dataset of the plan runs its own mapped target with its defaults: the api takes no parameters here.
+        setLastSent(null);
+        return confirm(null, { withUpstream: true, maxDepth: planState.plan?.maxDepth ?? maxDepth });
     };
     const children = state.run?.children ?? null;
     const progress = childProgress(children);
@@ -398,7 +399,12 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                 <Typography.Paragraph type="secondary" style={{ wordBreak: 'break-all', fontSize: 12 }}>
                     {datasetUrn}
                 </Typography.Paragraph>
-                {schema && (
+                {schema && upstreamOn && (
+                    <Typography.Paragraph type="secondary" data-testid="upstream-no-parameters">
+                        With upstream, every dataset runs its job with its default parameters.
+                    </Typography.Paragraph>
+                )}
+                {schema && !(withUpstream && planState.status !== 'unsupported') && (
                     <ParametersForm
                         schema={schema}
                         values={paramValues}
@@ -433,7 +439,7 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                                 id={depthId}
                                 data-testid="run-ingestion-depth"
                                 min={1}
-                                max={10}
+                                max={MAX_UPSTREAM_DEPTH}
                                 precision={0}
                                 size="small"
                                 value={maxDepth ?? planState.plan?.maxDepth ?? shownPlan?.maxDepth ?? undefined}

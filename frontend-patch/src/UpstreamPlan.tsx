@@ -90,6 +90,7 @@ export function UpstreamProgress({ runs, plan }: { runs: ChildRun[]; plan?: Upst
                                     key={child.runId || child.datasetUrn}
                                     data-testid="upstream-child"
                                     data-status={child.status}
+                                    data-state={label.state}
                                     title={child.datasetUrn}
                                     style={{ display: 'flex', justifyContent: 'space-between', gap: 8, padding: '2px 0' }}
                                 >

@@ -91,34 +91,80 @@ export function childrenByWave(children: ChildRun[] | null | undefined): ChildWa
         .map(([wave, group]) => ({ number: wave + offset, children: group }));
 }
 
-const CHILD_FINAL = ['succeeded', 'failed', 'cancelled', 'skipped'];
+/**
+ * A child's status as one key. The api sends DataHub's execution-request statuses for children (`PENDING` before
+ * the child's request is written or picked up, `RUNNING`, `SUCCESS`, `FAILURE`, `CANCELLED`, `TIMEOUT`, `ABORTED`,
+ * `DUPLICATE`, and `SKIPPED` for a child never started because an earlier wave failed); the run states of
+ * `GET /runs/{id}` (`requested`, `running`, `succeeded`, ...) are understood too.
+ */
+export type ChildState =
+    | 'waiting'
+    | 'requested'
+    | 'running'
+    | 'succeeded'
+    | 'failed'
+    | 'cancelled'
+    | 'skipped'
+    | 'timeout'
+    | 'aborted'
+    | 'duplicate'
+    | 'unknown';
+
+const CHILD_STATES: Record<string, ChildState> = {
+    pending: 'waiting',
+    waiting: 'waiting',
+    queued: 'waiting',
+    requested: 'requested',
+    running: 'running',
+    success: 'succeeded',
+    succeeded: 'succeeded',
+    failure: 'failed',
+    failed: 'failed',
+    cancelled: 'cancelled',
+    canceled: 'cancelled',
+    skipped: 'skipped',
+    timeout: 'timeout',
+    aborted: 'aborted',
+    duplicate: 'duplicate',
+};
+
+export function childState(status: string | null | undefined): ChildState {
+    return CHILD_STATES[String(status ?? '').toLowerCase()] ?? 'unknown';
+}
+
+const CHILD_FINAL: ReadonlyArray<ChildState> = ['succeeded', 'failed', 'cancelled', 'skipped', 'timeout', 'aborted', 'duplicate'];
 
 /** How many children have ended (any final state), of how many. */
 export function childProgress(children: ChildRun[] | null | undefined): { done: number; total: number } {
     const list = children ?? [];
-    return { done: list.filter((child) => CHILD_FINAL.includes(child.status)).length, total: list.length };
+    return { done: list.filter((child) => CHILD_FINAL.includes(childState(child.status))).length, total: list.length };
 }
 
-const CHILD_LABELS: Record<string, string> = {
-    pending: 'Waiting',
+const CHILD_LABELS: Record<ChildState, string> = {
     waiting: 'Waiting',
-    queued: 'Waiting',
     requested: 'Requested',
     running: 'Running',
     succeeded: 'Succeeded',
     failed: 'Failed',
     cancelled: 'Cancelled',
     skipped: 'Skipped',
+    timeout: 'Timed out',
+    aborted: 'Aborted',
+    duplicate: 'Duplicate',
+    unknown: '',
 };
 
-const CHILD_COLORS: Record<string, string> = {
+const CHILD_COLORS: Partial<Record<ChildState, string>> = {
     running: 'processing',
     succeeded: 'success',
     failed: 'error',
+    timeout: 'error',
+    aborted: 'error',
     cancelled: 'warning',
 };
 
-/** The words and antd Tag colour for a child's status (unknown statuses are shown as sent). */
-export function childStatusLabel(status: string): { text: string; color: string } {
-    return { text: CHILD_LABELS[status] ?? status, color: CHILD_COLORS[status] ?? 'default' };
+/** The state key, words and antd Tag colour for a child's status (an unknown status is shown as sent). */
+export function childStatusLabel(status: string): { state: ChildState; text: string; color: string } {
+    const state = childState(status);
+    return { state, text: CHILD_LABELS[state] || status, color: CHILD_COLORS[state] ?? 'default' };
 }

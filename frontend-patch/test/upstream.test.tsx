@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createIngestionApiClient } from '../src/api';
 import { RunIngestionButton } from '../src/RunIngestionButton';
 import type { ToastKind } from '../src/toast';
-import { childProgress, childrenByWave, describeSkipReason, planNames, planRunCount } from '../src/upstream';
+import { childProgress, childStatusLabel, childrenByWave, describeSkipReason, planNames, planRunCount } from '../src/upstream';
 import { isPlanUnsupported } from '../src/useUpstreamPlan';
 import { IngestionApiError } from '../src/api';
 import { DATASET_URN, RUN_ID, apiError, cancellingOk, fakeApi, json, runStatus, startedOk, targetOk } from './helpers/fakeApi';
@@ -182,22 +182,22 @@ describe('confirming and following the parent run', () => {
             run: [startedWithPlan],
             runs: [
                 parent('running', [
-                    child(RAW, 0, 'running'),
-                    child(FX, 0, 'succeeded'),
-                    child(STAGE, 1, 'pending'),
-                    child(DATASET_URN, 2, 'pending'),
+                    child(RAW, 0, 'RUNNING'),
+                    child(FX, 0, 'SUCCESS'),
+                    child(STAGE, 1, 'PENDING'),
+                    child(DATASET_URN, 2, 'PENDING'),
                 ]),
                 parent('running', [
-                    child(RAW, 0, 'succeeded'),
-                    child(FX, 0, 'succeeded'),
-                    child(STAGE, 1, 'running'),
-                    child(DATASET_URN, 2, 'pending'),
+                    child(RAW, 0, 'SUCCESS'),
+                    child(FX, 0, 'SUCCESS'),
+                    child(STAGE, 1, 'RUNNING'),
+                    child(DATASET_URN, 2, 'PENDING'),
                 ]),
                 parent('succeeded', [
-                    child(RAW, 0, 'succeeded'),
-                    child(FX, 0, 'succeeded'),
-                    child(STAGE, 1, 'succeeded'),
-                    child(DATASET_URN, 2, 'succeeded'),
+                    child(RAW, 0, 'SUCCESS'),
+                    child(FX, 0, 'SUCCESS'),
+                    child(STAGE, 1, 'SUCCESS'),
+                    child(DATASET_URN, 2, 'SUCCESS'),
                 ]),
             ],
         });
@@ -252,7 +252,7 @@ describe('confirming and following the parent run', () => {
         await flush(4000);
         expect(root()).toHaveAttribute('data-phase', 'succeeded');
         expect(statusLine()).toHaveTextContent('Last run succeeded · 4 of 4 runs done');
-        expect(within(progress).getAllByTestId('upstream-child').every((li) => li.dataset.status === 'succeeded')).toBe(true);
+        expect(within(progress).getAllByTestId('upstream-child').every((li) => li.dataset.state === 'succeeded')).toBe(true);
         expect(toast).toHaveBeenLastCalledWith('success', 'Ingestion run succeeded (Orders nightly load).', 3);
         fireEvent.click(within(progress).getByTestId('upstream-progress-close'));
         await flush(500);
@@ -269,7 +269,7 @@ describe('confirming and following the parent run', () => {
                     activeRun: { runId: RUN_ID, state: 'running', requestedBy: 'urn:li:corpuser:jdoe' },
                 }),
             ],
-            runs: [parent('running', [child(RAW, 1, 'failed'), child(DATASET_URN, 2, 'cancelled')], { requestedBy: 'urn:li:corpuser:jdoe' })],
+            runs: [parent('running', [child(RAW, 1, 'FAILURE'), child(DATASET_URN, 2, 'CANCELLED')], { requestedBy: 'urn:li:corpuser:jdoe' })],
         });
         setup(api);
         await flush(1000);
@@ -294,9 +294,79 @@ describe('confirming and following the parent run', () => {
     });
 });
 
+describe('a wave that fails', () => {
+    it('ends the parent failed; later waves show Skipped', async () => {
+        const api = fakeApi({
+            targets: [targetOk],
+            plan: [planOk],
+            run: [startedWithPlan],
+            runs: [
+                parent(
+                    'failed',
+                    [child(RAW, 0, 'FAILURE'), child(FX, 0, 'SUCCESS'), child(STAGE, 1, 'SKIPPED'), child(DATASET_URN, 2, 'SKIPPED')],
+                    { message: 'raw.orders ended FAILURE in wave 1; its dependents were skipped', cancellable: false },
+                ),
+            ],
+        });
+        const { toast } = setup(api);
+        const dialog = await openDialog();
+        await checkUpstream(dialog);
+        fireEvent.click(okButton(dialog));
+        await flush(1000);
+        expect(root()).toHaveAttribute('data-phase', 'failed');
+        expect(statusLine()).toHaveTextContent(
+            'Last run failed: raw.orders ended FAILURE in wave 1; its dependents were skipped · 4 of 4 runs done',
+        );
+        expect(toast).toHaveBeenLastCalledWith(
+            'error',
+            'Ingestion run failed (Orders nightly load): raw.orders ended FAILURE in wave 1; its dependents were skipped',
+            5,
+        );
+        fireEvent.click(screen.getByRole('button', { name: 'Upstream runs (4/4)' }));
+        await flush();
+        const progress = screen.getByRole('dialog', { name: 'Run with upstream' });
+        expect(
+            within(progress)
+                .getAllByTestId('upstream-child')
+                .map((li) => `${li.dataset.state}:${li.textContent}`),
+        ).toEqual(['failed:Raw ordersFailed', 'succeeded:FX ratesSucceeded', 'skipped:Staging ordersSkipped', 'skipped:OrdersSkipped']);
+        // No Cancel in the progress dialog once the parent ended.
+        expect(within(progress).queryByRole('button', { name: 'Cancel run' })).toBeNull();
+    });
+});
+
+describe('a target with parameters', () => {
+    const SCHEMA = {
+        type: 'object',
+        properties: { start: { type: 'string', format: 'date', title: 'First day' } },
+        required: ['start'],
+    };
+
+    it('with upstream the form is replaced by a note and no parameters are sent (the api refuses them)', async () => {
+        const api = fakeApi({
+            targets: [json(200, { datasetUrn: DATASET_URN, available: true, canRun: true, label: 'L', parameters: SCHEMA })],
+            plan: [planOk],
+            run: [startedWithPlan],
+            runs: ['hang'],
+        });
+        setup(api);
+        const dialog = await openDialog();
+        expect(within(dialog).getByTestId('run-parameters')).toBeInTheDocument();
+        await checkUpstream(dialog);
+        expect(within(dialog).queryByTestId('run-parameters')).toBeNull();
+        expect(within(dialog).getByTestId('upstream-no-parameters')).toHaveTextContent(
+            'With upstream, every dataset runs its job with its default parameters.',
+        );
+        // The required "start" is empty, yet the upstream run goes: its targets run with their defaults.
+        fireEvent.click(okButton(dialog));
+        await flush();
+        expect(api.callsTo('run')[0].body).toEqual({ datasetUrn: DATASET_URN, withUpstream: true, maxDepth: 2 });
+    });
+});
+
 describe('cancel', () => {
     it('cancels the parent run, says its upstream runs stop too, and shows the children cancelled', async () => {
-        const running = [child(RAW, 0, 'running'), child(STAGE, 1, 'pending'), child(DATASET_URN, 2, 'pending')];
+        const running = [child(RAW, 0, 'RUNNING'), child(STAGE, 1, 'PENDING'), child(DATASET_URN, 2, 'PENDING')];
         const api = fakeApi({
             targets: [targetOk],
             plan: [planOk],
@@ -304,7 +374,7 @@ describe('cancel', () => {
             runs: [
                 parent('running', running),
                 parent('running', running),
-                parent('cancelled', [child(RAW, 0, 'cancelled'), child(STAGE, 1, 'cancelled'), child(DATASET_URN, 2, 'cancelled')], {
+                parent('cancelled', [child(RAW, 0, 'CANCELLED'), child(STAGE, 1, 'CANCELLED'), child(DATASET_URN, 2, 'CANCELLED')], {
                     cancellable: false,
                 }),
             ],
@@ -336,7 +406,7 @@ describe('cancel', () => {
         fireEvent.click(screen.getByRole('button', { name: 'Upstream runs (3/3)' }));
         await flush();
         const after = screen.getByRole('dialog', { name: 'Run with upstream' });
-        expect(within(after).getAllByTestId('upstream-child').map((li) => li.dataset.status)).toEqual([
+        expect(within(after).getAllByTestId('upstream-child').map((li) => li.dataset.state)).toEqual([
             'cancelled',
             'cancelled',
             'cancelled',
@@ -445,15 +515,20 @@ describe('the pieces', () => {
     });
 
     it('helpers: waves, counts, names, reasons, unsupported', () => {
-        expect(childrenByWave([child(STAGE, 1, 'running'), child(RAW, 0, 'succeeded')]).map((w) => w.number)).toEqual([1, 2]);
-        expect(childrenByWave([child(STAGE, 2, 'running'), child(RAW, 1, 'succeeded')]).map((w) => w.number)).toEqual([1, 2]);
+        expect(childrenByWave([child(STAGE, 1, 'RUNNING'), child(RAW, 0, 'SUCCESS')]).map((w) => w.number)).toEqual([1, 2]);
+        expect(childrenByWave([child(STAGE, 2, 'RUNNING'), child(RAW, 1, 'SUCCESS')]).map((w) => w.number)).toEqual([1, 2]);
         expect(childrenByWave(null)).toEqual([]);
-        expect(childProgress([child(RAW, 0, 'succeeded'), child(FX, 0, 'skipped'), child(STAGE, 1, 'running')])).toEqual({
+        expect(childProgress([child(RAW, 0, 'SUCCESS'), child(FX, 0, 'SKIPPED'), child(STAGE, 1, 'RUNNING')])).toEqual({
             done: 2,
             total: 3,
         });
         expect(planRunCount({ ...PLAN, runs: undefined })).toBe(4);
         expect(planNames(PLAN).get(STAGE)).toBe('Staging orders');
+        expect(childStatusLabel('SUCCESS')).toEqual({ state: 'succeeded', text: 'Succeeded', color: 'success' });
+        expect(childStatusLabel('PENDING').text).toBe('Waiting');
+        expect(childStatusLabel('TIMEOUT')).toEqual({ state: 'timeout', text: 'Timed out', color: 'error' });
+        expect(childStatusLabel('running').state).toBe('running');
+        expect(childStatusLabel('SOMETHING_NEW')).toEqual({ state: 'unknown', text: 'SOMETHING_NEW', color: 'default' });
         expect(describeSkipReason('cycle')).toBe('part of a lineage cycle');
         expect(describeSkipReason('not_allowed')).toBe('you may not run its job');
         expect(describeSkipReason('something_new')).toBe('something_new');
