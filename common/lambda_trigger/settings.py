@@ -96,6 +96,10 @@ class ApiSettings(_Settings):
     # The principal of the api's DATAHUB_GMS_TOKEN (default: asked of GMS): requests it wrote
     # carry the checked caller as actorUrn, as the consumer believes (same setting name).
     service_actor: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_API_SERVICE_ACTOR")
+    # "Run with upstream": how many lineage hops a plan follows when the caller names no maxDepth
+    upstream_max_depth: int = Field(
+        3, ge=1, le=5, validation_alias="LAMBDA_TRIGGER_UPSTREAM_MAX_DEPTH"
+    )
 
 
 class ConsumerSettings(_Settings):

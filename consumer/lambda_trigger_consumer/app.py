@@ -42,6 +42,7 @@ from lambda_trigger_consumer.trigger_decider import (
     TriggerMetrics,
 )
 from lambda_trigger_consumer.trigger_intents import TriggerBook
+from lambda_trigger_consumer.upstream_runner import PlanRunner
 from lambda_trigger_consumer.warm import consumer_warmup
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,17 @@ class ConsumerApp:
             on_unwritable=self._unwritable,
             history=self.history,
             on_finished=self.intents.run_finished,
+            plans=PlanRunner(  # "run with upstream" parents (upstream_runner.py)
+                self.datahub,
+                self.mappings,
+                datahub_settings.executor_id,
+                gate=gate,
+                service_actor=(
+                    self.authorizer.service_actor if self.authorizer is not None else None
+                ),
+                max_request_age_seconds=config.max_request_age_seconds,
+                job_arn_property_urn=mapping_settings.job_arn_property_urn,
+            ),
         )
         group: dict[str, Any] = {
             # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's Kafka

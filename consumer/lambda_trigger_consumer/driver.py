@@ -73,6 +73,7 @@ from lambda_trigger_consumer.ledger import (
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.poll_plan import PollPlan
 from lambda_trigger_consumer.target import NoTarget, resolve_target
+from lambda_trigger_consumer.upstream_runner import PlanRunner
 
 log = logging.getLogger(__name__)
 # Clocks differ a little between writers and the consumer; more than this is not skew.
@@ -126,6 +127,7 @@ class RunDriver:
         on_unwritable: Callable[[RunEntry, str], None] | None = None,
         history: RunHistory | None = None,
         on_finished: Callable[[RunEntry, RunResult], None] | None = None,
+        plans: PlanRunner | None = None,
     ) -> None:
         self._view = view
         self._ledger = ledger
@@ -139,6 +141,7 @@ class RunDriver:
         self._on_unwritable = on_unwritable
         self._history = history  # the Runs tab records (history.py): never fails a run
         self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
+        self._plans = plans  # "run with upstream" parents (upstream_runner.py)
         self._stopping = threading.Event()
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
         # the quick steps (claims, Step Functions polls, status writes) of other runs.
@@ -298,6 +301,8 @@ class RunDriver:
         if entry.result is not None:
             return self._finish(partition, entry)
         self._vet_cancel(partition, entry)
+        if self._plans is not None and self._plans.is_plan(entry):
+            return self._plans.advance(partition, entry, self)
         if entry.phase == Phase.REQUESTED:
             return self._begin(partition, entry)
         if entry.phase == Phase.CLAIMED:
@@ -855,9 +860,12 @@ class RunDriver:
         if written:
             self._metrics.status_writes.labels(status=result.status.value).inc()
             self._metrics.runs_finished.labels(status=result.status.value).inc()
-            if self._history is not None:
+            # A plan's parent ran nothing itself: its children have their own Runs-tab
+            # records and run_success events.
+            parent = self._plans is not None and self._plans.is_plan(entry)
+            if self._history is not None and not parent:
                 self._history.finished(entry, result)
-            if self._on_finished is not None:
+            if self._on_finished is not None and not parent:
                 self._on_finished(entry, result)
         self._close(partition, entry)
         return None
@@ -911,6 +919,22 @@ class RunDriver:
         except Exception:
             log.exception("run %s: could not record the failure; retrying", entry.run_id)
             return 5.0
+
+    # --- what a "run with upstream" parent borrows (upstream_runner.PlanSteps) ------------
+
+    def save_step(self, partition: int, entry: RunEntry, *, required: bool = True) -> None:
+        self._save(partition, entry, required=required)
+
+    def end_run(self, partition: int, entry: RunEntry, result: RunResult) -> float | None:
+        return self._set_result(partition, entry, result)
+
+    def end_unstarted(
+        self, partition: int, entry: RunEntry, final: DataHubStatus, message: str
+    ) -> float | None:
+        return self._unstarted(partition, entry, final, message)
+
+    def drop(self, partition: int, entry: RunEntry) -> None:
+        self._close(partition, entry)
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -82,6 +82,10 @@ class RunEntry:
     cancels_ignored: list[str] = field(default_factory=list)
     completions_ignored: list[str] = field(default_factory=list)
     seq: int = 0  # the owner's snapshot number: an older snapshot never replaces a newer one
+    # A "run with upstream" parent's progress (upstream_runner.py): its waves, the current
+    # wave, when each wave's children were requested (their requestedAt, so a rewrite after a
+    # takeover is the very same request).
+    plan: dict[str, Any] | None = None
     closing: bool = False  # in memory only: the tombstone is written, its echo not yet read
 
     # --- conversions ----------------------------------------------------------------------
@@ -116,6 +120,7 @@ class RunEntry:
             cancels_ignored=[str(a) for a in data.get("cancels_ignored") or []],
             completions_ignored=[str(r) for r in data.get("completions_ignored") or []],
             seq=int(data.get("seq") or 0),
+            plan=data.get("plan") if isinstance(data.get("plan"), dict) else None,
         )
 
     def run_request(self) -> RunRequest | None:
