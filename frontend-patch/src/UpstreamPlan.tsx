@@ -15,6 +15,8 @@ import {
 } from './upstream';
 
 const listStyle = { margin: '4px 0 8px', paddingLeft: 20 } as const;
+// Waves are an ordered list for screen readers; the visible "Wave n" already numbers them.
+const waveListStyle = { margin: '4px 0 8px', paddingLeft: 0, listStyle: 'none' } as const;
 
 /** `urn:li:dataset:(urn:li:dataPlatform:hive,db.table,PROD)` -> `db.table` (a copy: RunIngestionButton imports
  *  this file, so importing it back would make a cycle). */
@@ -37,7 +39,7 @@ export function UpstreamPlanView({ plan, headingId }: { plan: UpstreamPlan; head
             <Typography.Paragraph type="secondary" style={{ marginBottom: 4, fontSize: 12 }}>
                 One wave after another; the datasets of one wave run at the same time.
             </Typography.Paragraph>
-            <ol style={listStyle} data-testid="upstream-plan-waves">
+            <ol style={waveListStyle} data-testid="upstream-plan-waves">
                 {waves.map((wave, index) => (
                     // The wave's position is its identity: the plan is drawn whole, never reordered.
                     // eslint-disable-next-line react/no-array-index-key
@@ -77,11 +79,11 @@ export function UpstreamProgress({ runs, plan }: { runs: ChildRun[]; plan?: Upst
     const names = planNames(plan);
     const waves = childrenByWave(runs);
     return (
-        <ol style={listStyle} data-testid="upstream-progress">
+        <ol style={waveListStyle} data-testid="upstream-progress">
             {waves.map((wave) => (
                 <li key={wave.number} data-testid="upstream-progress-wave">
                     <Typography.Text strong>Wave {wave.number}</Typography.Text>
-                    <ul style={{ ...listStyle, listStyle: 'none', paddingLeft: 0 }}>
+                    <ul style={{ ...waveListStyle, paddingLeft: 12 }}>
                         {wave.children.map((child) => {
                             const label = childStatusLabel(child.status);
                             const name = names.get(child.datasetUrn) || nameFromUrn(child.datasetUrn);

@@ -9,6 +9,8 @@ each child by wave until both Lambdas (moto) ran, the upstream one first.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +24,7 @@ from datahub.metadata.schema_classes import (
 
 from devstack.stack import Stack
 
-from .browser_stack import ARTIFACTS, POLY, SIP, UNMAPPED, browser_stack, run_page_script
+from .browser_stack import ARTIFACTS, POLY, REPO, SIP, UNMAPPED, browser_stack, run_page_script
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -102,3 +104,9 @@ def test_plan_shown_then_parent_run_with_children_by_wave(services: Stack) -> No
     assert len(poly) == 1 and len(earn) == 1
     all_calls = services.moto.invocations()
     assert all_calls.index(poly[0]) < all_calls.index(earn[0])
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        # frontend-patch/README.md shows the dialog with the plan.
+        shutil.copyfile(
+            ARTIFACTS / "run-with-upstream-plan.png",
+            REPO / "docs" / "images" / "run-with-upstream-plan.png",
+        )
