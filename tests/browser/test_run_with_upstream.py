@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -110,3 +111,31 @@ def test_plan_shown_then_parent_run_with_children_by_wave(services: Stack) -> No
             ARTIFACTS / "run-with-upstream-plan.png",
             REPO / "docs" / "images" / "run-with-upstream-plan.png",
         )
+
+
+def test_cancel_on_the_parent_stops_the_later_waves(services: Stack) -> None:
+    assert services.moto is not None
+    # Wave 1's Lambda takes a while: the parent is still running when Cancel run is clicked.
+    services.moto.queue_result("polygon-lambda", payload={"rowsLoaded": 1}, delay_seconds=8)
+    before_poly = len(services.moto.invocations("polygon-lambda"))
+    before_earn = len(services.moto.invocations("earnings-lambda"))
+
+    code, result = run_page_script(
+        "e2e/run.mjs",
+        services,
+        {
+            "DATASET_URN": SIP,
+            "E2E_UPSTREAM": "1",
+            "E2E_EXPECT": "cancelled",
+            "E2E_SCREENSHOT": str(ARTIFACTS / "run-with-upstream-cancelled.png"),
+        },
+    )
+    assert code == 0 and result["ok"], result
+    assert result["cancelRequests"] == 1
+    children = result["children"]
+    assert [[c["datasetUrn"] for c in wave["children"]] for wave in children] == [[POLY], [SIP]]
+    # The dataset's own run (wave 2) never started: cancelled with the parent.
+    assert children[1]["children"][0]["state"] == "cancelled", children
+    services.moto.wait_for_invocations("polygon-lambda", count=before_poly + 1, timeout=30)
+    time.sleep(12)  # wave 1's Lambda ends meanwhile; wave 2 would have been invoked by now
+    assert len(services.moto.invocations("earnings-lambda")) == before_earn
