@@ -22,6 +22,7 @@ from lambda_trigger.datahub import PreconditionFailed, WriteRejected
 from lambda_trigger.mapping import DEFAULT_LABEL
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.sanitize import describe_char, hostile_char
+from lambda_trigger.sources import dataset_of
 from lambda_trigger.upstream_plan import (
     ARG_PLAN,
     MAX_DEPTH,
@@ -202,6 +203,8 @@ def children(service: RunService, record: RunRecord) -> list[dict[str, Any]]:
     out = []
     for wave, urn, run_id in ids:
         child = stored.get(run_id)
+        if child is not None and dataset_of(dict(child.request.args)) != urn:
+            child = None  # a request someone else wrote under that id is not this child
         if child is not None and child.result is not None:
             state = child.result.status
         elif child is not None:

@@ -33,7 +33,7 @@ def plan_of(
     return build_plan(
         root,
         depth,
-        lambda urn: edges.get(urn),
+        edges.get,
         lambda urn: urn not in unmapped,
         lambda urn: urn not in refused,
     )
