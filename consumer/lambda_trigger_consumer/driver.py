@@ -60,7 +60,7 @@ from lambda_trigger_consumer import status
 from lambda_trigger_consumer.aws_calls import AwsTransient, jittered
 from lambda_trigger_consumer.completion import unbound_reason
 from lambda_trigger_consumer.history import RunHistory
-from lambda_trigger_consumer.invoke import Invoker, execution_arn
+from lambda_trigger_consumer.invoke import ExecutionStatus, Invoker, execution_arn
 from lambda_trigger_consumer.ledger import (
     LedgerView,
     LedgerWriter,
@@ -72,6 +72,11 @@ from lambda_trigger_consumer.ledger import (
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.poll_plan import PollPlan
+from lambda_trigger_consumer.sfn_events import (
+    FINAL_STATUSES,
+    event_unbound_reason,
+    is_status_event_fact,
+)
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
 log = logging.getLogger(__name__)
@@ -108,6 +113,10 @@ class DriverConfig:
     one_active_run: bool = True
     completion_queue_arn: str | None = None
     max_inflight: int = 8
+    # Step Functions status events reach the completion queue (sfn_events.py): polling is
+    # then a safety net, every `sfn_events_poll_seconds`.
+    sfn_status_events: bool = False
+    sfn_events_poll_seconds: float = 900.0
 
 
 class RunDriver:
@@ -156,7 +165,11 @@ class RunDriver:
         self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
         self._touched_busy: set[str] = set()  # runs that got a new fact during a step
-        self._polls = PollPlan(config.sfn_poll_rate, max_interval=config.sfn_poll_max_seconds)
+        self._polls = PollPlan(
+            config.sfn_poll_rate,
+            max_interval=config.sfn_poll_max_seconds,
+            events_wait=config.sfn_events_poll_seconds if config.sfn_status_events else None,
+        )
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
@@ -481,6 +494,13 @@ class RunDriver:
         """A cancel or a completion for a run with no request in the ledger: the run ended
         already (tombstoned), or its request has not been forwarded yet."""
         stored = self._datahub.read_result(entry.run_id)
+        if is_status_event_fact(entry.completion):
+            # A Step Functions event for a run that ended (a duplicate, or one read late: it
+            # never reopens a run) or never was ours (forged).
+            if stored is None or not is_final(stored.status):
+                self._ignore_completion(partition, entry, "no open run of this consumer has it")
+            self._close(partition, entry)
+            return None
         if entry.completion is not None:
             # A destination record after the deadline: the truth beats our TIMEOUT guess, but
             # only the record of the invoke the TIMEOUT report names (its request id).
@@ -668,6 +688,7 @@ class RunDriver:
             entry.phase = Phase.STARTED
             entry.request_id = invocation.request_id
             entry.execution_arn = invocation.execution_arn
+            entry.execution_start_ms = invocation.details.get("startDateMs")
             entry.seq += 1
             self._save(partition, entry, required=False)
             return 1.0 if target.kind == "stepfunctions" else self._until_deadline(entry)
@@ -740,7 +761,18 @@ class RunDriver:
         past_deadline = now_ms() >= entry.deadline_ms
         if target.kind == "stepfunctions":
             arn = entry.execution_arn or execution_arn(target, entry.run_id)
-            if entry.cancel_by or past_deadline:
+            execution, confirm = (
+                self._status_event(partition, entry, target, arn)
+                if entry.completion is not None
+                else (None, False)
+            )
+            if execution is None and not (confirm or entry.cancel_by or past_deadline):
+                # Status events expected: DescribeExecution only when the safety net is due.
+                due = self._polls.until_due(entry.run_id, self._until_deadline(entry))
+                if due > 0:
+                    return due
+            # A bound status event says how the execution ended, without asking AWS.
+            if execution is None and (entry.cancel_by or past_deadline):
                 why = (
                     f"cancelled by {entry.cancel_by}"
                     if entry.cancel_by
@@ -750,7 +782,11 @@ class RunDriver:
                     self._invoker.stop_execution(
                         target, arn, error="Cancelled" if entry.cancel_by else "Timeout", cause=why
                     )
-            execution = self._invoker.describe_execution(target, arn)
+            if execution is None:
+                execution = self._invoker.describe_execution(target, arn)
+                if confirm and execution.status not in FINAL_STATUSES:
+                    self._ignore_completion(partition, entry, "AWS says the execution runs on")
+                    self._polls.distrust(entry.run_id)
             final = status.sfn_final(entry.start_ms, target, entry.run_id, execution)
             if final is not None and execution.status == "ABORTED" and not entry.cancel_by:
                 if past_deadline:
@@ -799,6 +835,32 @@ class RunDriver:
                 guard=True,
             )
         return self._until_deadline(entry)
+
+    def _status_event(
+        self, partition: int, entry: RunEntry, target: Target, arn: str
+    ) -> tuple[ExecutionStatus | None, bool]:
+        """The run's completion fact, as a Step Functions run reads it: (how the execution
+        ended, per its bound status event; or None), and whether AWS must confirm it (bound by
+        its ARN only: this owner does not know StartExecution's start date)."""
+        assert entry.completion is not None
+        fact = entry.completion
+        why = event_unbound_reason(fact, arn, entry.execution_start_ms, target.state_machine_arn)
+        if why is not None:
+            self._ignore_completion(partition, entry, why)
+            # The genuine event may have been dropped behind the forged one: poll as without.
+            self._polls.distrust(entry.run_id)
+            return None, False
+        if entry.execution_start_ms is None:
+            return None, True
+        return (
+            ExecutionStatus(
+                str(fact.get("status")),
+                output=fact.get("output"),
+                error=fact.get("error"),
+                cause=fact.get("cause"),
+            ),
+            False,
+        )
 
     def _ignore_completion(self, partition: int, entry: RunEntry, why: str) -> None:
         assert entry.completion is not None
