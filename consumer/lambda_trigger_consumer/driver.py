@@ -761,11 +761,14 @@ class RunDriver:
         past_deadline = now_ms() >= entry.deadline_ms
         if target.kind == "stepfunctions":
             arn = entry.execution_arn or execution_arn(target, entry.run_id)
-            execution, confirm = (
-                self._status_event(partition, entry, target, arn)
-                if entry.completion is not None
-                else (None, False)
-            )
+            execution, confirm = None, False
+            if entry.completion is not None:
+                if self._refuse_event(partition, entry, target, arn):
+                    # Polled from now on, at the back-off's pace (a forger sending event
+                    # after event gets no DescribeExecution per event).
+                    elapsed = max(0.0, (now_ms() - entry.start_ms) / 1000)
+                    return self._polls.next_delay(entry.run_id, target.key, elapsed)
+                execution, confirm = self._event_outcome(entry)
             if execution is None and not (confirm or entry.cancel_by or past_deadline):
                 # Status events expected: DescribeExecution only when the safety net is due.
                 due = self._polls.until_due(entry.run_id, self._until_deadline(entry))
@@ -836,20 +839,25 @@ class RunDriver:
             )
         return self._until_deadline(entry)
 
-    def _status_event(
-        self, partition: int, entry: RunEntry, target: Target, arn: str
-    ) -> tuple[ExecutionStatus | None, bool]:
-        """The run's completion fact, as a Step Functions run reads it: (how the execution
-        ended, per its bound status event; or None), and whether AWS must confirm it (bound by
-        its ARN only: this owner does not know StartExecution's start date)."""
+    def _refuse_event(self, partition: int, entry: RunEntry, target: Target, arn: str) -> bool:
+        """Refuse the run's completion fact unless it is its own execution's status event."""
         assert entry.completion is not None
+        why = event_unbound_reason(
+            entry.completion, arn, entry.execution_start_ms, target.state_machine_arn
+        )
+        if why is None:
+            return False
+        self._ignore_completion(partition, entry, why)
+        # The genuine event may have been dropped behind the forged one: poll as without.
+        self._polls.distrust(entry.run_id)
+        return True
+
+    def _event_outcome(self, entry: RunEntry) -> tuple[ExecutionStatus | None, bool]:
+        """(How the execution ended, per the run's bound status event; or None), and whether
+        AWS must confirm it first (bound by its ARN only: this owner does not know
+        StartExecution's start date, a takeover lost it)."""
         fact = entry.completion
-        why = event_unbound_reason(fact, arn, entry.execution_start_ms, target.state_machine_arn)
-        if why is not None:
-            self._ignore_completion(partition, entry, why)
-            # The genuine event may have been dropped behind the forged one: poll as without.
-            self._polls.distrust(entry.run_id)
-            return None, False
+        assert fact is not None
         if entry.execution_start_ms is None:
             return None, True
         return (
