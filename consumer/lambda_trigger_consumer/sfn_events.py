@@ -33,10 +33,11 @@ import json
 import re
 from typing import Any
 
-SOURCE = "aws.states"
-DETAIL_TYPE = "Step Functions Execution Status Change"
+from lambda_trigger.sfn_events_rule import DETAIL_TYPE, SOURCE
+from lambda_trigger.sfn_events_rule import FINAL_STATUSES as _FINAL
+
 # The statuses that end an execution, mapped exactly as DescribeExecution's (status.sfn_final).
-FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+FINAL_STATUSES = frozenset(_FINAL)
 _STATUSES = FINAL_STATUSES | {"RUNNING", "PENDING_REDRIVE"}
 # EventBridge's largest event is 256 KB; a bigger message was not written by EventBridge.
 MAX_EVENT_BYTES = 256 * 1024
@@ -45,7 +46,7 @@ MAX_EVENT_BYTES = 256 * 1024
 _TEXT_CHARS = 4000
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_NAME = r"[A-Za-z0-9_.-]{1,80}"
+_NAME = r"[^:\s]{1,80}"  # Step Functions names: 1-80 characters, never a colon
 _EXECUTION_ARN = re.compile(
     rf"^arn:(?P<partition>aws[a-z-]*):states:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):"
     rf"execution:(?P<machine>{_NAME}):(?P<name>{_NAME})$"
