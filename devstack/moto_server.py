@@ -21,6 +21,8 @@ backend, inside this server process, with what the project's tests need from a f
   a canned outcome per state machine (SUCCEEDED, FAILED, TIMED_OUT) ends the next execution
   after its delay, with output or error and cause, as DescribeExecution then reports.
 
+- EventBridge events delivered to targets with their `account` field, as AWS sends them.
+
 They are driven over HTTP under `/_devstack/` (see devstack.aws.MotoServer for the client).
 Clients talk plain AWS APIs to this server with endpoint_url; nothing in the client patches
 boto3. Without a canned result a RequestResponse call echoes its payload back (moto's own
@@ -212,6 +214,20 @@ def _end_execution(execution: Any, outcome: dict[str, Any]) -> None:
     else:
         execution.error = outcome.get("error") or "States.TaskFailed"
         execution.cause = outcome.get("cause") or "the task failed"
+
+
+def _install_events_account() -> None:
+    """EventBridge events delivered to a target carry the `account` field (AWS's event
+    structure: version, id, detail-type, source, account, time, region, resources, detail;
+    docs.aws.amazon.com/eventbridge/latest/ref/overiew-event-structure.html). moto 5.2.5's
+    default target input leaves it out; put it back, so a target reads what AWS sends."""
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"source": "<source>", ', '"source": "<source>", "account": "<account>", '
+        )
 
 
 def _install_lambda_backend() -> None:
@@ -456,6 +472,7 @@ def build_app() -> DevstackApp:
 
     _install_lambda_backend()
     _install_sfn_backend()
+    _install_events_account()
     return DevstackApp(DomainDispatcherApplication(create_backend_app))
 
 
