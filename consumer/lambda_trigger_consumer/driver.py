@@ -76,6 +76,7 @@ from lambda_trigger_consumer.sfn_events import (
     FINAL_STATUSES,
     event_unbound_reason,
     is_status_event_fact,
+    start_matches,
 )
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 
@@ -842,11 +843,13 @@ class RunDriver:
     def _refuse_event(self, partition: int, entry: RunEntry, target: Target, arn: str) -> bool:
         """Refuse the run's completion fact unless it is its own execution's status event."""
         assert entry.completion is not None
-        why = event_unbound_reason(
-            entry.completion, arn, entry.execution_start_ms, target.state_machine_arn
-        )
-        if why is None:
+        why = event_unbound_reason(entry.completion, arn, target.state_machine_arn)
+        if why is None and not (
+            self._polls.distrusted(entry.run_id)
+            and not start_matches(entry.completion, entry.execution_start_ms)
+        ):
             return False
+        why = why or "AWS contradicted an earlier event of this run; this one is not confirmed"
         self._ignore_completion(partition, entry, why)
         # The genuine event may have been dropped behind the forged one: poll as without.
         self._polls.distrust(entry.run_id)
@@ -854,11 +857,11 @@ class RunDriver:
 
     def _event_outcome(self, entry: RunEntry) -> tuple[ExecutionStatus | None, bool]:
         """(How the execution ended, per the run's bound status event; or None), and whether
-        AWS must confirm it first (bound by its ARN only: this owner does not know
-        StartExecution's start date, a takeover lost it)."""
+        AWS must confirm it first: its start date is not the one StartExecution answered, or
+        this owner does not know that one (a takeover)."""
         fact = entry.completion
         assert fact is not None
-        if entry.execution_start_ms is None:
+        if not start_matches(fact, entry.execution_start_ms):
             return None, True
         return (
             ExecutionStatus(

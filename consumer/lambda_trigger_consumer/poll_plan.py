@@ -85,6 +85,10 @@ class PollPlan:
             due = self._due[run_id]
         return 0.0 if due is None else max(0.0, due - now)
 
+    def distrusted(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._due and self._due[run_id] is None
+
     def distrust(self, run_id: str) -> None:
         """A forged status event was refused for this run: poll it as without events."""
         with self._lock:

@@ -20,10 +20,11 @@ executionRequestUrn, datasetUrn: contract.lambda_payload), so an event names its
 destination record it becomes a `completion` fact in the run ledger, and like one it is hostile
 until bound (docs/security.md): the owner counts it only when `event_unbound_reason` finds
 nothing wrong, i.e. its executionArn is the run's (recorded at StartExecution), its
-stateMachineArn the run's target, and its startDate the one StartExecution answered (the
-execution ARN can be derived from a run id; the start date, to the millisecond, cannot). A
-run whose start date is not recorded (a new owner took it over) confirms a bound event with one
-DescribeExecution. Only final statuses are facts: a RUNNING event (or one read after the
+stateMachineArn the run's target. Its startDate must also be the one StartExecution answered
+(`start_matches`: the execution ARN can be derived from a run id; the start date, to the
+millisecond, cannot); when it is not, or the run's start date is not recorded (a new owner took
+it over), the owner confirms the event with one DescribeExecution, once per run: a run whose
+event AWS contradicted refuses such events from then on. Only final statuses are facts: a RUNNING event (or one read after the
 final one) never reopens or delays a run.
 """
 
@@ -162,14 +163,11 @@ def _unqualified(arn: str) -> str:
 
 
 def event_unbound_reason(
-    fact: dict[str, Any],
-    execution_arn: str | None,
-    start_ms: int | None,
-    state_machine_arn: str | None,
+    fact: dict[str, Any], execution_arn: str | None, state_machine_arn: str | None
 ) -> str | None:
-    """None when this status event is the one of the run's own execution; else why not.
-    `execution_arn`: the run's (recorded at StartExecution, or derived from its name);
-    `start_ms`: StartExecution's startDate if recorded (None: the caller confirms with AWS)."""
+    """None when this status event names the run's own execution; else why not.
+    `execution_arn`: the run's (recorded at StartExecution, or derived from its name). The
+    start date is the caller's to check (`start_matches`)."""
     if not is_status_event_fact(fact):
         return "it is not a Step Functions status event"
     if not execution_arn or fact.get("executionArn") != execution_arn:
@@ -178,10 +176,12 @@ def event_unbound_reason(
         return "it names another state machine"
     if fact.get("status") not in FINAL_STATUSES:
         return "its status is not final"
-    started = fact.get("startDate")
-    if start_ms is not None and not _near(started, start_ms):
-        return "its start date is not the one StartExecution returned"
     return None
+
+
+def start_matches(fact: dict[str, Any], start_ms: int | None) -> bool:
+    """Is the event's startDate the one StartExecution answered (False when not recorded)?"""
+    return start_ms is not None and _near(fact.get("startDate"), start_ms)
 
 
 def expected_execution_arn(state_machine_arn: str | None, run_id: str) -> str | None:

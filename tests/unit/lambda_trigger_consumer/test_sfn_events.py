@@ -28,7 +28,11 @@ from lambda_trigger_consumer.ledger import (
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.poll_plan import PollPlan
-from lambda_trigger_consumer.sfn_events import event_unbound_reason, parse_status_event
+from lambda_trigger_consumer.sfn_events import (
+    event_unbound_reason,
+    parse_status_event,
+    start_matches,
+)
 
 PREFIX = "urn:li:dataHubExecutionRequest:"
 RUN = "lt-1765000000000-abcd"
@@ -98,9 +102,10 @@ def test_a_final_event_of_our_execution_becomes_a_fact_for_its_run() -> None:
     assert fact["executionArn"] == EXECUTION and fact["stateMachineArn"] == MACHINE
     assert fact["status"] == "SUCCEEDED" and fact["startDate"] == STARTED
     assert fact["output"] == '{"rows": 42}'
-    assert event_unbound_reason(fact, EXECUTION, STARTED, MACHINE) is None
+    assert event_unbound_reason(fact, EXECUTION, MACHINE) is None
+    assert start_matches(fact, STARTED)
     # StartExecution answers seconds with a fraction: a millisecond of rounding is the same.
-    assert event_unbound_reason(fact, EXECUTION, STARTED + 1, MACHINE) is None
+    assert start_matches(fact, STARTED + 1)
 
 
 @pytest.mark.parametrize(
@@ -156,18 +161,18 @@ def _fact(**detail: Any) -> dict[str, Any]:
 def test_an_event_counts_only_for_the_runs_own_execution_machine_and_start() -> None:
     fact = _fact()
     other_run = "arn:aws:states:eu-west-1:123456789012:execution:earnings:lt-9"
-    assert event_unbound_reason(fact, other_run, STARTED, MACHINE) == "it names another execution"
-    assert event_unbound_reason(fact, None, STARTED, MACHINE) is not None
+    assert event_unbound_reason(fact, other_run, MACHINE) == "it names another execution"
+    assert event_unbound_reason(fact, None, MACHINE) is not None
     other_machine = "arn:aws:states:eu-west-1:123456789012:stateMachine:payroll"
-    assert event_unbound_reason(fact, EXECUTION, STARTED, other_machine) is not None
-    # The execution ARN can be derived from a run id; StartExecution's start date cannot.
-    assert event_unbound_reason(fact, EXECUTION, STARTED - 1000, MACHINE) is not None
-    # Not recorded (a takeover): bound by ARN and machine; the owner confirms with AWS.
-    assert event_unbound_reason(fact, EXECUTION, None, MACHINE) is None
+    assert event_unbound_reason(fact, EXECUTION, other_machine) is not None
     # A qualified target (version or alias) runs executions of the same machine.
-    assert event_unbound_reason(fact, EXECUTION, STARTED, f"{MACHINE}:prod") is None
+    assert event_unbound_reason(fact, EXECUTION, f"{MACHINE}:prod") is None
     lambda_record = {"requestId": "r-1", "functionArn": "arn:aws:lambda:x"}
-    assert event_unbound_reason(lambda_record, EXECUTION, STARTED, MACHINE) is not None
+    assert event_unbound_reason(lambda_record, EXECUTION, MACHINE) is not None
+    # The execution ARN can be derived from a run id; StartExecution's start date cannot:
+    # another start, or none recorded (a takeover), is confirmed with AWS by the owner.
+    assert not start_matches(fact, STARTED - 1000)
+    assert not start_matches(fact, None)
 
 
 def _sfn_target() -> Target:
@@ -371,26 +376,29 @@ def test_a_bound_final_event_ends_the_run_as_describe_would_without_asking_aws(
 
 
 @pytest.mark.parametrize(
-    "forged",
+    ("forged", "confirmed"),
     [
-        OTHER_MACHINE,  # another execution
-        {"startDate": STARTED + 60_000},  # the right ARN, a guessed start
+        (OTHER_MACHINE, 0),  # another execution: refused outright
+        ({"startDate": STARTED + 60_000}, 1),  # the right ARN, a guessed start: AWS says no
     ],
 )
 def test_a_forged_event_does_not_end_the_run_and_polling_takes_over(
-    forged: dict[str, Any],
+    forged: dict[str, Any], confirmed: int
 ) -> None:
     invoker = _Invoker()
     driver, datahub, metrics = _driver(invoker)
     entry = _started(_fact(**forged))
     delay = driver._track(0, entry)
-    assert datahub.results == [] and invoker.described == 0
+    assert datahub.results == [] and invoker.described == confirmed
     assert _count(metrics, "unbound") == 1
     assert entry.completion is None and entry.completions_ignored
     # The genuine event may have been dropped behind it: back to short polls.
     assert delay is not None and delay < 600.0 * 0.9
-    entry.completion = None
-    assert driver._track(0, entry) is not None and invoker.described == 1
+    assert driver._track(0, entry) is not None and invoker.described == confirmed + 1
+    # Once AWS or the binding contradicted an event, guessed starts are not even confirmed.
+    entry.completion = _fact(startDate=STARTED + 7)
+    driver._track(0, entry)
+    assert _count(metrics, "unbound") == 2 and invoker.described == confirmed + 1
 
 
 def test_a_bound_event_without_a_recorded_start_is_confirmed_with_one_describe() -> None:
