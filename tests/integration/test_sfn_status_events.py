@@ -184,3 +184,24 @@ def test_a_forged_event_for_another_execution_does_not_end_the_run(
     _put_event(env, _detail(execution, "FAILED", output=None, error="States.TaskFailed"))
     result = env.wait_status(request.run_id, {"FAILURE", "SUCCESS"}, timeout=60)
     assert result.status == "FAILURE"
+
+
+def test_the_devstack_sends_the_event_when_an_execution_ends_as_aws_does(
+    env: Env, start_consumer: Any
+) -> None:
+    """The local stack's Step Functions (a canned outcome) send the status event themselves,
+    so the benchmarks can measure runs that end by their events."""
+    machine = _state_machine(env)
+    env.moto.queue_execution_result(
+        machine, "FAILED", error="States.TaskFailed", cause="no rows", delay_seconds=1
+    )
+    url, queue_arn = env.moto.create_queue(f"done-{uuid.uuid4().hex[:8]}")
+    _rule_to(env, machine, queue_arn)
+    consumer = start_consumer(completion_queue_url=url, sfn_status_events=True, keep_warm_seconds=0)
+    described = consumer.metric(*DESCRIBES)
+    request = env.request(SIP)
+    result = env.wait_status(request.run_id, {"SUCCESS", "FAILURE", "TIMEOUT"}, timeout=60)
+    assert result.status == "FAILURE"
+    details = json.loads(result.structuredReport.serializedValue)
+    assert details["error"] == "States.TaskFailed" and details["cause"] == "no rows"
+    assert consumer.metric(*DESCRIBES) == described
