@@ -775,7 +775,7 @@ class RunDriver:
                 due = self._polls.until_due(entry.run_id, self._until_deadline(entry))
                 if due > 0:
                     return due
-            # A bound status event says how the execution ended, without asking AWS.
+            # `execution` set: a bound status event said how it ended, without asking AWS.
             if execution is None and (entry.cancel_by or past_deadline):
                 why = (
                     f"cancelled by {entry.cancel_by}"
