@@ -261,6 +261,13 @@ class ConsumerSettings(_Settings):
     # DescribeExecution calls a second for all tracked Step Functions executions together
     # (the quota is a token bucket per account and region, shared by every consumer).
     sfn_poll_rate: float = Field(5.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_POLL_RATE")
+    # An EventBridge rule sends Step Functions status changes to the completion queue: a run
+    # ends when its event arrives and DescribeExecution is only a safety net, every
+    # LAMBDA_TRIGGER_SFN_EVENTS_POLL_SECONDS (docs/triggering.md).
+    sfn_status_events: bool = Field(False, validation_alias="LAMBDA_TRIGGER_SFN_STATUS_EVENTS")
+    sfn_events_poll_seconds: float = Field(
+        900.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_EVENTS_POLL_SECONDS"
+    )
     # Threads of the run driver's quick steps (checks, claims, status writes, polls).
     step_threads: int = Field(16, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_STEP_THREADS")
     # A waiting run step moves up one priority class per this many seconds (step_queue.py).

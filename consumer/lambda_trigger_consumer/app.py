@@ -173,6 +173,11 @@ class ConsumerApp:
                 self._stopping,
             )
             queue_arn = self.completions.queue_arn()
+        if settings.sfn_status_events and not settings.completion_queue_url:
+            log.warning(
+                "LAMBDA_TRIGGER_SFN_STATUS_EVENTS needs LAMBDA_TRIGGER_COMPLETION_QUEUE_URL (the "
+                "events arrive there); Step Functions runs are polled as without events"
+            )
         config = driver_config or DriverConfig(
             job_arn_property_urn=mapping_settings.job_arn_property_urn,
             max_request_age_seconds=settings.max_request_age_seconds,
@@ -181,6 +186,9 @@ class ConsumerApp:
             sfn_max_seconds=settings.sfn_max_seconds,
             throttle_retry_seconds=settings.throttle_retry_seconds,
             sfn_poll_rate=settings.sfn_poll_rate,
+            # Events arrive through the completion queue only: without it, poll as before.
+            sfn_status_events=settings.sfn_status_events and bool(settings.completion_queue_url),
+            sfn_events_poll_seconds=settings.sfn_events_poll_seconds,
             step_threads=settings.step_threads,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,

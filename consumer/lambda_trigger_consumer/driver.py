@@ -61,7 +61,7 @@ from lambda_trigger_consumer import status
 from lambda_trigger_consumer.aws_calls import AwsTransient, jittered
 from lambda_trigger_consumer.completion import unbound_reason
 from lambda_trigger_consumer.history import RunHistory
-from lambda_trigger_consumer.invoke import Invoker, execution_arn
+from lambda_trigger_consumer.invoke import ExecutionStatus, Invoker, execution_arn
 from lambda_trigger_consumer.invoke_limit import AdaptiveLimit
 from lambda_trigger_consumer.ledger import (
     LedgerView,
@@ -74,6 +74,12 @@ from lambda_trigger_consumer.ledger import (
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.poll_plan import PollPlan
+from lambda_trigger_consumer.sfn_events import (
+    FINAL_STATUSES,
+    event_unbound_reason,
+    is_status_event_fact,
+    start_matches,
+)
 from lambda_trigger_consumer.step_queue import FairExecutor, Priority, priority_of
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 from lambda_trigger_consumer.upstream_runner import PlanRunner
@@ -120,6 +126,10 @@ class DriverConfig:
     # Waiting steps are taken by priority class, then round-robin across datasets; a step
     # moves up one class for every this many seconds it has waited (step_queue.py).
     queue_aging_seconds: float = 30.0
+    # Step Functions status events reach the completion queue (sfn_events.py): polling is
+    # then a safety net, every `sfn_events_poll_seconds`.
+    sfn_status_events: bool = False
+    sfn_events_poll_seconds: float = 900.0
 
 
 class RunDriver:
@@ -184,7 +194,11 @@ class RunDriver:
         self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
         self._touched_busy: set[str] = set()  # runs that got a new fact during a step
-        self._polls = PollPlan(config.sfn_poll_rate, max_interval=config.sfn_poll_max_seconds)
+        self._polls = PollPlan(
+            config.sfn_poll_rate,
+            max_interval=config.sfn_poll_max_seconds,
+            events_wait=config.sfn_events_poll_seconds if config.sfn_status_events else None,
+        )
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
@@ -532,6 +546,13 @@ class RunDriver:
         """A cancel or a completion for a run with no request in the ledger: the run ended
         already (tombstoned), or its request has not been forwarded yet."""
         stored = self._datahub.read_result(entry.run_id)
+        if is_status_event_fact(entry.completion):
+            # A Step Functions event for a run that ended (a duplicate, or one read late: it
+            # never reopens a run) or never was ours (forged).
+            if stored is None or not is_final(stored.status):
+                self._ignore_completion(partition, entry, "no open run of this consumer has it")
+            self._close(partition, entry)
+            return None
         if entry.completion is not None:
             # A destination record after the deadline: the truth beats our TIMEOUT guess, but
             # only the record of the invoke the TIMEOUT report names (its request id).
@@ -728,6 +749,7 @@ class RunDriver:
             entry.phase = Phase.STARTED
             entry.request_id = invocation.request_id
             entry.execution_arn = invocation.execution_arn
+            entry.execution_start_ms = invocation.details.get("startDateMs")
             entry.seq += 1
             self._save(partition, entry, required=False)
             return 1.0 if target.kind == "stepfunctions" else self._until_deadline(entry)
@@ -800,7 +822,21 @@ class RunDriver:
         past_deadline = now_ms() >= entry.deadline_ms
         if target.kind == "stepfunctions":
             arn = entry.execution_arn or execution_arn(target, entry.run_id)
-            if entry.cancel_by or past_deadline:
+            execution, confirm = None, False
+            if entry.completion is not None:
+                if self._refuse_event(partition, entry, target, arn):
+                    # Polled from now on, at the back-off's pace (a forger sending event
+                    # after event gets no DescribeExecution per event).
+                    elapsed = max(0.0, (now_ms() - entry.start_ms) / 1000)
+                    return self._polls.next_delay(entry.run_id, target.key, elapsed)
+                execution, confirm = self._event_outcome(entry)
+            if execution is None and not (confirm or entry.cancel_by or past_deadline):
+                # Status events expected: DescribeExecution only when the safety net is due.
+                due = self._polls.until_due(entry.run_id, self._until_deadline(entry))
+                if due > 0:
+                    return due
+            # `execution` set: a bound status event said how it ended, without asking AWS.
+            if execution is None and (entry.cancel_by or past_deadline):
                 why = (
                     f"cancelled by {entry.cancel_by}"
                     if entry.cancel_by
@@ -810,7 +846,11 @@ class RunDriver:
                     self._invoker.stop_execution(
                         target, arn, error="Cancelled" if entry.cancel_by else "Timeout", cause=why
                     )
-            execution = self._invoker.describe_execution(target, arn)
+            if execution is None:
+                execution = self._invoker.describe_execution(target, arn)
+                if confirm and execution.status not in FINAL_STATUSES:
+                    self._ignore_completion(partition, entry, "AWS says the execution runs on")
+                    self._polls.distrust(entry.run_id)
             final = status.sfn_final(entry.start_ms, target, entry.run_id, execution)
             if final is not None and execution.status == "ABORTED" and not entry.cancel_by:
                 if past_deadline:
@@ -859,6 +899,39 @@ class RunDriver:
                 guard=True,
             )
         return self._until_deadline(entry)
+
+    def _refuse_event(self, partition: int, entry: RunEntry, target: Target, arn: str) -> bool:
+        """Refuse the run's completion fact unless it is its own execution's status event."""
+        assert entry.completion is not None
+        why = event_unbound_reason(entry.completion, arn, target.state_machine_arn)
+        if why is None and not (
+            self._polls.distrusted(entry.run_id)
+            and not start_matches(entry.completion, entry.execution_start_ms)
+        ):
+            return False
+        why = why or "AWS contradicted an earlier event of this run; this one is not confirmed"
+        self._ignore_completion(partition, entry, why)
+        # The genuine event may have been dropped behind the forged one: poll as without.
+        self._polls.distrust(entry.run_id)
+        return True
+
+    def _event_outcome(self, entry: RunEntry) -> tuple[ExecutionStatus | None, bool]:
+        """(How the execution ended, per the run's bound status event; or None), and whether
+        AWS must confirm it first: its start date is not the one StartExecution answered, or
+        this owner does not know that one (a takeover)."""
+        fact = entry.completion
+        assert fact is not None
+        if not start_matches(fact, entry.execution_start_ms):
+            return None, True
+        return (
+            ExecutionStatus(
+                str(fact.get("status")),
+                output=fact.get("output"),
+                error=fact.get("error"),
+                cause=fact.get("cause"),
+            ),
+            False,
+        )
 
     def _ignore_completion(self, partition: int, entry: RunEntry, why: str) -> None:
         assert entry.completion is not None
