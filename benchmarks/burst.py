@@ -3,6 +3,7 @@ then several in one group.
 
     python -m benchmarks.burst [--requests 2000] [--datasets 200] [--seconds 5]
                                [--consumers 1,3] [--time-scale 1.0] [--singles 20]
+                               [--sfn-events]
 
 `--requests` run requests are written within `--seconds` across `--datasets` datasets (4
 writer threads, the service token, as the api writes them). Each dataset maps to one of three
@@ -14,7 +15,9 @@ busy machine). The consumers run with the shipped defaults except
 LAMBDA_TRIGGER_ONE_ACTIVE_RUN=false (ten requests of one dataset are ten runs, not one run
 and nine DUPLICATEs) and the completion queue. During the burst `--singles` lone runs of a
 dataset of their own (a synchronous Lambda that answers at once) are requested, spread over
-the burst: what a user's click meets.
+the burst: what a user's click meets. With `--sfn-events` an EventBridge rule sends the
+executions' status events to the completion queue (the local stack's Step Functions send them
+as AWS does) and the consumers run with LAMBDA_TRIGGER_SFN_STATUS_EVENTS=true.
 
 Per phase (number of consumers) it prints, and the last line repeats the first phase's:
 
@@ -55,6 +58,7 @@ from lambda_trigger.contract import RunRequest, SourceType, now_ms
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.runid import new_run_id
 from lambda_trigger.settings import DataHubSettings
+from lambda_trigger.sfn_events_rule import setup as sfn_events_setup
 from lambda_trigger.urns import execution_request_urn
 
 DURATIONS = {"sync": (1.0, 5.0), "event": (10.0, 60.0), "sfn": (10.0, 120.0)}
@@ -120,6 +124,13 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
     machine = moto.create_state_machine(f"burst-sfn-{suffix}")
     queue_url, queue_arn = moto.create_queue(f"burst-done-{suffix}")
     moto.set_destinations(event_fn, queue_arn)
+    if args.sfn_events:  # the EventBridge rule `iam-policy --sfn-events-rule` prints
+        rule = sfn_events_setup([machine], queue_arn, rule_name=f"burst-sfn-{suffix}")
+        events = moto.client("events")
+        events.put_rule(
+            Name=rule["rule"]["Name"], EventPattern=json.dumps(rule["rule"]["EventPattern"])
+        )
+        events.put_targets(Rule=rule["rule"]["Name"], Targets=[rule["target"]])
     mapping = {
         "targets": {
             "sync": {"function": sync_fn},
@@ -150,6 +161,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         "PYTHONUNBUFFERED": "1",
         "LAMBDA_TRIGGER_ONE_ACTIVE_RUN": "false",
         "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL": queue_url,
+        "LAMBDA_TRIGGER_SFN_STATUS_EVENTS": "true" if args.sfn_events else "false",
     }
     ports = [free_port() for _ in range(consumers)]
     procs = [
@@ -382,6 +394,11 @@ def main() -> None:
     parser.add_argument("--consumers", default="1,3", help="consumer counts, one phase each")
     parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies durations")
     parser.add_argument("--singles", type=int, default=20, help="lone runs during the burst")
+    parser.add_argument(
+        "--sfn-events",
+        action="store_true",
+        help="Step Functions runs end by their status events (LAMBDA_TRIGGER_SFN_STATUS_EVENTS)",
+    )
     parser.add_argument(
         "--final-timeout", type=float, default=600.0, help="s to wait for final statuses"
     )

@@ -2,7 +2,7 @@
 and memory, in one run on the local stack (`make bench`):
 
     python -m benchmarks.side_by_side [--records 1000000] [--actions-records 200000]
-                                      [--requests 150] [--repeat 3]
+                                      [--requests 150] [--repeat 3] [--trigger-datasets 100]
 
 1. Two record sets (benchmarks/records.py), each written through the GMS double and replayed
    into a new 3-partition topic of `--records` records, one in 1,000 a foreign execution
@@ -18,6 +18,9 @@ and memory, in one run on the local stack (`make bench`):
      with its MCL pre-deserialization filter on (benchmarks/actions_drain.py), from a venv of
      its own made here once and cached under ~/.cache/datahub-lambda-trigger/; it drains
      `--actions-records` of them (at its rate, still many seconds).
+   Then (issue 21) ConsumerApp drains the real-shaped topic again, `--repeat` times each,
+   interleaved, without and with lineage triggers on `--trigger-datasets` datasets, while 1,000
+   records a second go to the timeseries MCL topic: `triggers_drain_ratio=` (goal >= 0.90).
 3. Latency (benchmarks/pickup_latency.py): a request every 200 ms on top of 1,000 real-shaped
    records a second; write -> pickup -> invoke -> SUCCESS. The first request goes out as soon
    as the consumer is ready and counts like the others; its own figure is printed too.
@@ -49,6 +52,7 @@ from benchmarks.records import (
     real_records,
     real_shaped_records,
 )
+from devstack.gms_double.schema_registry import TIMESERIES_MCL_TOPIC as TIMESERIES_TOPIC
 from devstack.stack import Stack
 from lambda_trigger_consumer.kafka_defaults import CONSUMER_DEFAULTS
 
@@ -150,6 +154,92 @@ def _drains(
     return results, runs
 
 
+def trigger_mapping(datasets: int) -> str:
+    """A mapping whose `datasets` exact-dataset rules each have a lineage trigger (issue 21):
+    the consumer then runs its lineage watcher, its `operation` reader and its decider."""
+    return json.dumps(
+        {
+            "targets": {"t": {"function": "bench-triggered"}},
+            "rules": [
+                {
+                    "dataset": f"urn:li:dataset:(urn:li:dataPlatform:snowflake,bench.t{i},PROD)",
+                    "target": "t",
+                    "trigger": {"onUpstream": ["operation", "run_success"]},
+                }
+                for i in range(datasets)
+            ],
+        }
+    )
+
+
+def _trigger_drains(
+    args: argparse.Namespace,
+    bootstrap: str,
+    topic: str,
+    unrelated: list[tuple[bytes, bytes]],
+    consumer_args: list[str],
+    child_env: dict[str, str],
+    work: Path,
+) -> float:
+    """ConsumerApp without and with triggers on `--trigger-datasets` datasets, interleaved
+    `--repeat` times, while 1,000 records a second go to the timeseries MCL topic (what the
+    `operation` reader filters by key). Prints both and returns with/without (medians)."""
+    drain = [sys.executable, "-m", "benchmarks.drain"]
+    common = ["--bootstrap", bootstrap, "--topic", topic, "--records", str(args.records)]
+    with_triggers = [*consumer_args[:-2], "--mapping", trigger_mapping(args.trigger_datasets)]
+    values = work / "timeseries-traffic.json"
+    values.write_text(json.dumps([(k.hex(), v.hex()) for k, v in unrelated]))
+    traffic = subprocess.Popen(
+        [
+            *drain,
+            "traffic",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            TIMESERIES_TOPIC,
+            "--rate",
+            "1000",
+            "--seconds",
+            "3600",
+            "--values",
+            str(values),
+        ],
+        env=child_env,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "timeseries-traffic.log").open("wb"),
+    )
+    runs: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
+    try:
+        for n in range(args.repeat):
+            for name, extra in (("without", consumer_args), ("with", with_triggers)):
+                runs[name].append(
+                    _child(
+                        [*drain, "consumer", *common, *extra],
+                        child_env,
+                        work / f"triggers-{name}-{n}.log",
+                    )
+                )
+    finally:
+        traffic.terminate()
+        traffic.wait(30)
+    plain, triggered = _median(runs["without"]), _median(runs["with"])
+    print(
+        f"\nreal-shaped records, ConsumerApp without and with lineage triggers on "
+        f"{args.trigger_datasets} datasets (1,000 timeseries records a second alongside):"
+    )
+    for name, r in (("without triggers", plain), ("with triggers", triggered)):
+        each = ", ".join(
+            f"{x['rate']:,.0f}" for x in runs["with" if "with " in name else "without"]
+        )
+        print(
+            f"  {name:<28} {r['rate']:>12,.0f} {r['seconds']:>8.2f} {_cpu_per_100k(r):>10.3f} "
+            f"{r['rss_mib']:>6.0f} MiB   (median of {each})"
+        )
+    ratio = float(triggered["rate"]) / float(plain["rate"])
+    print(f"triggers_drain_ratio={ratio:.2f} (goal: >= 0.90)", flush=True)
+    return ratio
+
+
 def _cpu_per_100k(result: dict[str, Any]) -> float:
     return float(result["cpu_seconds"]) / max(1, int(result["records"])) * 100_000
 
@@ -190,6 +280,12 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=150, help="latency: run requests")
     parser.add_argument("--repeat", type=int, default=3, help="drains per fast consumer")
+    parser.add_argument(
+        "--trigger-datasets",
+        type=int,
+        default=100,
+        help="ConsumerApp drains again with lineage triggers on this many datasets (0: not)",
+    )
     args = parser.parse_args()
     actions = actions_python()
     print(f"load average before: {os.getloadavg()}", flush=True)
@@ -242,6 +338,10 @@ def main() -> None:
             )
             if name == "real-shaped":
                 rss = max(float(r["rss_mib"]) for r in runs["ConsumerApp"])
+                if args.trigger_datasets:
+                    _trigger_drains(
+                        args, bootstrap, topic, unrelated, consumer_args, child_env, work
+                    )
         print(
             f"\nmemory: ConsumerApp's peak RSS while draining {args.records:,} real-shaped "
             f"records: {rss:.0f} MiB (the highest of its {args.repeat} drains)"

@@ -73,6 +73,7 @@ class Invocation:
     status_code: int | None
     # result | function_error | invoke_error | default | accepted | dry_run | not_found
     outcome: str | None
+    answered_at: float | None = None  # epoch seconds on the server; None while running
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Invocation:
@@ -90,6 +91,7 @@ class Invocation:
             request_id=data.get("requestId"),
             status_code=data.get("statusCode"),
             outcome=data.get("outcome"),
+            answered_at=data.get("answeredAt"),
         )
 
 

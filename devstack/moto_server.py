@@ -10,7 +10,8 @@ backend, inside this server process, with what the project's tests need from a f
 - canned invoke errors per function (HTTP status + AWS error code, e.g. 429
   TooManyRequestsException), which boto3 raises as ClientError, for any invocation type;
 - a record of every Invoke call: the name as called, the function it resolved to, qualifier,
-  invocation type, payload, time, the request id boto3 sees and the outcome.
+  invocation type, payload, time called and answered, the request id boto3 sees and the
+  outcome.
 
 - asynchronous (Event) invocations that end the way real Lambda's do: after the canned delay,
   an invocation record goes to the function's OnSuccess / OnFailure destination (an SQS
@@ -19,7 +20,10 @@ backend, inside this server process, with what the project's tests need from a f
   (docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html);
 - Step Functions executions that end: moto keeps every execution RUNNING until StopExecution;
   a canned outcome per state machine (SUCCEEDED, FAILED, TIMED_OUT) ends the next execution
-  after its delay, with output or error and cause, as DescribeExecution then reports.
+  after its delay, with output or error and cause, as DescribeExecution then reports, and sends
+  its "Step Functions Execution Status Change" event to moto's EventBridge, as AWS does;
+
+- EventBridge events delivered to targets with their `account` field, as AWS sends them.
 
 They are driven over HTTP under `/_devstack/` (see devstack.aws.MotoServer for the client).
 Clients talk plain AWS APIs to this server with endpoint_url; nothing in the client patches
@@ -39,6 +43,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -212,6 +217,59 @@ def _end_execution(execution: Any, outcome: dict[str, Any]) -> None:
     else:
         execution.error = outcome.get("error") or "States.TaskFailed"
         execution.cause = outcome.get("cause") or "the task failed"
+    _emit_status_event(execution)
+
+
+def _millis(when: datetime) -> int:
+    """moto's dates are naive UTC datetimes; events carry epoch milliseconds."""
+    return round(when.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def _emit_status_event(execution: Any) -> None:
+    """What Step Functions sends to the default event bus of the execution's account and region
+    when an execution ends ("Step Functions Execution Status Change"; docs: "Step Functions
+    EventBridge events"). moto's Step Functions send none; rules and targets are moto's own."""
+    from moto.events.models import events_backends
+
+    _arn, _partition, _service, region, account, *_rest = execution.execution_arn.split(":")
+    detail = {
+        "executionArn": execution.execution_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": execution.status,
+        "startDate": _millis(execution.start_date),
+        "stopDate": _millis(execution.stop_date),
+        "input": execution.execution_input,
+        "inputDetails": {"included": True},
+        "output": execution.output,
+        "outputDetails": {"included": True},
+        "error": execution.error,
+        "cause": execution.cause,
+    }
+    events_backends[account][region].put_events(
+        [
+            {
+                "Source": "aws.states",
+                "DetailType": "Step Functions Execution Status Change",
+                "Resources": [execution.execution_arn],
+                "Detail": json.dumps(detail),
+            }
+        ]
+    )
+
+
+def _install_events_account() -> None:
+    """EventBridge events delivered to a target carry the `account` field (AWS's event
+    structure: version, id, detail-type, source, account, time, region, resources, detail;
+    docs.aws.amazon.com/eventbridge/latest/ref/overiew-event-structure.html). moto 5.2.5's
+    default target input leaves it out; put it back, so a target reads what AWS sends."""
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"source": "<source>", ', '"source": "<source>", "account": "<account>", '
+        )
 
 
 def _install_lambda_backend() -> None:
@@ -442,6 +500,8 @@ class DevstackApp:
             if record is not None:
                 with STORE.lock:
                     record["statusCode"] = int(status.split(" ", 1)[0])
+                    # When the answer left: with `timestamp`, how many calls ran at once.
+                    record["answeredAt"] = time.time()
                     for name, value in headers:
                         if name.lower() == "x-amzn-requestid":
                             record["requestId"] = value
@@ -456,6 +516,7 @@ def build_app() -> DevstackApp:
 
     _install_lambda_backend()
     _install_sfn_backend()
+    _install_events_account()
     return DevstackApp(DomainDispatcherApplication(create_backend_app))
 
 

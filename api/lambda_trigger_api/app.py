@@ -12,7 +12,7 @@ from fastapi import FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,6 +22,7 @@ from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping_source import MappingInfoCollector, MappingSource
 from lambda_trigger.privileges import API_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ApiSettings, DataHubSettings, MappingSettings
+from lambda_trigger_api import upstream
 from lambda_trigger_api.authmode import GmsAuthMode
 from lambda_trigger_api.csrf import require_json, require_same_origin
 from lambda_trigger_api.errors import (
@@ -60,6 +61,21 @@ class RunBody(BaseModel):
         description="The run's parameters, checked against the target's schema "
         "(GET /api/ingestion/targets returns it); passed to the job as `parameters`",
     )
+    withUpstream: bool = Field(
+        False,
+        description="Run the mapped upstream datasets first, in waves (docs/triggers.md)",
+    )
+    maxDepth: StrictInt | None = Field(
+        None, ge=1, le=5, description="withUpstream: lineage hops to follow (default from settings)"
+    )
+
+
+class PlanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    datasetUrn: str = Field(description="The dataset to run with its upstream datasets")
+    maxDepth: StrictInt | None = Field(
+        None, ge=1, le=5, description="Lineage hops to follow (default from settings)"
+    )
 
 
 class RunAccepted(BaseModel):
@@ -67,6 +83,7 @@ class RunAccepted(BaseModel):
     status: str
     message: str
     alreadyActive: bool = False
+    plan: dict[str, Any] | None = Field(None, description="withUpstream: the plan being run")
 
 
 class ErrorBody(BaseModel):
@@ -159,6 +176,9 @@ def create_app(
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url="/redoc" if settings.docs_enabled else None,
     )
+    service.run_extras = lambda record: (
+        {"children": upstream.children(service, record)} if upstream.is_parent(record) else {}
+    )
     app.state.service = service
     app.state.metrics_server = metrics_server
     app.state.warmup = warmup
@@ -170,7 +190,13 @@ def create_app(
     # Outermost: size limits apply before anything reads the body or asks DataHub.
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
 
-    @app.post("/api/ingestion/run", status_code=202, response_model=RunAccepted, responses=_ERRORS)
+    @app.post(
+        "/api/ingestion/run",
+        status_code=202,
+        response_model=RunAccepted,
+        response_model_exclude_none=True,  # `plan` only for withUpstream
+        responses=_ERRORS,
+    )
     def run(
         body: RunBody,
         request: Request,
@@ -181,12 +207,34 @@ def create_app(
         require_json(request)  # CSRF (csrf.py): before the caller is identified
         require_same_origin(request, settings)
         caller = service.caller(authorization, cookie)
+        if body.withUpstream:
+            if body.jobUrn is not None or body.parameters is not None:
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "withUpstream runs each dataset's mapped target: no jobUrn or parameters",
+                )
+            return upstream.request_with_upstream(
+                service, caller, body.datasetUrn, body.maxDepth, body.reason
+            )
         answer = service.request_run(
             caller, body.datasetUrn, body.jobUrn, body.reason, parameters=body.parameters
         )
         if answer.get("alreadyActive"):
             response.status_code = 200  # nothing new was started
         return answer
+
+    @app.post("/api/ingestion/plan", responses=_ERRORS)
+    def plan(
+        body: PlanBody,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        cookie: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        require_json(request)  # CSRF (csrf.py), as for POST /run
+        require_same_origin(request, settings)
+        caller = service.caller(authorization, cookie)
+        return upstream.plan(service, caller, body.datasetUrn, body.maxDepth)
 
     @app.get("/api/ingestion/runs/{run_id}", responses=_ERRORS)
     def run_status(

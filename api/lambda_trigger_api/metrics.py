@@ -58,6 +58,7 @@ class ApiMetrics:
             "read_runs",  # one batch read of runs (runs.py): /runs/{id}, /runs, cancel
             "list_runs",  # one search page of runs
             "service_actor",  # who the api's own token is, asked once
+            "lineage",  # upstreamLineage reads of a "run with upstream" plan (upstream.py)
         ):
             self.datahub_failures.labels(operation=operation)
 

@@ -12,7 +12,7 @@
   ExecutionRequestInput.pdl, `executionResultStatus` in ExecutionRequestResult.pdl); the page's
   `nextScrollId` is the caller's cursor for the next page.
 - `RunRecord.requester(service_actor)`: who the run is FOR, decided as the consumer decides it
-  (lambda_trigger_consumer.request.with_trusted_requester): the aspect's `actorUrn` is believed
+  (lambda_trigger.contract.trusted_requester, shared with the consumer): the aspect's `actorUrn` is believed
   only when the api's own service principal wrote the request; anyone else who wrote it is the
   requester whatever `actorUrn` says. Shown as `requestedBy` and used to decide read access.
 """
@@ -33,7 +33,7 @@ from datahub.metadata.schema_classes import (
     ExecutionRequestResultClass,
 )
 
-from lambda_trigger.contract import DataHubStatus
+from lambda_trigger.contract import DataHubStatus, trusted_requester
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
 from lambda_trigger.settings import DataHubSettings
 from lambda_trigger.urns import InvalidUrnError, execution_request_urn, run_id_of
@@ -71,9 +71,7 @@ class RunRecord:
     writer: str | None  # created.actor of the request aspect: who GMS says wrote it
 
     def requester(self, service_actor: str | None) -> str | None:
-        if self.writer is not None and service_actor is not None and self.writer == service_actor:
-            return self.request.actorUrn or self.writer
-        return self.writer
+        return trusted_requester(self.writer, self.request.actorUrn, service_actor)
 
 
 def _envelope_value(envelope: Any) -> dict[str, Any] | None:

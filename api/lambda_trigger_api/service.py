@@ -124,6 +124,8 @@ class RunService:
         # Each request names its dataset's ingestion source (source_urns.py), created here on
         # the dataset's first run when `sources sync` has not made it.
         self.first_use_sources = FirstUseSources()
+        # Fields GET /runs/{runId} adds for some runs (set by app.py: upstream.py's children).
+        self.run_extras: Callable[[RunRecord], dict[str, Any]] | None = None
         if settings.dev_mode_no_auth:
             log.warning(
                 "!!! DEV MODE: callers are NOT identified; every request acts as %s !!!",
@@ -494,7 +496,7 @@ class RunService:
         details = report_details(result)
         if is_final(status):
             details["cancellable"] = False
-        return {
+        answer = {
             "runId": run_id,
             "datasetUrn": dataset_of(dict(request.args)),
             "jobUrn": request.args.get("jobUrn"),
@@ -513,6 +515,9 @@ class RunService:
             if report
             else "waiting for the consumer to pick up the run",
         }
+        if self.run_extras is not None:  # a "run with upstream" parent's children (upstream.py)
+            answer.update(self.run_extras(record))
+        return answer
 
     def targets(self, caller: Caller, dataset_urn: str) -> dict[str, Any]:
         try:

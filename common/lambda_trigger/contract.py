@@ -212,6 +212,20 @@ def lambda_payload(
     }
 
 
+def trusted_requester(
+    writer: str | None, actor: str | None, service_actor: str | None
+) -> str | None:
+    """Who a run request is FOR, as both services decide it (docs/security.md).
+
+    The request's `actorUrn` is believed only when the api's own service principal wrote the
+    request: the api identified the caller through DataHub and checked their privilege before
+    writing. Anyone else who writes the aspect (SDK, CLI, Airflow) IS the requester, whatever
+    `actorUrn` they put in it: that is what the Lambda receives as `requestedBy`."""
+    if writer is not None and service_actor is not None and writer == service_actor:
+        return actor or writer
+    return writer
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -24,6 +24,9 @@ matches with the same `*` / `?` globs), plus the completion queue when
   a registry; AWS's own deserializer example (Glue docs, "IAM examples for deserializers") is
   the same. It grants reading schema definitions, nothing else.
 
+With `--sfn-events-rule` it prints instead what sends Step Functions status events to the
+completion queue (sfn_events_rule.py): the EventBridge rule, its target and the queue policy.
+
 A target given by bare function name needs the account (`--account-id`) and a region
 (the target's, `--region`, or DATAHUB_INGESTION_LAMBDA_REGION / AWS_REGION).
 """
@@ -41,6 +44,8 @@ from urllib.parse import urlsplit
 from lambda_trigger.kafka_policy import ArnError, MskAccess, kms_statement, msk_statements
 from lambda_trigger.mapping import LambdaTarget, Mapping, MappingError, StepFunctionsTarget
 from lambda_trigger.settings import ConsumerSettings, IamPolicySettings, MappingSettings
+from lambda_trigger.sfn_events_rule import DEFAULT_RULE_NAME
+from lambda_trigger.sfn_events_rule import setup as sfn_events_setup
 
 COMPLETION_QUEUE_ENV = "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL"
 SCHEMA_REGISTRY_TYPE_ENV = "SCHEMA_REGISTRY_TYPE"
@@ -194,6 +199,29 @@ def build_policy(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def build_sfn_events_setup(
+    mapping: Mapping,
+    completion_queue_url: str | None,
+    *,
+    region: str | None = None,
+    partition: str = "aws",
+    rule_name: str = DEFAULT_RULE_NAME,
+) -> dict[str, Any]:
+    """The EventBridge rule, target and queue policy for the mapping's state machines."""
+    if not completion_queue_url:
+        raise PolicyError(f"--sfn-events-rule needs {COMPLETION_QUEUE_ENV}: the events go there")
+    machines = [
+        t.state_machine_arn for t in _all_targets(mapping) if not isinstance(t, LambdaTarget)
+    ]
+    for group in mapping.document.job_targets.values():
+        machines += [arn for arn in group.arns if ":states:" in arn]
+    if not machines:
+        raise PolicyError("the mapping names no state machines")
+    return sfn_events_setup(
+        machines, _queue_arn(completion_queue_url, region, partition), rule_name=rule_name
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--account-id", help="account of targets named without one")
     parser.add_argument("--region", help="region of targets named without one")
@@ -203,12 +231,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with LAMBDA_TRIGGER_KAFKA_AUTH=msk-iam: the MSK cluster's ARN "
         "(default: LAMBDA_TRIGGER_KAFKA_MSK_CLUSTER_ARN)",
     )
+    parser.add_argument(
+        "--sfn-events-rule",
+        action="store_true",
+        help="print the EventBridge rule, target and completion-queue policy that send the "
+        "mapped state machines' status events to the completion queue, not the IAM policy",
+    )
+    parser.add_argument(
+        "--rule-name", default=DEFAULT_RULE_NAME, help="with --sfn-events-rule: the rule's name"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Reads the mapping the consumer would (same environment variables) and prints JSON."""
     settings = MappingSettings()
     extra = IamPolicySettings()
+    if getattr(args, "sfn_events_rule", False):
+        try:
+            snippet = build_sfn_events_setup(
+                settings.load(),
+                os.environ.get(COMPLETION_QUEUE_ENV) or None,
+                region=args.region or settings.resolved_region(),
+                partition=args.partition,
+                rule_name=getattr(args, "rule_name", None) or DEFAULT_RULE_NAME,
+            )
+        except (MappingError, PolicyError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(snippet, indent=2))
+        return 0
     try:
         msk: MskAccess | None = None
         if extra.kafka_auth == "msk-iam":

@@ -96,6 +96,10 @@ class ApiSettings(_Settings):
     # The principal of the api's DATAHUB_GMS_TOKEN (default: asked of GMS): requests it wrote
     # carry the checked caller as actorUrn, as the consumer believes (same setting name).
     service_actor: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_API_SERVICE_ACTOR")
+    # "Run with upstream": how many lineage hops a plan follows when the caller names no maxDepth
+    upstream_max_depth: int = Field(
+        3, ge=1, le=5, validation_alias="LAMBDA_TRIGGER_UPSTREAM_MAX_DEPTH"
+    )
 
 
 class ConsumerSettings(_Settings):
@@ -174,7 +178,8 @@ class ConsumerSettings(_Settings):
     )
     # Extra librdkafka properties as JSON (security.protocol, sasl.*, ...).
     kafka_config_json: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_KAFKA_CONFIG")
-    max_inflight: int = Field(8, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_MAX_INFLIGHT")
+    # Synchronous invokes at once, at most (threads made on demand; fewer while Lambda throttles).
+    max_inflight: int = Field(64, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_MAX_INFLIGHT")
     http_host: str = Field("0.0.0.0", validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_HOST")
     http_port: int = Field(9102, validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_PORT")
     commit_interval_seconds: float = Field(
@@ -256,6 +261,13 @@ class ConsumerSettings(_Settings):
     # DescribeExecution calls a second for all tracked Step Functions executions together
     # (the quota is a token bucket per account and region, shared by every consumer).
     sfn_poll_rate: float = Field(5.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_POLL_RATE")
+    # An EventBridge rule sends Step Functions status changes to the completion queue: a run
+    # ends when its event arrives and DescribeExecution is only a safety net, every
+    # LAMBDA_TRIGGER_SFN_EVENTS_POLL_SECONDS (docs/triggering.md).
+    sfn_status_events: bool = Field(False, validation_alias="LAMBDA_TRIGGER_SFN_STATUS_EVENTS")
+    sfn_events_poll_seconds: float = Field(
+        900.0, gt=0, validation_alias="LAMBDA_TRIGGER_SFN_EVENTS_POLL_SECONDS"
+    )
     # Threads of the run driver's quick steps (checks, claims, status writes, polls).
     step_threads: int = Field(16, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_STEP_THREADS")
     # Final status writes of many runs in one GMS call (status_writer.py): how long the first
@@ -265,6 +277,10 @@ class ConsumerSettings(_Settings):
     )
     status_batch_max: int = Field(
         50, ge=1, le=500, validation_alias="LAMBDA_TRIGGER_STATUS_BATCH_MAX"
+    )
+    # A waiting run step moves up one priority class per this many seconds (step_queue.py).
+    queue_aging_seconds: float = Field(
+        30.0, gt=0, validation_alias="LAMBDA_TRIGGER_QUEUE_AGING_SECONDS"
     )
     # After the start-up warm-up (warm.py), how often its steps run again: renews the cached
     # function timeouts and keeps idle GMS and AWS connections open; 0 turns that off.

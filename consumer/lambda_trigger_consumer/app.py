@@ -43,6 +43,7 @@ from lambda_trigger_consumer.trigger_decider import (
     TriggerMetrics,
 )
 from lambda_trigger_consumer.trigger_intents import TriggerBook
+from lambda_trigger_consumer.upstream_runner import PlanRunner
 from lambda_trigger_consumer.warm import consumer_warmup
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,11 @@ class ConsumerApp:
                 self._stopping,
             )
             queue_arn = self.completions.queue_arn()
+        if settings.sfn_status_events and not settings.completion_queue_url:
+            log.warning(
+                "LAMBDA_TRIGGER_SFN_STATUS_EVENTS needs LAMBDA_TRIGGER_COMPLETION_QUEUE_URL (the "
+                "events arrive there); Step Functions runs are polled as without events"
+            )
         config = driver_config or DriverConfig(
             job_arn_property_urn=mapping_settings.job_arn_property_urn,
             max_request_age_seconds=settings.max_request_age_seconds,
@@ -181,9 +187,13 @@ class ConsumerApp:
             sfn_max_seconds=settings.sfn_max_seconds,
             throttle_retry_seconds=settings.throttle_retry_seconds,
             sfn_poll_rate=settings.sfn_poll_rate,
+            # Events arrive through the completion queue only: without it, poll as before.
+            sfn_status_events=settings.sfn_status_events and bool(settings.completion_queue_url),
+            sfn_events_poll_seconds=settings.sfn_events_poll_seconds,
             step_threads=settings.step_threads,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
+            queue_aging_seconds=settings.queue_aging_seconds,
         )
         self.authorizer: Authorizer | None = None
         cancel_gate: CancelGate | None = None
@@ -231,6 +241,17 @@ class ConsumerApp:
             history=self.history,
             on_finished=self.intents.run_finished,
             status_writer=self.status_writer,
+            plans=PlanRunner(  # "run with upstream" parents (upstream_runner.py)
+                self.datahub,
+                self.mappings,
+                datahub_settings.executor_id,
+                gate=gate,
+                service_actor=(
+                    self.authorizer.service_actor if self.authorizer is not None else None
+                ),
+                max_request_age_seconds=config.max_request_age_seconds,
+                job_arn_property_urn=mapping_settings.job_arn_property_urn,
+            ),
         )
         group: dict[str, Any] = {
             # The consumer's fetch and prefetch defaults (kafka_defaults.py); the user's Kafka
@@ -309,14 +330,17 @@ class ConsumerApp:
         # member with only ledger partitions drives runs; one with none (a group larger than the
         # partition count) stands by to take over. Requiring an MCL partition kept such members
         # not-ready forever and stalled every rollout of more than one replica.
+        # And every partition it holds is being fetched (issue 25): a member that has just been
+        # assigned partitions would not see a request written to them for a few hundred ms.
         partitions = len(self.runner.assignment)
         deps = self.dependencies.status()
         return readiness(
             (
-                self.runner.in_group,
+                self.runner.in_group and self.runner.fetching,
                 {
                     "groupMember": self.runner.in_group,
                     "assignedPartitions": partitions,
+                    "partitionsNotFetchedYet": self.runner.unfetched,
                     "ledgerPartitions": len(self.runner.ledger_assignment),
                     "openRuns": self.view.size(),
                 },
@@ -409,6 +433,8 @@ class ConsumerApp:
             self.lineage,
             self.intents,
             stopping,
+            dead_letters=self.dead_letters,
+            decode_failures=self.metrics.decode_failures,
         )
         self.decider = TriggerDecider(
             self.view,

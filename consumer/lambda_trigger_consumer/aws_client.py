@@ -122,18 +122,6 @@ def socket_options_of(client: Any) -> list[tuple[int, int, int]]:
     return list(client._endpoint.http_session._socket_options)
 
 
-def endpoint_of(service: str, region: str | None, endpoint_url: str | None = None) -> str | None:
-    """The URL a client of `service` talks to (for a reachability probe), None without region."""
-    if region is None and endpoint_url is None:
-        return None
-    client = boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        region_name=region or "us-east-1",
-        endpoint_url=endpoint_url,
-    )
-    return str(client.meta.endpoint_url)
-
-
 class AwsClients:
     """The consumer's AWS clients: one per (service, region, read timeout), thread-safe, and
     the read timeout of each Lambda function from its configuration (cached)."""

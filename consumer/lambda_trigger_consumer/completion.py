@@ -28,6 +28,9 @@ gets a genuine record by async-invoking their own function with a crafted event 
 the run's owner counts a record only when its `requestContext.requestId` is the request id AWS
 gave the run's own invoke (recorded in the ledger) and its `functionArn` is the run's function
 (`unbound_reason`); others are ignored and counted (`completion_records{result="unbound"}`).
+
+The same queue may carry Step Functions "Execution Status Change" events from an EventBridge
+rule (issue 24): `sfn_events.py` parses and binds those; they become the same kind of fact.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from confluent_kafka import KafkaException
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.ledger import LedgerWriter, Target, completion_record
 from lambda_trigger_consumer.metrics import ConsumerMetrics
+from lambda_trigger_consumer.sfn_events import is_event, parse_status_event
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,23 @@ def unbound_reason(
         return "it names another function"
     # Qualified or not: Lambda writes the version it ran ($LATEST, 7) even for an alias.
     return None
+
+
+def _is_event_body(body: str) -> bool:
+    try:
+        return is_event(json.loads(body))
+    except (ValueError, RecursionError):
+        return False
+
+
+def parse_completion_message(
+    body: str, executor_urn_prefix: str
+) -> tuple[str, str | None, dict[str, Any]] | None:
+    """A Lambda destination record or a Step Functions status event, as a run's completion
+    fact (runId, datasetUrn, fact); None when not ours; ValueError when it is neither."""
+    if _is_event_body(body):
+        return parse_status_event(body, executor_urn_prefix)
+    return parse_destination_record(body, executor_urn_prefix)
 
 
 def parse_destination_record(
@@ -230,11 +251,11 @@ class CompletionReader:
     def _handle(self, message: dict[str, Any]) -> None:
         body = str(message.get("Body", ""))
         try:
-            parsed = parse_destination_record(body, "urn:li:dataHubExecutionRequest:")
+            parsed = parse_completion_message(body, "urn:li:dataHubExecutionRequest:")
         except Exception as exc:  # any: one message must not stop the reader
             why = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
             self._metrics.completion_records.labels(result="malformed").inc()
-            log.error("completion queue: not a destination record: %s", why)
+            log.error("completion queue: neither a destination record nor a status event: %s", why)
             self._dead_letters.send("completion_malformed", why, key=None, value=body.encode())
             self._delete(message)
             return
@@ -250,7 +271,9 @@ class CompletionReader:
             log.warning("run %s: completion not recorded yet (%s); SQS will redeliver", run_id, exc)
             return
         self._metrics.completion_records.labels(result="matched").inc()
-        log.info("run %s: completion %s", run_id, completion.get("condition"))
+        log.info(
+            "run %s: completion %s", run_id, completion.get("condition") or completion.get("status")
+        )
         self._delete(message)
 
     def _delete(self, message: dict[str, Any]) -> None:

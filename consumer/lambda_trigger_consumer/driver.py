@@ -30,12 +30,13 @@ run's invoke and the run's function (completion.py, `unbound_reason`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,7 +61,8 @@ from lambda_trigger_consumer import status
 from lambda_trigger_consumer.aws_calls import AwsTransient, jittered
 from lambda_trigger_consumer.completion import unbound_reason
 from lambda_trigger_consumer.history import RunHistory
-from lambda_trigger_consumer.invoke import Invoker, execution_arn
+from lambda_trigger_consumer.invoke import ExecutionStatus, Invoker, execution_arn
+from lambda_trigger_consumer.invoke_limit import AdaptiveLimit
 from lambda_trigger_consumer.ledger import (
     LedgerView,
     LedgerWriter,
@@ -72,10 +74,21 @@ from lambda_trigger_consumer.ledger import (
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.poll_plan import PollPlan
+from lambda_trigger_consumer.sfn_events import (
+    FINAL_STATUSES,
+    event_unbound_reason,
+    is_status_event_fact,
+    start_matches,
+)
 from lambda_trigger_consumer.status_writer import StatusWriter
+from lambda_trigger_consumer.step_queue import FairExecutor, Priority, priority_of
 from lambda_trigger_consumer.target import NoTarget, resolve_target
+from lambda_trigger_consumer.upstream_runner import PlanRunner
 
 log = logging.getLogger(__name__)
+# The `kind` label of runs_inflight for the asynchronous targets, counted by the dispatch loop
+# (a synchronous invoke counts itself while it waits for the function, in _invoke).
+ASYNC_KINDS = {"lambda-event": "event", "stepfunctions": "stepfunctions"}
 # Clocks differ a little between writers and the consumer; more than this is not skew.
 FUTURE_TOLERANCE_SECONDS = 300.0
 
@@ -108,7 +121,16 @@ class DriverConfig:
     # One active run per dataset and target: a second request ends DUPLICATE.
     one_active_run: bool = True
     completion_queue_arn: str | None = None
-    max_inflight: int = 8
+    # Synchronous invokes at once, at most: threads are made as runs wait for one, and fewer
+    # run while Lambda throttles (invoke_limit.py).
+    max_inflight: int = 64
+    # Waiting steps are taken by priority class, then round-robin across datasets; a step
+    # moves up one class for every this many seconds it has waited (step_queue.py).
+    queue_aging_seconds: float = 30.0
+    # Step Functions status events reach the completion queue (sfn_events.py): polling is
+    # then a safety net, every `sfn_events_poll_seconds`.
+    sfn_status_events: bool = False
+    sfn_events_poll_seconds: float = 900.0
 
 
 class RunDriver:
@@ -128,6 +150,7 @@ class RunDriver:
         history: RunHistory | None = None,
         on_finished: Callable[[RunEntry, RunResult], None] | None = None,
         status_writer: StatusWriter | None = None,
+        plans: PlanRunner | None = None,
     ) -> None:
         self._view = view
         self._ledger = ledger
@@ -143,11 +166,26 @@ class RunDriver:
         # Final statuses of many runs share one GMS call (status_writer.py); claims stay single.
         self._write_status = (status_writer or datahub).write_result
         self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
+        self._plans = plans  # "run with upstream" parents (upstream_runner.py)
         self._stopping = threading.Event()
         # Long AWS calls (synchronous Invokes) get their own pool, so that they never hold up
-        # the quick steps (claims, Step Functions polls, status writes) of other runs.
-        self._invokes = ThreadPoolExecutor(config.max_inflight, thread_name_prefix="invoke")
-        self._steps = ThreadPoolExecutor(config.step_threads, thread_name_prefix="step")
+        # the quick steps (claims, Step Functions polls, status writes) of other runs. Both
+        # take waiting runs by priority and round-robin across datasets (step_queue.py).
+        self.invoke_limit = AdaptiveLimit(config.max_inflight)
+        self._invokes = FairExecutor(
+            config.max_inflight,
+            name="invoke",
+            aging_seconds=config.queue_aging_seconds,
+            limit=self.invoke_limit.current,
+        )
+        self.invoke_limit.on_raise = self._invokes.wake
+        self._steps = FairExecutor(
+            config.step_threads, name="step", aging_seconds=config.queue_aging_seconds
+        )
+        for priority in Priority:
+            metrics.runs_queued.labels(priority=priority.label).set_function(
+                functools.partial(self._queued, priority)
+            )
         self._lock = threading.Lock()
         self._busy: dict[str, Future[None]] = {}
         self._next_look: dict[str, float] = {}
@@ -160,7 +198,11 @@ class RunDriver:
         self._known: dict[str, tuple[dict[str, Any], bool]] = {}
         self._stop_sent: set[str] = set()
         self._touched_busy: set[str] = set()  # runs that got a new fact during a step
-        self._polls = PollPlan(config.sfn_poll_rate, max_interval=config.sfn_poll_max_seconds)
+        self._polls = PollPlan(
+            config.sfn_poll_rate,
+            max_interval=config.sfn_poll_max_seconds,
+            events_wait=config.sfn_events_poll_seconds if config.sfn_status_events else None,
+        )
         self._dataset_locks: dict[str, threading.Lock] = {}
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
@@ -187,8 +229,8 @@ class RunDriver:
             wait(pending, timeout=grace_seconds)
         with self._lock:
             left = sum(1 for f in self._busy.values() if not f.done())
-        self._invokes.shutdown(wait=False, cancel_futures=True)
-        self._steps.shutdown(wait=False, cancel_futures=True)
+        self._invokes.shutdown(cancel_futures=True)
+        self._steps.shutdown(cancel_futures=True)
         return left
 
     def on_assign(self, partition: int) -> None:
@@ -204,6 +246,10 @@ class RunDriver:
             self._revoked.add(partition)
             while self._passing.get(partition, 0) and time.monotonic() < deadline:
                 self._fence.wait(0.05)
+
+    def _queued(self, priority: Priority) -> int:
+        """Runs of this class waiting for a step thread or a synchronous invoke slot."""
+        return self._invokes.queued()[priority] + self._steps.queued()[priority]
 
     def busy(self) -> int:
         with self._lock:
@@ -227,6 +273,7 @@ class RunDriver:
                         self._touched_busy.add(run_id)
             now = time.monotonic()
             open_runs = 0
+            started = dict.fromkeys(ASYNC_KINDS.values(), 0)
             runs = list(self._view.runs())
             if len(self._next_look) > 2 * len(runs) + 100:  # forget finished runs
                 alive = {entry.run_id for _p, entry in runs}
@@ -234,6 +281,13 @@ class RunDriver:
                     self._next_look.pop(run_id, None)
             for partition, entry in runs:
                 open_runs += 1
+                if (
+                    entry.result is None
+                    and entry.phase in (Phase.INVOKING, Phase.STARTED)
+                    and entry.target is not None
+                    and entry.target.kind in ASYNC_KINDS
+                ):
+                    started[ASYNC_KINDS[entry.target.kind]] += 1
                 with self._lock:
                     if entry.run_id in self._busy:
                         continue
@@ -241,6 +295,8 @@ class RunDriver:
                         continue
                     self._submit(partition, entry)
             self._metrics.open_runs.set(open_runs)
+            for kind, count in started.items():
+                self._metrics.runs_inflight.labels(kind=kind).set(count)
 
     def _submit(self, partition: int, entry: RunEntry) -> None:
         """Start the run's next step (with self._lock held: a run has one step at a time)."""
@@ -248,7 +304,14 @@ class RunDriver:
             entry.target is not None and entry.target.kind == "lambda"
         )
         pool = self._invokes if long_call else self._steps
-        self._busy[entry.run_id] = pool.submit(self._step, partition, entry)
+        request = entry.request or {}
+        self._busy[entry.run_id] = pool.submit(
+            self._step,
+            partition,
+            entry,
+            priority=priority_of(request.get("source_type")),
+            dataset=entry.dataset_urn or str(request.get("dataset_urn") or ""),
+        )
 
     def _step(self, partition: int, entry: RunEntry) -> None:
         run_id = entry.run_id
@@ -302,6 +365,8 @@ class RunDriver:
         if entry.result is not None:
             return self._finish(partition, entry)
         self._vet_cancel(partition, entry)
+        if self._plans is not None and self._plans.is_plan(entry):
+            return self._plans.advance(partition, entry, self)
         if entry.phase == Phase.REQUESTED:
             return self._begin(partition, entry)
         if entry.phase == Phase.CLAIMED:
@@ -485,6 +550,13 @@ class RunDriver:
         """A cancel or a completion for a run with no request in the ledger: the run ended
         already (tombstoned), or its request has not been forwarded yet."""
         stored = self._datahub.read_result(entry.run_id)
+        if is_status_event_fact(entry.completion):
+            # A Step Functions event for a run that ended (a duplicate, or one read late: it
+            # never reopens a run) or never was ours (forged).
+            if stored is None or not is_final(stored.status):
+                self._ignore_completion(partition, entry, "no open run of this consumer has it")
+            self._close(partition, entry)
+            return None
         if entry.completion is not None:
             # A destination record after the deadline: the truth beats our TIMEOUT guess, but
             # only the record of the invoke the TIMEOUT report names (its request id).
@@ -641,14 +713,23 @@ class RunDriver:
             )
         log.info("run %s: invoking %s (%s)", entry.run_id, target.key, target.matched_by)
         self._metrics.inflight.inc()
+        sync = target.kind == "lambda"
+        if sync:
+            self._metrics.runs_inflight.labels(kind="sync").inc()
         try:
             invocation = self._invoker.invoke(
                 target,
                 lambda_payload(request, target.payload, target.parameters),
                 entry.run_id,
+                # Only the synchronous invokes' concurrency adapts: they hold a thread each.
+                on_throttle=self.invoke_limit.throttled if sync else None,
             )
         finally:
             self._metrics.inflight.dec()
+            if sync:
+                self._metrics.runs_inflight.labels(kind="sync").dec()
+        if sync and invocation.outcome != "throttled":
+            self.invoke_limit.succeeded()
         self._metrics.invocations.labels(target=target.label, outcome=invocation.outcome).inc()
         self._metrics.invocation_duration.labels(target=target.label).observe(
             invocation.duration_seconds
@@ -672,6 +753,7 @@ class RunDriver:
             entry.phase = Phase.STARTED
             entry.request_id = invocation.request_id
             entry.execution_arn = invocation.execution_arn
+            entry.execution_start_ms = invocation.details.get("startDateMs")
             entry.seq += 1
             self._save(partition, entry, required=False)
             return 1.0 if target.kind == "stepfunctions" else self._until_deadline(entry)
@@ -744,7 +826,21 @@ class RunDriver:
         past_deadline = now_ms() >= entry.deadline_ms
         if target.kind == "stepfunctions":
             arn = entry.execution_arn or execution_arn(target, entry.run_id)
-            if entry.cancel_by or past_deadline:
+            execution, confirm = None, False
+            if entry.completion is not None:
+                if self._refuse_event(partition, entry, target, arn):
+                    # Polled from now on, at the back-off's pace (a forger sending event
+                    # after event gets no DescribeExecution per event).
+                    elapsed = max(0.0, (now_ms() - entry.start_ms) / 1000)
+                    return self._polls.next_delay(entry.run_id, target.key, elapsed)
+                execution, confirm = self._event_outcome(entry)
+            if execution is None and not (confirm or entry.cancel_by or past_deadline):
+                # Status events expected: DescribeExecution only when the safety net is due.
+                due = self._polls.until_due(entry.run_id, self._until_deadline(entry))
+                if due > 0:
+                    return due
+            # `execution` set: a bound status event said how it ended, without asking AWS.
+            if execution is None and (entry.cancel_by or past_deadline):
                 why = (
                     f"cancelled by {entry.cancel_by}"
                     if entry.cancel_by
@@ -754,7 +850,11 @@ class RunDriver:
                     self._invoker.stop_execution(
                         target, arn, error="Cancelled" if entry.cancel_by else "Timeout", cause=why
                     )
-            execution = self._invoker.describe_execution(target, arn)
+            if execution is None:
+                execution = self._invoker.describe_execution(target, arn)
+                if confirm and execution.status not in FINAL_STATUSES:
+                    self._ignore_completion(partition, entry, "AWS says the execution runs on")
+                    self._polls.distrust(entry.run_id)
             final = status.sfn_final(entry.start_ms, target, entry.run_id, execution)
             if final is not None and execution.status == "ABORTED" and not entry.cancel_by:
                 if past_deadline:
@@ -803,6 +903,39 @@ class RunDriver:
                 guard=True,
             )
         return self._until_deadline(entry)
+
+    def _refuse_event(self, partition: int, entry: RunEntry, target: Target, arn: str) -> bool:
+        """Refuse the run's completion fact unless it is its own execution's status event."""
+        assert entry.completion is not None
+        why = event_unbound_reason(entry.completion, arn, target.state_machine_arn)
+        if why is None and not (
+            self._polls.distrusted(entry.run_id)
+            and not start_matches(entry.completion, entry.execution_start_ms)
+        ):
+            return False
+        why = why or "AWS contradicted an earlier event of this run; this one is not confirmed"
+        self._ignore_completion(partition, entry, why)
+        # The genuine event may have been dropped behind the forged one: poll as without.
+        self._polls.distrust(entry.run_id)
+        return True
+
+    def _event_outcome(self, entry: RunEntry) -> tuple[ExecutionStatus | None, bool]:
+        """(How the execution ended, per the run's bound status event; or None), and whether
+        AWS must confirm it first: its start date is not the one StartExecution answered, or
+        this owner does not know that one (a takeover)."""
+        fact = entry.completion
+        assert fact is not None
+        if not start_matches(fact, entry.execution_start_ms):
+            return None, True
+        return (
+            ExecutionStatus(
+                str(fact.get("status")),
+                output=fact.get("output"),
+                error=fact.get("error"),
+                cause=fact.get("cause"),
+            ),
+            False,
+        )
 
     def _ignore_completion(self, partition: int, entry: RunEntry, why: str) -> None:
         assert entry.completion is not None
@@ -859,9 +992,12 @@ class RunDriver:
         if written:
             self._metrics.status_writes.labels(status=result.status.value).inc()
             self._metrics.runs_finished.labels(status=result.status.value).inc()
-            if self._history is not None:
+            # A plan's parent ran nothing itself: its children have their own Runs-tab
+            # records and run_success events.
+            parent = self._plans is not None and self._plans.is_plan(entry)
+            if self._history is not None and not parent:
                 self._history.finished(entry, result)
-            if self._on_finished is not None:
+            if self._on_finished is not None and not parent:
                 self._on_finished(entry, result)
         self._close(partition, entry)
         return None
@@ -915,6 +1051,22 @@ class RunDriver:
         except Exception:
             log.exception("run %s: could not record the failure; retrying", entry.run_id)
             return 5.0
+
+    # --- what a "run with upstream" parent borrows (upstream_runner.PlanSteps) ------------
+
+    def save_step(self, partition: int, entry: RunEntry, *, required: bool = True) -> None:
+        self._save(partition, entry, required=required)
+
+    def end_run(self, partition: int, entry: RunEntry, result: RunResult) -> float | None:
+        return self._set_result(partition, entry, result)
+
+    def end_unstarted(
+        self, partition: int, entry: RunEntry, final: DataHubStatus, message: str
+    ) -> float | None:
+        return self._unstarted(partition, entry, final, message)
+
+    def drop(self, partition: int, entry: RunEntry) -> None:
+        self._close(partition, entry)
 
     # --- helpers --------------------------------------------------------------------------
 

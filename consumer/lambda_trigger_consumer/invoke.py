@@ -18,7 +18,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 import boto3
@@ -236,7 +238,16 @@ class Invoker:
 
     # --- calls ----------------------------------------------------------------------------
 
-    def invoke(self, target: Target, payload: dict[str, Any], run_id: str) -> Invocation:
+    def invoke(
+        self,
+        target: Target,
+        payload: dict[str, Any],
+        run_id: str,
+        *,
+        on_throttle: Callable[[], None] | None = None,
+    ) -> Invocation:
+        """`on_throttle` hears every throttled answer as it comes (invoke_limit.py lowers the
+        synchronous invokes' concurrency on it, before this call's own retries)."""
         started = time.monotonic()
         attempt = 0
         while True:
@@ -248,6 +259,8 @@ class Invoker:
                 code = exc.response.get("Error", {}).get("Code", "")
                 meta = exc.response.get("ResponseMetadata", {})
                 if code in _THROTTLED or is_throttle(exc):
+                    if on_throttle is not None:
+                        on_throttle()
                     if attempt < self._throttle_retries:
                         attempt += 1
                         # Jittered: runs throttled together must not come back together.
@@ -327,18 +340,25 @@ class Invoker:
                 stateMachineArn=target.state_machine_arn, name=run_id, input=json.dumps(payload)
             )
             arn = response["executionArn"]
+            started_at = response.get("startDate")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
                 raise
             # Started before (by an owner that stopped before recording it): the same run.
             arn = execution_arn(target, run_id)
             response = {"ResponseMetadata": exc.response.get("ResponseMetadata", {})}
+            started_at = None
+        # Its start date binds the execution's status events to this run (sfn_events.py).
+        details: dict[str, Any] = {}
+        if isinstance(started_at, datetime):
+            details["startDateMs"] = round(started_at.timestamp() * 1000)
         return Invocation(
             "started",
             time.monotonic() - started,
             request_id=response.get("ResponseMetadata", {}).get("RequestId"),
             status_code=response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
             execution_arn=arn,
+            details=details,
         )
 
     def _retrying(self, call: Any, **kwargs: Any) -> Any:

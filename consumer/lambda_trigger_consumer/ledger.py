@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from lambda_trigger.contract import DataHubStatus, RunRequest, RunResult
 from lambda_trigger_consumer.ledger_auth import LedgerSigner
+from lambda_trigger_consumer.sfn_events import binds, expected_execution_arn, is_status_event_fact
 
 FORMAT_VERSION = 1
 
@@ -71,6 +72,8 @@ class RunEntry:
     deadline_ms: int | None = None
     request_id: str | None = None
     execution_arn: str | None = None
+    # StartExecution's startDate (ms): binds Step Functions status events (sfn_events.py).
+    execution_start_ms: int | None = None
     result: dict[str, Any] | None = None  # a final RunResult waiting to be written
     result_guard: bool = False  # write the result only over a RUNNING status (a takeover)
     cancel_by: str | None = None  # who asked to cancel (not yet vetted: see cancel_ok)
@@ -82,6 +85,10 @@ class RunEntry:
     cancels_ignored: list[str] = field(default_factory=list)
     completions_ignored: list[str] = field(default_factory=list)
     seq: int = 0  # the owner's snapshot number: an older snapshot never replaces a newer one
+    # A "run with upstream" parent's progress (upstream_runner.py): its waves, the current
+    # wave, when each wave's children were requested (their requestedAt, so a rewrite after a
+    # takeover is the very same request).
+    plan: dict[str, Any] | None = None
     closing: bool = False  # in memory only: the tombstone is written, its echo not yet read
 
     # --- conversions ----------------------------------------------------------------------
@@ -108,6 +115,7 @@ class RunEntry:
             deadline_ms=data.get("deadline_ms"),
             request_id=data.get("request_id"),
             execution_arn=data.get("execution_arn"),
+            execution_start_ms=data.get("execution_start_ms"),
             result=data.get("result"),
             result_guard=bool(data.get("result_guard")),
             cancel_by=data.get("cancel_by"),
@@ -116,6 +124,7 @@ class RunEntry:
             cancels_ignored=[str(a) for a in data.get("cancels_ignored") or []],
             completions_ignored=[str(r) for r in data.get("completions_ignored") or []],
             seq=int(data.get("seq") or 0),
+            plan=data.get("plan") if isinstance(data.get("plan"), dict) else None,
         )
 
     def run_request(self) -> RunRequest | None:
@@ -208,6 +217,26 @@ def _request_id(completion: dict[str, Any] | None) -> str:
     return str((completion or {}).get("requestId") or "")
 
 
+def _genuine_over_forged(entry: RunEntry, held: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Should `new` replace the completion fact `held`: it is the run's own and `held` is not?
+    A forged record read first must not hide the genuine one."""
+    if is_status_event_fact(new) or is_status_event_fact(held):
+        # Before StartExecution is recorded, the ARN it will have (executions are named after
+        # the run) already tells a forged event from the genuine one.
+        arn = entry.execution_arn or (
+            expected_execution_arn(entry.target.state_machine_arn, entry.run_id)
+            if entry.target is not None
+            else None
+        )
+        start = entry.execution_start_ms
+        return binds(new, arn, start) and not binds(held, arn, start)
+    return (
+        entry.request_id is not None
+        and _request_id(held) != entry.request_id
+        and _request_id(new) == entry.request_id
+    )
+
+
 def merge_facts(snapshot: RunEntry, earlier: RunEntry) -> None:
     """Facts read after the owner's last read (a cancel, a completion) survive the owner's
     snapshot, unless the snapshot says the owner refused them."""
@@ -219,11 +248,7 @@ def merge_facts(snapshot: RunEntry, earlier: RunEntry) -> None:
         and _request_id(earlier.completion) not in snapshot.completions_ignored
         and (
             snapshot.completion is None
-            or (
-                snapshot.request_id is not None
-                and _request_id(snapshot.completion) != snapshot.request_id
-                and _request_id(earlier.completion) == snapshot.request_id
-            )
+            or _genuine_over_forged(snapshot, snapshot.completion, earlier.completion)
         )
     ):
         snapshot.completion = earlier.completion
@@ -263,12 +288,7 @@ def fold(entry: RunEntry | None, value: bytes | None, run_id: str) -> RunEntry |
             raise LedgerFormatError(f"ledger record for {run_id} has no completion")
         if _request_id(completion) in entry.completions_ignored:
             return entry
-        if entry.completion is None or (
-            # A forged record read first must not hide the genuine one (the run's request id).
-            entry.request_id is not None
-            and _request_id(entry.completion) != entry.request_id
-            and _request_id(completion) == entry.request_id
-        ):
+        if entry.completion is None or _genuine_over_forged(entry, entry.completion, completion):
             entry.completion = completion
         return entry
     raise LedgerFormatError(f"ledger record for {run_id} has unknown kind {kind!r}")

@@ -182,7 +182,20 @@ class LineageWatcher:
             except DecodeError as exc:
                 log.warning("lineage watcher: undecodable record skipped: %s", exc)
                 return
-        self._apply(change)
+            except Exception as exc:  # no record may stop the watcher (issue 19's rule)
+                log.warning("lineage watcher: record skipped: %s", type(exc).__name__)
+                return
+        try:
+            self._apply(change)
+        except Exception as exc:
+            # An `upstreamLineage` whose shape is not DataHub's (only a forger on the topic can
+            # write one: GMS validates the aspect): skipped, the lineage known so far is kept.
+            log.warning(
+                "lineage watcher: %s of %s skipped: %s",
+                change.aspect_name,
+                change.entity_urn,
+                type(exc).__name__,
+            )
 
     def _apply(self, change: ChangeLog) -> None:
         if change.aspect_name != UPSTREAM_LINEAGE:

@@ -165,6 +165,19 @@ class ConsumerMetrics:
             ["api"],
             registry=registry,
         )
+        # Issue 24: who waits, and how many runs the consumer has out in AWS.
+        self.runs_queued = Gauge(
+            f"{p}_runs_queued",
+            "Runs waiting for a step thread or a synchronous invoke slot, by priority class",
+            ["priority"],
+            registry=registry,
+        )
+        self.runs_inflight = Gauge(
+            f"{p}_runs_inflight",
+            "Runs invoked and not final, by kind (sync, event, stepfunctions)",
+            ["kind"],
+            registry=registry,
+        )
         self.info = Info(f"{p}", "Build and configuration", registry=registry)
         self.info.info({"version": __version__, "executor_id": executor_id})
         # Children for every known label value exist from the start, so dashboards show 0
@@ -189,6 +202,10 @@ class ConsumerMetrics:
             self.takeovers.labels(reason=reason)
         for result in ("matched", "unmatched", "malformed", "unbound"):
             self.completion_records.labels(result=result)
+        for priority in ("interactive", "programmatic", "triggered"):
+            self.runs_queued.labels(priority=priority)
+        for kind in ("sync", "event", "stepfunctions"):
+            self.runs_inflight.labels(kind=kind)
         for api in KNOWN_APIS:
             self.aws_calls.labels(api=api)
             self.aws_throttles.labels(api=api)

@@ -11,6 +11,12 @@ polling each of 1,000 executions every 30 s is 33 calls a second from one consum
 3. the calls of all runs together stay under `max_rate` a second: with N executions tracked,
    no run is asked about more often than every N / max_rate seconds.
 Each wait is jittered by 10 %, so that runs started together are not asked about together.
+
+With Step Functions status events expected (`events_wait`, LAMBDA_TRIGGER_SFN_STATUS_EVENTS;
+sfn_events.py), an event ends the run and polling is a slow safety net for a lost event: a run
+is first asked about `events_wait` seconds after it is first tracked (or at its deadline), then
+every `events_wait`. A run whose event was refused (forged) goes back to the rules above, since
+the genuine event may have been dropped behind it.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class PollPlan:
         longest_wait: float = 900.0,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        events_wait: float | None = None,
     ) -> None:
         self._max_rate = max_rate
         self._first = first_interval
@@ -51,6 +58,10 @@ class PollPlan:
         self._intervals: dict[str, tuple[float, float]] = {}
         self._pruned = clock()
         self._expected: dict[str, float] = {}  # target key -> expected duration, seconds
+        self._events_wait = events_wait
+        # run id -> when its next DescribeExecution is due with events expected (monotonic);
+        # None: its events are not trusted any more, it is polled by the rules above.
+        self._due: dict[str, float | None] = {}
 
     def tracked(self) -> int:
         with self._lock:
@@ -59,6 +70,29 @@ class PollPlan:
     def expected(self, target_key: str) -> float | None:
         with self._lock:
             return self._expected.get(target_key)
+
+    def until_due(self, run_id: str, until_deadline: float) -> float:
+        """With status events expected: seconds until this run's next DescribeExecution is due
+        (0: now, or events are not expected for it). Its first is planned here."""
+        if self._events_wait is None:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            if run_id not in self._due:
+                wait = jittered(min(self._events_wait, until_deadline), spread=0.1, rng=self._rng)
+                self._due[run_id] = now + wait
+                self._intervals.setdefault(run_id, (self._first, now))
+            due = self._due[run_id]
+        return 0.0 if due is None else max(0.0, due - now)
+
+    def distrusted(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._due and self._due[run_id] is None
+
+    def distrust(self, run_id: str) -> None:
+        """A forged status event was refused for this run: poll it as without events."""
+        with self._lock:
+            self._due[run_id] = None
 
     def next_delay(self, run_id: str, target_key: str, elapsed: float) -> float:
         """Seconds until the next DescribeExecution of this run, which has been running for
@@ -72,9 +106,15 @@ class PollPlan:
             expected = self._expected.get(target_key)
             if expected is not None and elapsed < EXPECTED_SHARE * expected:
                 delay = max(delay, min(EXPECTED_SHARE * expected - elapsed, self._longest))
+            events = self._events_wait is not None and self._due.get(run_id, 0.0) is not None
+            if events:
+                delay = max(delay, self._events_wait or 0.0)
             if self._max_rate > 0:
                 delay = max(delay, len(self._intervals) / self._max_rate)
-        return jittered(delay, spread=0.1, rng=self._rng)
+            delay = jittered(delay, spread=0.1, rng=self._rng)
+            if events:
+                self._due[run_id] = now + delay
+        return delay
 
     def _prune(self, now: float) -> None:
         """Runs not planned for longer than any wait here went elsewhere (a rebalance) or
@@ -85,11 +125,18 @@ class PollPlan:
         horizon = self._longest + self._max_interval + 60.0
         for run_id in [r for r, (_i, at) in self._intervals.items() if now - at > horizon]:
             del self._intervals[run_id]
+        if self._events_wait is not None:
+            late = now - 2 * (self._events_wait + horizon)
+            for run_id in [
+                r for r, due in self._due.items() if r not in self._intervals and (due or 0) < late
+            ]:
+                del self._due[run_id]
 
     def finished(self, run_id: str, target_key: str, duration: float | None) -> None:
         """The run's execution ended after `duration` seconds (None: unknown)."""
         with self._lock:
             self._intervals.pop(run_id, None)
+            self._due.pop(run_id, None)
             if duration is None or duration <= 0:
                 return
             old = self._expected.get(target_key)
@@ -101,3 +148,4 @@ class PollPlan:
         """The run is no longer tracked here (its partition moved on)."""
         with self._lock:
             self._intervals.pop(run_id, None)
+            self._due.pop(run_id, None)

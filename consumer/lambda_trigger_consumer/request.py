@@ -15,6 +15,7 @@ from lambda_trigger.contract import (
     SIGNAL_ASPECT,
     InvalidRequestError,
     RunRequest,
+    trusted_requester,
 )
 from lambda_trigger.urns import InvalidUrnError, run_id_of
 from lambda_trigger_consumer.decode import ChangeLog
@@ -53,16 +54,9 @@ def to_request(change: ChangeLog, executor_id: str) -> RunRequest | Invalid | No
 
 
 def with_trusted_requester(request: RunRequest, service_actor: str | None) -> RunRequest:
-    """The requester a run is recorded and authorised as.
-
-    The aspect's `actorUrn` is believed only when the api's own service principal wrote the
-    request: the api identified the caller through DataHub and checked their privilege before
-    writing. Anyone else who writes the aspect (SDK, CLI, Airflow) IS the requester, whatever
-    `actorUrn` they put in it: that is what the Lambda receives as `requestedBy`."""
-    writer = request.writer_urn
-    if writer is not None and service_actor is not None and writer == service_actor:
-        return request if request.actor_urn else replace(request, actor_urn=writer)
-    return replace(request, actor_urn=writer)
+    """The requester a run is recorded and authorised as (contract.trusted_requester)."""
+    requester = trusted_requester(request.writer_urn, request.actor_urn, service_actor)
+    return request if requester == request.actor_urn else replace(request, actor_urn=requester)
 
 
 @dataclass(frozen=True)

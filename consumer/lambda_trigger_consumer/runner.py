@@ -110,6 +110,13 @@ class Runner:
         # A member of the group with an assignment in force (possibly empty): set by every
         # assignment callback, cleared when the membership is lost. /readyz reads it.
         self.in_group = False
+        # Assigned partitions that have not delivered anything yet (a record or their end):
+        # librdkafka has not started fetching them. After an assignment it first looks up the
+        # committed offset, then resets it, each step waiting for the broker's open fetch to
+        # come back (fetch.wait.max.ms), so the first fetch of a new partition starts 100-300 ms
+        # after the assignment. Until it has, a request written to it is not seen: /readyz
+        # says not ready (issue 25: the first click after a start or rebalance waited for it).
+        self._unfetched: set[TP] = set()
         # Partitions whose next record waits for the schema registry: paused, and resumed
         # (from the same offset) after a backoff, so that the poll loop never blocks.
         self._blocked: dict[TP, tuple[float, float]] = {}
@@ -140,6 +147,18 @@ class Runner:
     @property
     def ledger_assignment(self) -> list[int]:
         return [p for t, p in self._assignment if t == self._ledger.topic]
+
+    @property
+    def fetching(self) -> bool:
+        """Every assigned partition is being fetched: an MCL partition has delivered a record
+        or its end, a ledger partition has been read to its end."""
+        return not self._unfetched and all(self._view.owns(p) for p in self.ledger_assignment)
+
+    @property
+    def unfetched(self) -> int:
+        return len(self._unfetched) + sum(
+            1 for p in self.ledger_assignment if not self._view.owns(p)
+        )
 
     def stop(self) -> None:
         self.stopping.set()
@@ -193,6 +212,10 @@ class Runner:
         records, errors, EOF: these have no key) goes the careful way, one by one."""
         mcl = self._topic
         prefix = KEY_PREFIX
+        if self._unfetched:
+            # Only while some partition has not delivered yet: a set lookup per record.
+            for m in batch:
+                self._unfetched.discard((m.topic() or "", m.partition() or 0))
         careful = [
             m for m in batch if (k := m.key()) is None or k.startswith(prefix) or m.topic() != mcl
         ]
@@ -474,6 +497,7 @@ class Runner:
                 assigned.append(TopicPartition(p.topic, p.partition, OFFSET_BEGINNING))
             else:
                 assigned.append(TopicPartition(p.topic, p.partition, OFFSET_INVALID))
+                self._unfetched.add((p.topic, p.partition))
         # Assign here rather than let the client do it: only this call takes the offsets.
         consumer.incremental_assign(assigned)
         added = [(p.topic, p.partition) for p in partitions]
@@ -510,6 +534,7 @@ class Runner:
 
     def _release(self, tps: list[TP]) -> None:
         self._tracker.forget(tps)
+        self._unfetched.difference_update(tps)
         self._assignment = [tp for tp in self._assignment if tp not in tps]
         for tp in tps:
             self._blocked.pop(tp, None)

@@ -34,6 +34,7 @@ from lambda_trigger.contract import (
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable, WriteRejected
 from lambda_trigger.mapping import Trigger
 from lambda_trigger.mapping_source import MappingSource
+from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import (
     DecodeError,
     Registry,
@@ -225,12 +226,17 @@ class OperationReader:
         cache: LineageCache,
         intents: IntentWriter,
         stopping: threading.Event,
+        *,
+        dead_letters: DeadLetters | None = None,
+        decode_failures: Counter | None = None,
     ) -> None:
         self._topic = topic
         self._registry = registry
         self._cache = cache
         self._intents = intents
         self._stopping = stopping
+        self._dead_letters = dead_letters
+        self._decode_failures = decode_failures  # ConsumerMetrics.decode_failures{reason}
         self._consumer = Consumer(
             {
                 **kafka_config,
@@ -319,22 +325,54 @@ class OperationReader:
                 log.warning("operations: seek failed (%s)", exc)
 
     def _on_record(self, msg: Message) -> bool:
-        """False: not handled (registry away, or stopping): read it again later."""
+        """False: not handled (registry away, or stopping): read it again later. Any other
+        failure skips the record with a log line, a count and a dead letter: the topic is
+        written by whoever may write an `operation`, and no record may stop this thread (it
+        would stop every `operation` trigger, silently)."""
         try:
             change = decode_change_log(msg.value(), self._registry)
+            if change.aspect_name != OPERATION_ASPECT or change.aspect is None:
+                return True
+            event_ms = _event_ms(change.aspect, change.created_ms)
         except RegistryUnavailable as exc:
             log.warning("operations: schema registry unavailable (%s); reading again", exc)
             return False
-        except DecodeError as exc:
-            log.warning("operations: undecodable record skipped: %s", exc)
+        except Exception as exc:
+            self._skip(msg, exc)
             return True
-        if change.aspect_name != OPERATION_ASPECT or change.aspect is None:
-            return True
-        at = change.aspect.get("lastUpdatedTimestamp") or change.aspect.get("timestampMillis")
-        event_ms = int(at or change.created_ms or now_ms())
-        # timestampMillis differs between two operations of one dataset; prefer it when there.
-        event_ms = int(change.aspect.get("timestampMillis") or event_ms)
         return self._intents.upstream_event(change.entity_urn, OPERATION, event_ms)
+
+    def _skip(self, msg: Message, exc: Exception) -> None:
+        reason = exc.reason if isinstance(exc, DecodeError) else "unhandled"
+        text = str(exc) if isinstance(exc, DecodeError) else type(exc).__name__
+        source = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+        log.warning("operations: record %s[%d]@%d skipped: %s", *source, text)
+        if self._decode_failures is not None:
+            self._decode_failures.labels(reason=reason).inc()
+        if self._dead_letters is not None:
+            key = msg.key()
+            self._dead_letters.send(
+                f"decode_{reason}",
+                text,
+                key=key if isinstance(key, bytes) else None,
+                value=msg.value(),
+                source=source,
+            )
+
+
+def _event_ms(aspect: dict[str, Any], created_ms: int | None) -> int:
+    """When the upstream changed: the operation's timestampMillis (it differs between two
+    operations of one dataset), else its lastUpdatedTimestamp, else when GMS logged it.
+
+    Never later than now. The time is the writer's word (anyone who may write an `operation`
+    aspect chooses it), and triggers.absorb drops every later event of the upstream that is
+    not newer than the newest it has seen: one operation dated in the year 9999 would silence
+    the upstream's triggers for good. A future time is taken as the time it was read."""
+    now = now_ms()
+    at = aspect.get("timestampMillis") or aspect.get("lastUpdatedTimestamp") or created_ms or now
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        raise DecodeError("aspect", f"operation time is {type(at).__name__}")
+    return min(int(at), now)
 
 
 class TriggerDecider:

@@ -14,10 +14,15 @@
 //   E2E_DIALOG_SCREENSHOT=/path/dlg.png   optional: also a screenshot of the filled-in confirmation dialog
 //   E2E_PARAMS='{"start":"2026-01-31"}'   optional: values typed into the dialog's parameter form, by name (a
 //                                         select is chosen, a switch clicked to the given boolean, any other field filled)
+//   E2E_UPSTREAM=1                        optional: check "Run with upstream", wait for the plan and record it
+//                                         (`plan`: summary, waves, skipped as shown; `planAnswer`: the api's JSON), run
+//                                         it, and at the end record each child's status by wave (`children`) from the
+//                                         "Upstream runs" dialog (`E2E_PROGRESS_SCREENSHOT`: a picture of it)
+//   E2E_DEPTH=2                           optional, with E2E_UPSTREAM: typed into "Levels upstream" first
 //   CHROMIUM_PATH=/usr/bin/chromium       browser binary
 //
-// Prints one JSON line {"ok", "phase", "status", "screenshot", "runRequests", "targets", "error"?} and exits 0 when the expected
-// phase was reached, 1 otherwise (the screenshot is saved in both cases when the page loaded).
+// Prints one JSON line {"ok", "phase", "status", "screenshot", "runRequests", "runBodies", "targets", "error"?} and exits
+// 0 when the expected phase was reached, 1 otherwise (the screenshot is saved in both cases when the page loaded).
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -63,18 +68,26 @@ async function main() {
 
     const userDataDir = mkdtempSync(join(tmpdir(), 'run-ingestion-e2e-profile-'));
     let context;
-    const result = { ok: false, phase: null, status: null, screenshot: null, runRequests: 0 };
+    const upstream = !!process.env.E2E_UPSTREAM;
+    const result = { ok: false, phase: null, status: null, screenshot: null, runRequests: 0, runBodies: [] };
     try {
         context = await chromium.launchPersistentContext(userDataDir, {
             executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
             headless: true,
             args: CHROMIUM_ARGS,
             // A parameter form makes the dialog taller: room for all of it in the picture.
-            viewport: { width: 1100, height: process.env.E2E_PARAMS ? 780 : 420 },
+            viewport: { width: 1100, height: process.env.E2E_PARAMS || upstream ? 780 : 420 },
         });
         const page = context.pages()[0] ?? (await context.newPage());
         page.on('request', (request) => {
-            if (new URL(request.url()).pathname === '/api/ingestion/run') result.runRequests += 1;
+            if (new URL(request.url()).pathname === '/api/ingestion/run') {
+                result.runRequests += 1;
+                try {
+                    result.runBodies.push(JSON.parse(request.postData() ?? 'null'));
+                } catch {
+                    result.runBodies.push(null);
+                }
+            }
         });
         page.on('console', (msg) => {
             if (msg.type() === 'error') console.error(`[page] ${msg.text()}`);
@@ -114,6 +127,35 @@ async function main() {
                     await field.fill(String(value));
                 }
             }
+            if (upstream) {
+                const planAnswer = page.waitForResponse((r) => new URL(r.url()).pathname === '/api/ingestion/plan', {
+                    timeout: 30000,
+                });
+                await dialog.getByRole('checkbox', { name: 'Run with upstream' }).check();
+                if (process.env.E2E_DEPTH) {
+                    await planAnswer; // the default plan first, then the one for the typed depth
+                    const nextAnswer = page.waitForResponse(
+                        (r) => new URL(r.url()).pathname === '/api/ingestion/plan',
+                        { timeout: 30000 },
+                    );
+                    await dialog.getByLabel('Levels upstream').fill(process.env.E2E_DEPTH);
+                    const answer = await nextAnswer;
+                    result.planAnswer = { status: answer.status(), body: await answer.json().catch(() => null) };
+                } else {
+                    const answer = await planAnswer;
+                    result.planAnswer = { status: answer.status(), body: await answer.json().catch(() => null) };
+                }
+                const plan = dialog.getByTestId('upstream-plan');
+                await plan.waitFor({ state: 'visible', timeout: 30000 });
+                result.plan = {
+                    summary: (await plan.getByTestId('upstream-plan-summary').textContent())?.trim(),
+                    waves: (await plan.getByTestId('upstream-plan-wave').allTextContents()).map((t) => t.trim()),
+                    skipped: (await plan.locator('[data-testid="upstream-plan-skipped"] li').allTextContents()).map((t) =>
+                        t.trim(),
+                    ),
+                    runLabel: (await dialog.getByTestId('run-ingestion-confirm').textContent())?.trim(),
+                };
+            }
             result.parameterErrors = await dialog.getByRole('alert').allTextContents();
             if (process.env.E2E_DIALOG_SCREENSHOT) {
                 const dialogShot = resolve(process.env.E2E_DIALOG_SCREENSHOT);
@@ -122,7 +164,7 @@ async function main() {
                 await page.screenshot({ path: dialogShot });
                 result.dialogScreenshot = dialogShot;
             }
-            await dialog.getByRole('button', { name: 'Run' }).click();
+            await dialog.getByTestId('run-ingestion-confirm').click();
 
             const root = page.getByTestId('run-ingestion');
             if (expect === 'cancelled') {
@@ -150,6 +192,37 @@ async function main() {
             result.phase = await root.getAttribute('data-phase');
             result.status = (await page.getByTestId('run-ingestion-status').textContent())?.trim() ?? null;
             result.ok = result.phase === expect;
+            if (upstream) {
+                // The parent's children by wave, as the "Upstream runs" dialog shows them at the end.
+                const open = page.getByTestId('run-ingestion-progress');
+                if (await open.count()) {
+                    await open.click();
+                    const progress = page.getByRole('dialog', { name: 'Run with upstream' });
+                    await progress.waitFor({ state: 'visible', timeout: 10000 });
+                    result.children = await progress.getByTestId('upstream-progress-wave').evaluateAll((waves) =>
+                        waves.map((wave) => ({
+                            wave: wave.firstElementChild?.textContent?.trim() ?? '',
+                            children: Array.from(wave.querySelectorAll('[data-testid="upstream-child"]')).map((li) => ({
+                                name: li.firstElementChild?.textContent?.trim() ?? '',
+                                status: li.getAttribute('data-status'),
+                                state: li.getAttribute('data-state'),
+                                datasetUrn: li.getAttribute('title'),
+                            })),
+                        })),
+                    );
+                    if (process.env.E2E_PROGRESS_SCREENSHOT) {
+                        const shot = resolve(process.env.E2E_PROGRESS_SCREENSHOT);
+                        mkdirSync(dirname(shot), { recursive: true });
+                        await page.waitForTimeout(400);
+                        await page.screenshot({ path: shot });
+                        result.progressScreenshot = shot;
+                    }
+                    await progress.getByTestId('upstream-progress-close').click();
+                } else {
+                    result.children = null;
+                }
+                result.ok = result.ok && Array.isArray(result.children) && result.children.length > 0;
+            }
             // Let the toast animate in before the picture.
             await page.waitForTimeout(400);
         }

@@ -28,6 +28,9 @@ export const COMPONENT_FILES = [
     'runIngestionReducer.ts',
     'toast.ts',
     'useRunIngestion.ts',
+    'UpstreamPlan.tsx',
+    'upstream.ts',
+    'useUpstreamPlan.ts',
 ];
 export const ADAPTER_FILE = 'RunIngestionHeaderButton.tsx';
 export const HEADER_DIFF = 'datahub/DefaultEntityHeader.tsx.diff';

@@ -1,4 +1,4 @@
-import { Button, Input, Modal, Typography } from 'antd';
+import { Alert, Button, Checkbox, Input, InputNumber, Modal, Spin, Typography } from 'antd';
 import { ReactNode, useEffect, useMemo, useRef, useState } from 'react';
 
 import { LastRun, RunAgainLink } from './LastRun';
@@ -7,7 +7,10 @@ import { FetchLike, PathResolver, createIngestionApiClient } from './api';
 import { FormValues, checkForm, initialValues } from './parameters';
 import { Phase, RunIngestionState } from './runIngestionReducer';
 import { Toaster, antdToaster } from './toast';
+import { UpstreamPlanView, UpstreamProgress } from './UpstreamPlan';
+import { childProgress, planRunCount } from './upstream';
 import { PollingOptions, useRunIngestion } from './useRunIngestion';
+import { useUpstreamPlan } from './useUpstreamPlan';
 
 export interface RunIngestionButtonProps extends PollingOptions {
     /** URN of the dataset whose ingestion is run. */
@@ -28,6 +31,8 @@ export interface RunIngestionButtonProps extends PollingOptions {
 }
 
 export const REASON_MAX_LENGTH = 500;
+/** The api's bound on `maxDepth` (1 to 5); its default (LAMBDA_TRIGGER_UPSTREAM_MAX_DEPTH) is in the plan answer. */
+export const MAX_UPSTREAM_DEPTH = 5;
 
 let nextId = 0;
 
@@ -130,6 +135,8 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
     }
     const reasonId = `${idRef.current}-reason`;
     const statusId = `${idRef.current}-status`;
+    const upstreamId = `${idRef.current}-upstream`;
+    const depthId = `${idRef.current}-depth`;
 
     const {
         state,
@@ -191,6 +198,44 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
     };
     const ended = state.phase === 'succeeded' || state.phase === 'failed' || state.phase === 'cancelled';
 
+    // "Run with upstream" (issue 21, item 5): off each time the dialog opens; while on, the plan is fetched and shown,
+    // and Run starts exactly that plan (its depth is sent back). `shownPlan` names the datasets of the run that follows.
+    const [withUpstream, setWithUpstream] = useState(false);
+    const [maxDepth, setMaxDepth] = useState<number | null>(null);
+    const planState = useUpstreamPlan({
+        client,
+        datasetUrn,
+        enabled: withUpstream && state.phase === 'confirming',
+        maxDepth,
+    });
+    const [shownPlan, setShownPlan] = useState(planState.plan);
+    const [progressOpen, setProgressOpen] = useState(false);
+    useEffect(() => {
+        if (state.phase === 'confirming') {
+            setWithUpstream(false);
+            setMaxDepth(null);
+        }
+        // Reset only when the dialog opens (as the parameter form above).
+        // eslint-disable-next-line react-hooks/exhaustive-deps
+    }, [state.phase === 'confirming']);
+    useEffect(() => {
+        if (state.phase === 'confirming' && planState.plan) setShownPlan(planState.plan);
+    }, [state.phase, planState.plan]);
+    const upstreamWaiting = withUpstream && planState.status !== 'ready' && planState.status !== 'unsupported';
+    const upstreamOn = withUpstream && planState.status === 'ready';
+    const onConfirm = () => {
+        if (upstreamWaiting) return undefined;
+        if (!upstreamOn) {
+            setShownPlan(null);
+            return onRun();
+        }
+        // Each dataset of the plan runs its own mapped target with its defaults: the api takes no parameters here.
+        setLastSent(null);
+        return confirm(null, { withUpstream: true, maxDepth: planState.plan?.maxDepth ?? maxDepth });
+    };
+    const children = state.run?.children ?? null;
+    const progress = childProgress(children);
+
     const phaseRef = useRef(props.onPhaseChange);
     phaseRef.current = props.onPhaseChange;
     useEffect(() => {
@@ -201,7 +246,11 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
 
     const label = state.target?.label || 'its configured target';
     const name = datasetName || datasetNameFromUrn(datasetUrn);
-    const status = statusText(state);
+    const baseStatus = statusText(state);
+    const status =
+        baseStatus && progress.total > 0 && (state.phase === 'following' || ended)
+            ? { ...baseStatus, text: `${baseStatus.text} · ${progress.done} of ${progress.total} runs done` }
+            : baseStatus;
     const dialogOpen = state.phase === 'confirming' || state.phase === 'starting';
     const submitting = state.phase === 'starting';
     const cancelSending = state.cancel === 'sending';
@@ -248,6 +297,17 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             >
                 {busy ? 'Ingestion running' : 'Run ingestion'}
             </Button>
+            {progress.total > 0 && (state.phase === 'following' || ended) && (
+                <Button
+                    type="link"
+                    data-testid="run-ingestion-progress"
+                    onClick={() => setProgressOpen(true)}
+                    aria-haspopup="dialog"
+                    style={{ paddingLeft: 0, paddingRight: 0 }}
+                >
+                    Upstream runs ({progress.done}/{progress.total})
+                </Button>
+            )}
             {showCancel && (
                 <Button
                     danger
@@ -277,22 +337,56 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
             >
                 <Typography.Paragraph>
                     Stop the ingestion run of <Typography.Text strong>{name}</Typography.Text> with{' '}
-                    <Typography.Text strong>{label}</Typography.Text>?
+                    <Typography.Text strong>{label}</Typography.Text>
+                    {progress.total > 0 ? ' and its upstream runs' : ''}?
                 </Typography.Paragraph>
                 <Typography.Paragraph type="secondary">
-                    The job is asked to stop; whatever it already loaded stays loaded.
+                    {progress.total > 0
+                        ? 'Runs not started yet will not start; running jobs are asked to stop. Whatever was already loaded stays loaded.'
+                        : 'The job is asked to stop; whatever it already loaded stays loaded.'}
                 </Typography.Paragraph>
+            </Modal>
+            <Modal
+                open={progressOpen && progress.total > 0}
+                title="Run with upstream"
+                onCancel={() => setProgressOpen(false)}
+                footer={[
+                    cancellable ? (
+                        <Button
+                            key="cancel-run"
+                            danger
+                            onClick={() => {
+                                setProgressOpen(false);
+                                openCancelRun();
+                            }}
+                        >
+                            Cancel run
+                        </Button>
+                    ) : null,
+                    <Button key="close" type="primary" data-testid="upstream-progress-close" onClick={() => setProgressOpen(false)}>
+                        Close
+                    </Button>,
+                ]}
+                centered
+                destroyOnClose
+            >
+                <Typography.Paragraph data-testid="upstream-progress-status">
+                    <Typography.Text strong>{name}</Typography.Text>: {status?.text ?? 'Run requested…'}
+                </Typography.Paragraph>
+                {children && <UpstreamProgress runs={children} plan={shownPlan} />}
             </Modal>
             <Modal
                 open={dialogOpen}
                 title="Run ingestion"
-                okText="Run"
+                okText={upstreamOn && shownPlan ? `Run all ${planRunCount(shownPlan)}` : 'Run'}
                 cancelText="Cancel"
-                onOk={onRun}
+                onOk={onConfirm}
                 onCancel={submitting ? undefined : cancel}
                 confirmLoading={submitting}
                 cancelButtonProps={{ disabled: submitting }}
-                okButtonProps={{ 'data-testid': 'run-ingestion-confirm' } as Record<string, unknown>}
+                okButtonProps={
+                    { 'data-testid': 'run-ingestion-confirm', disabled: upstreamWaiting } as Record<string, unknown>
+                }
                 maskClosable={!submitting}
                 closable={!submitting}
                 centered
@@ -305,7 +399,12 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                 <Typography.Paragraph type="secondary" style={{ wordBreak: 'break-all', fontSize: 12 }}>
                     {datasetUrn}
                 </Typography.Paragraph>
-                {schema && (
+                {schema && upstreamOn && (
+                    <Typography.Paragraph type="secondary" data-testid="upstream-no-parameters">
+                        With upstream, every dataset runs its job with its default parameters.
+                    </Typography.Paragraph>
+                )}
+                {schema && !(withUpstream && planState.status !== 'unsupported') && (
                     <ParametersForm
                         schema={schema}
                         values={paramValues}
@@ -318,6 +417,54 @@ export function RunIngestionButton(props: RunIngestionButtonProps) {
                         }}
                     />
                 )}
+                <div style={{ marginBottom: 12 }} data-testid="run-ingestion-upstream">
+                    <Checkbox
+                        id={upstreamId}
+                        data-testid="run-ingestion-with-upstream"
+                        checked={withUpstream && planState.status !== 'unsupported'}
+                        disabled={submitting || planState.status === 'unsupported'}
+                        onChange={(event) => setWithUpstream(event.target.checked)}
+                    >
+                        Run with upstream
+                    </Checkbox>
+                    <Typography.Paragraph type="secondary" style={{ fontSize: 12, margin: '2px 0 0 24px' }}>
+                        First run the upstream datasets (from DataHub&apos;s lineage) that have a job, in waves.
+                    </Typography.Paragraph>
+                    {withUpstream && planState.status !== 'unsupported' && (
+                        <div style={{ margin: '8px 0 0 24px' }}>
+                            <label htmlFor={depthId} style={{ marginRight: 8 }}>
+                                Levels upstream
+                            </label>
+                            <InputNumber
+                                id={depthId}
+                                data-testid="run-ingestion-depth"
+                                min={1}
+                                max={MAX_UPSTREAM_DEPTH}
+                                precision={0}
+                                size="small"
+                                value={maxDepth ?? planState.plan?.maxDepth ?? shownPlan?.maxDepth ?? undefined}
+                                disabled={submitting}
+                                onChange={(value) => setMaxDepth(typeof value === 'number' ? value : null)}
+                            />
+                        </div>
+                    )}
+                    <div aria-live="polite" style={{ margin: '8px 0 0 24px' }}>
+                        {withUpstream && planState.status === 'loading' && (
+                            <span data-testid="upstream-plan-loading">
+                                <Spin size="small" /> <Typography.Text type="secondary">Planning the upstream runs…</Typography.Text>
+                            </span>
+                        )}
+                        {withUpstream && planState.status === 'ready' && planState.plan && (
+                            <UpstreamPlanView plan={planState.plan} headingId={`${upstreamId}-plan`} />
+                        )}
+                        {planState.status === 'error' && planState.error && (
+                            <Alert type="error" showIcon data-testid="upstream-plan-error" message={planState.error} />
+                        )}
+                        {planState.status === 'unsupported' && (
+                            <Alert type="info" showIcon data-testid="upstream-plan-unsupported" message={planState.error} />
+                        )}
+                    </div>
+                </div>
                 <label htmlFor={reasonId} style={{ display: 'block', marginBottom: 4 }}>
                     Reason (optional)
                 </label>

@@ -7,6 +7,7 @@
  */
 
 import type { ParameterSchema, ParameterValue } from './parameters';
+import type { ChildRun, UpstreamPlan } from './upstream';
 
 export type RunState = 'requested' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -54,6 +55,15 @@ export interface RunStarted {
     message?: string | null;
     /** True when no new run was started: `runId` is the run of this dataset and target already in progress. */
     alreadyActive?: boolean;
+    /** "Run with upstream": the plan the api runs (`runId` is then the parent run). */
+    plan?: UpstreamPlan | null;
+}
+
+/** "Run with upstream" on `POST /run`: run the mapped upstream closure first, in waves (a parent run). */
+export interface UpstreamRunOptions {
+    withUpstream: true;
+    /** How many lineage hops to follow; left out: the api's default (the plan answer says which it used). */
+    maxDepth?: number | null;
 }
 
 export interface RunCancelling {
@@ -88,6 +98,8 @@ export interface RunStatus {
     duplicateOf?: string | null;
     /** The values the run was started with (defaults applied), when its target takes parameters. */
     parameters?: Record<string, unknown> | null;
+    /** A "Run with upstream" parent run: one child run per planned dataset, with its wave. */
+    children?: ChildRun[] | null;
 }
 
 export type IngestionErrorKind =
@@ -148,7 +160,10 @@ export interface IngestionApiClient {
         reason?: string,
         signal?: AbortSignal,
         parameters?: Record<string, ParameterValue> | null,
+        upstream?: UpstreamRunOptions | null,
     ): Promise<RunStarted>;
+    /** `POST /plan`: the mapped upstream closure of the dataset, in the waves a "Run with upstream" would run. */
+    planUpstream(datasetUrn: string, maxDepth?: number | null, signal?: AbortSignal): Promise<UpstreamPlan>;
     getRun(runId: string, signal?: AbortSignal): Promise<RunStatus>;
     cancelRun(runId: string, signal?: AbortSignal): Promise<RunCancelling>;
     listRuns(limit: number, signal?: AbortSignal): Promise<RunSummary[]>;
@@ -240,13 +255,24 @@ export function createIngestionApiClient(options: IngestionApiClientOptions = {}
                 (body) => typeof body.available === 'boolean' && typeof body.canRun === 'boolean',
             );
         },
-        startRun(datasetUrn, reason, signal, parameters) {
-            const payload: { datasetUrn: string; reason?: string; parameters?: Record<string, ParameterValue> } = {
+        startRun(datasetUrn, reason, signal, parameters, upstream) {
+            const payload: {
+                datasetUrn: string;
+                reason?: string;
+                parameters?: Record<string, ParameterValue>;
+                withUpstream?: true;
+                maxDepth?: number;
+            } = {
                 datasetUrn,
             };
             const trimmed = reason?.trim();
             if (trimmed) payload.reason = trimmed;
             if (parameters) payload.parameters = parameters;
+            if (upstream?.withUpstream) {
+                payload.withUpstream = true;
+                // The depth of the plan the user saw, so the run is that plan.
+                if (typeof upstream.maxDepth === 'number') payload.maxDepth = upstream.maxDepth;
+            }
             return request<RunStarted>(
                 resolvePath(`${API_PREFIX}/run`),
                 {
@@ -256,6 +282,20 @@ export function createIngestionApiClient(options: IngestionApiClientOptions = {}
                     body: JSON.stringify(payload),
                 },
                 (body) => typeof body.runId === 'string' && body.runId.length > 0,
+            );
+        },
+        planUpstream(datasetUrn, maxDepth, signal) {
+            const payload: { datasetUrn: string; maxDepth?: number } = { datasetUrn };
+            if (typeof maxDepth === 'number') payload.maxDepth = maxDepth;
+            return request<UpstreamPlan>(
+                resolvePath(`${API_PREFIX}/plan`),
+                {
+                    method: 'POST',
+                    signal,
+                    headers: { 'Content-Type': 'application/json' },
+                    body: JSON.stringify(payload),
+                },
+                isUpstreamPlan,
             );
         },
         getRun(runId, signal) {
@@ -280,6 +320,17 @@ export function createIngestionApiClient(options: IngestionApiClientOptions = {}
             ).then((body) => body.runs.filter((run) => !!run && typeof run.runId === 'string'));
         },
     };
+}
+
+/** The shape `POST /plan` promises: waves of `{datasetUrn}` rows, a skipped list, a count. */
+function isUpstreamPlan(body: Record<string, unknown>): boolean {
+    const rowsOk = (rows: unknown) =>
+        Array.isArray(rows) && rows.every((row) => !!row && typeof (row as { datasetUrn?: unknown }).datasetUrn === 'string');
+    return (
+        Array.isArray(body.waves) &&
+        body.waves.every(rowsOk) &&
+        (body.skipped === undefined || body.skipped === null || rowsOk(body.skipped))
+    );
 }
 
 /** The text a person sees for a failed call. `action` says what failed, e.g. "Could not start the ingestion run". */

@@ -11,3 +11,8 @@ export { ParametersForm } from './ParametersForm';
 export type { ParametersFormProps } from './ParametersForm';
 export { checkForm, describeParameters, initialValues, parseField } from './parameters';
 export type { FormErrors, FormValues, ParameterProperty, ParameterSchema, ParameterValue } from './parameters';
+export { UpstreamPlanView, UpstreamProgress } from './UpstreamPlan';
+export { childProgress, childStatusLabel, childrenByWave, describeSkipReason, planNames, planRunCount } from './upstream';
+export type { ChildRun, PlannedDataset, SkippedUpstream, UpstreamPlan } from './upstream';
+export { useUpstreamPlan, isPlanUnsupported } from './useUpstreamPlan';
+export type { UpstreamRunOptions } from './api';

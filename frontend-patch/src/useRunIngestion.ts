@@ -1,6 +1,13 @@
 import { useCallback, useEffect, useReducer, useRef } from 'react';
 
-import { IngestionApiClient, IngestionApiError, RunStatus, describeError, isTransientError } from './api';
+import {
+    IngestionApiClient,
+    IngestionApiError,
+    RunStatus,
+    UpstreamRunOptions,
+    describeError,
+    isTransientError,
+} from './api';
 import type { ParameterValue } from './parameters';
 import {
     RunIngestionState,
@@ -36,8 +43,9 @@ export interface UseRunIngestionResult {
     openConfirm: () => void;
     cancel: () => void;
     setReason: (reason: string) => void;
-    /** Starts the run; `parameters`: the form's values, when the target takes parameters. */
-    confirm: (parameters?: Record<string, ParameterValue> | null) => void;
+    /** Starts the run; `parameters`: the form's values, when the target takes parameters; `upstream`: "Run with
+     *  upstream" (the run is then a parent run whose children are shown as they progress). */
+    confirm: (parameters?: Record<string, ParameterValue> | null, upstream?: UpstreamRunOptions | null) => void;
     /** The followed run can be cancelled now (show a Cancel action). */
     cancellable: boolean;
     /** Ask to cancel the followed run (opens a confirmation). */
@@ -259,7 +267,7 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
     const cancel = useCallback(() => dispatch({ type: 'CANCEL' }), []);
     const setReason = useCallback((reason: string) => dispatch({ type: 'SET_REASON', reason }), []);
 
-    const confirm = useCallback((parameters?: Record<string, ParameterValue> | null) => {
+    const confirm = useCallback((parameters?: Record<string, ParameterValue> | null, upstream?: UpstreamRunOptions | null) => {
         const current = latest.current.state;
         if (current.phase !== 'confirming') return;
         dispatch({ type: 'CONFIRM' });
@@ -267,7 +275,7 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
         starting.current = controller;
         const urn = current.datasetUrn;
         latest.current.client
-            .startRun(urn, current.reason, controller.signal, parameters)
+            .startRun(urn, current.reason, controller.signal, parameters, upstream)
             .then((started) => {
                 if (controller.signal.aborted) return;
                 starting.current = null;
@@ -283,7 +291,9 @@ export function useRunIngestion(options: UseRunIngestionOptions): UseRunIngestio
                 } else {
                     latest.current.toast(
                         'info',
-                        `Ingestion run requested${label ? ` (${label})` : ''}.`,
+                        upstream?.withUpstream
+                            ? `Ingestion run with upstream requested${label ? ` (${label})` : ''}.`
+                            : `Ingestion run requested${label ? ` (${label})` : ''}.`,
                         TOAST_SECONDS.info,
                     );
                 }

@@ -84,6 +84,47 @@ describe('the module as DataHub loads it', () => {
 describe('entity.detail.tab: the dataset run panel', () => {
     const ctx = { slot: 'entity.detail.tab', contractVersion: '1.0.0', entity: { urn: DATASET_URN, type: 'DATASET' } };
 
+    it('offers Run with upstream (the shared dialog): the plan under the api prefix, a parent run with its children', async () => {
+        const UP = 'urn:li:dataset:(urn:li:dataPlatform:s3,raw.orders,PROD)';
+        const plan = {
+            datasetUrn: DATASET_URN,
+            maxDepth: 3,
+            waves: [[{ datasetUrn: UP, name: 'raw.orders' }], [{ datasetUrn: DATASET_URN, name: 'analytics.orders' }]],
+            skipped: [],
+            runs: 2,
+        };
+        const api = fakeApi({
+            targets: [targetOk],
+            plan: [json(200, plan)],
+            run: [json(202, { runId: RUN_ID, status: 'started', message: '2 runs in 2 waves requested', plan })],
+            runs: [
+                runStatus('running', {
+                    children: [
+                        { runId: `${RUN_ID}-up-a`, datasetUrn: UP, wave: 0, status: 'RUNNING' },
+                        { runId: `${RUN_ID}-up-b`, datasetUrn: DATASET_URN, wave: 1, status: 'PENDING' },
+                    ],
+                }),
+            ],
+            list: [json(200, { runs: [] })],
+        });
+        act(() => {
+            mount(el, ctx, { prefix: '/datahub', fetchImpl: api.fetchImpl });
+        });
+        await flush();
+        const panel = within(el).getByTestId('lambda-trigger-dataset-panel');
+        fireEvent.click(within(panel).getByTestId('run-ingestion-button'));
+        await flush();
+        const dialog = screen.getByRole('dialog', { name: 'Run ingestion' });
+        fireEvent.click(within(dialog).getByRole('checkbox', { name: 'Run with upstream' }));
+        await flush();
+        expect(api.callsTo('plan')[0].url).toBe('/datahub/api/ingestion/plan');
+        expect(within(dialog).getByTestId('upstream-plan-summary')).toHaveTextContent('2 runs in 2 waves');
+        fireEvent.click(within(dialog).getByRole('button', { name: 'Run all 2' }));
+        await flush(1000);
+        expect(api.callsTo('run')[0].body).toEqual({ datasetUrn: DATASET_URN, withUpstream: true, maxDepth: 3 });
+        expect(within(panel).getByRole('button', { name: 'Upstream runs (0/2)' })).toBeInTheDocument();
+    });
+
     it('draws the same Run ingestion button, runs, follows to success and refreshes the last runs', async () => {
         const api = fakeApi({
             targets: [targetOk],

@@ -325,6 +325,9 @@ def test_consumer_kafka_and_topic_settings(
     assert "LAMBDA_TRIGGER_KAFKA_CONFIG" not in env_names(default)
     (full,) = containers(_consumer(full_docs))
     assert env_value(full, "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL").startswith("https://sqs.")
+    # Step Functions status events on that queue (issue 24): off unless asked for.
+    assert "LAMBDA_TRIGGER_SFN_STATUS_EVENTS" not in env_names(default)
+    assert env_value(full, "LAMBDA_TRIGGER_SFN_STATUS_EVENTS") == "true"
     assert env_value(full, "LAMBDA_TRIGGER_KAFKA_CONFIG") == {
         "secretKeyRef": {"name": "lambda-trigger-kafka", "key": "kafka-config.json"}
     }

@@ -541,6 +541,27 @@ def check_open_runs(t: Traffic) -> None:
     assert t.final.consumer.total(name) == 0
 
 
+def check_runs_queued(t: Traffic) -> None:
+    # One run at a time here (LAMBDA_TRIGGER_MAX_INFLIGHT=1, each step waits for its run):
+    # nothing waits long enough to be seen. tests/integration/test_fair_scheduling.py shows a
+    # burst waiting (and a click passing it).
+    name = "lambda_trigger_consumer_runs_queued"
+    priorities = {s["priority"] for s in t.final.consumer.label_sets(name)}
+    assert priorities == {"interactive", "programmatic", "triggered"}
+    assert t.start.consumer.total(name) == 0
+    assert t.final.consumer.total(name) == 0
+
+
+def check_runs_inflight(t: Traffic) -> None:
+    name = "lambda_trigger_consumer_runs_inflight"
+    kinds = {s["kind"] for s in t.final.consumer.label_sets(name)}
+    assert kinds == {"sync", "event", "stepfunctions"}
+    # The outage's synchronous Lambda was running when it was read.
+    assert t.sync_runs_inflight_during_outage == 1
+    assert t.start.consumer.total(name) == 0
+    assert t.final.consumer.total(name) == 0
+
+
 def check_runs_finished(t: Traffic) -> None:
     name = "lambda_trigger_consumer_runs_finished_total"
     assert _consumer(t, "api_run_success", name, status="SUCCESS") == 1
@@ -628,6 +649,8 @@ METRIC_EVENTS: dict[str, Check] = {
     "lambda_trigger_consumer_history_write_failures_total": check_history_write_failures,
     "lambda_trigger_consumer_aws_calls_total": check_aws_calls,
     "lambda_trigger_consumer_aws_throttles_total": check_aws_throttles,
+    "lambda_trigger_consumer_runs_queued": check_runs_queued,
+    "lambda_trigger_consumer_runs_inflight": check_runs_inflight,
     "lambda_trigger_consumer_triggers_events_total": check_triggers_events,
     "lambda_trigger_consumer_triggers_fired_total": check_triggers_fired,
     "lambda_trigger_consumer_triggers_debounced_total": check_triggers_debounced,

@@ -93,6 +93,7 @@ class Traffic:
     run_statuses: dict[str, str] = field(default_factory=dict)
     # Gauges read while the outage held the one run in flight.
     inflight_during_outage: float = -1.0
+    sync_runs_inflight_during_outage: float = -1.0
     max_lag_during_outage: float = -1.0
     discarded_during_outage: float = -1.0
     # Number of partitions of the MCL topic (the lag gauge should have one series each).
@@ -395,6 +396,9 @@ class _Driver:
         # The function still runs: its invoke holds the one in-flight slot.
         self.traffic.inflight_during_outage = self.consumer_value(
             "lambda_trigger_consumer_inflight_invocations"
+        )
+        self.traffic.sync_runs_inflight_during_outage = self.consumer_value(
+            "lambda_trigger_consumer_runs_inflight", {"kind": "sync"}
         )
         discarded_before = self.consumer_value(
             "lambda_trigger_consumer_key_discarded_messages_total"

@@ -88,15 +88,15 @@ export const cancellingOk = json(202, { runId: RUN_ID, status: 'cancelling', mes
 /**
  * A fetch double for the three api routes. Each route takes a list of replies used in order; the last one repeats.
  */
-type Route = 'targets' | 'run' | 'runs' | 'cancel' | 'list';
+type Route = 'targets' | 'run' | 'runs' | 'cancel' | 'list' | 'plan';
 
 /**
  * Routes: `targets` GET /targets, `run` POST /run, `runs` GET /runs/{id}, `cancel` POST /runs/{id}/cancel,
- * `list` GET /runs?limit=N.
+ * `list` GET /runs?limit=N, `plan` POST /plan.
  */
 export function fakeApi(routes: Partial<Record<Route, Reply[] | Handler>>) {
     const calls: RecordedCall[] = [];
-    const counters: Record<Route, number> = { targets: 0, run: 0, runs: 0, cancel: 0, list: 0 };
+    const counters: Record<Route, number> = { targets: 0, run: 0, runs: 0, cancel: 0, list: 0, plan: 0 };
 
     const pick = (name: Route, call: RecordedCall): Reply => {
         const route = routes[name];
@@ -151,6 +151,7 @@ export function fakeApi(routes: Partial<Record<Route, Reply[] | Handler>>) {
 function routeOf(path: string): Route | null {
     if (path.endsWith('/api/ingestion/targets')) return 'targets';
     if (path.endsWith('/api/ingestion/run')) return 'run';
+    if (path.endsWith('/api/ingestion/plan')) return 'plan';
     if (path.endsWith('/api/ingestion/runs')) return 'list';
     if (/\/api\/ingestion\/runs\/[^/]+\/cancel$/.test(path)) return 'cancel';
     if (path.includes('/api/ingestion/runs/')) return 'runs';

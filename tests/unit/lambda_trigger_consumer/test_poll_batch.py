@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from lambda_trigger_consumer.deadletter import DeadLetters
@@ -181,3 +181,56 @@ def test_records_without_a_key_are_decoded_never_dropped_unseen(
     assert runner._tracker.committable() == {(TOPIC, 2): 6}
     assert _count(metrics, "lambda_trigger_consumer_received_messages_total") == 3
     assert _count(metrics, "lambda_trigger_consumer_key_discarded_messages_total") == 3
+
+
+class _AssigningConsumer(_PausingConsumer):
+    def incremental_assign(self, _partitions: list[TopicPartition]) -> None:
+        pass
+
+
+def _eof(topic: str, partition: int, offset: int) -> Message:
+    return Message(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        error=KafkaError(KafkaError._PARTITION_EOF),
+    )
+
+
+def test_not_fetching_until_every_assigned_partition_has_delivered(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    """Issue 25: after an assignment librdkafka needs a few fetch rounds before it fetches a
+    new partition; a request written to it meanwhile waits. /readyz reads `fetching`: an MCL
+    partition counts once it delivered a record or its end, a ledger partition once read to
+    its end; a revoked partition is no longer waited for."""
+    runner, _ = _runner(registry[0])
+    runner._assignment = []
+    runner._driver = _NoDriver()  # type: ignore[assignment]
+    runner._consumer = _AssigningConsumer()  # type: ignore[assignment]
+    assigned = [TopicPartition(TOPIC, p) for p in range(3)] + [TopicPartition(RUNS, 0)]
+    runner._on_assign(runner._consumer, assigned)  # type: ignore[arg-type]
+    assert runner.in_group and not runner.fetching and runner.unfetched == 4
+
+    _handle(runner, [_dropped(0, 0), _eof(TOPIC, 1, 0)])  # p0: a record; p1: its end
+    assert not runner.fetching and runner.unfetched == 2
+    _handle(runner, [_eof(RUNS, 0, 0)])  # the ledger partition, read to its end
+    assert not runner.fetching and runner.unfetched == 1
+    _handle(runner, [_dropped(0, 1)])  # p2 still silent
+    assert not runner.fetching
+
+    runner._on_revoke(runner._consumer, [TopicPartition(TOPIC, 2)])  # type: ignore[arg-type]
+    assert runner.fetching and runner.unfetched == 0
+
+    runner._on_assign(runner._consumer, [TopicPartition(TOPIC, 2)])  # type: ignore[arg-type]
+    assert not runner.fetching  # a new assignment waits again
+    _handle(runner, [_eof(TOPIC, 2, 5)])
+    assert runner.fetching
+
+
+class _NoDriver:
+    def on_assign(self, _partition: int) -> None:
+        pass
+
+    def on_revoke(self, _partition: int, timeout: float = 20.0) -> None:
+        pass
