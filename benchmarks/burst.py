@@ -402,6 +402,9 @@ def main() -> None:
     parser.add_argument(
         "--final-timeout", type=float, default=600.0, help="s to wait for final statuses"
     )
+    parser.add_argument(
+        "--log-dir", default=None, help="keep the consumers' logs here (default: thrown away)"
+    )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}", flush=True)
     results = []
@@ -409,7 +412,9 @@ def main() -> None:
         _create_datasets(stack, args.datasets)
         gc.freeze()  # as in side_by_side: the in-process GMS double's start-up objects
         for consumers in [int(c) for c in args.consumers.split(",") if c.strip()]:
-            r = run_phase(stack, args, consumers, Path(state))
+            logs = Path(args.log_dir) if args.log_dir else Path(state)
+            logs.mkdir(parents=True, exist_ok=True)
+            r = run_phase(stack, args, consumers, logs)
             results.append(r)
             print(
                 f"{consumers} consumer(s): {r['runs']} runs ({r['kinds']}) written in "

@@ -133,7 +133,11 @@ def serve(args: argparse.Namespace) -> None:
     """The consumer on the real MCL topic until SIGTERM (the latency benchmark's consumer)."""
     import logging
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # BENCH_LOG_LEVEL=INFO keeps each run's steps in the log (benchmarks.burst --log-dir).
+    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(threadName)s %(message)s"
+    )
     app = _consumer_app(args, args.topic)
     signal.signal(signal.SIGTERM, lambda *_: app.stop())
     app.run()

@@ -320,7 +320,18 @@ class RunDriver:
         returned = False
         try:
             try:
-                delay = self._advance(partition, entry)
+                # The run as it is now, not as it was when this step was queued: the dispatch
+                # loop takes its snapshot of every run before it submits, and a step may wait
+                # in the queue for seconds in a burst. Meanwhile an earlier step of the run may
+                # have ended (a completion arriving during it asks for a look at once), and a
+                # step from the older snapshot would claim and invoke a STARTED run again, or
+                # "recover" it and drop the request id its invoke recorded (benchmarks/burst.py
+                # found both: runs invoked twice, completions ignored, runs left RUNNING).
+                current = self._view.get(partition, run_id)
+                if current is None or current.closing:
+                    delay = None
+                else:
+                    delay = self._advance(partition, current)
                 self._backoff.pop(run_id, None)
                 self._failures.pop(run_id, None)
             except (DataHubUnavailable, KafkaException, AwsTransient) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -46,3 +47,55 @@ def test_a_completion_during_the_invoke_step_ends_the_run(env: Env, start_consum
         time.sleep(0.1)
     result = env.wait_status(request.run_id, {"SUCCESS", "FAILURE"}, timeout=30)
     assert result.status == "SUCCESS"
+
+
+def test_a_step_queued_with_an_older_snapshot_acts_on_the_run_as_it_is_now(
+    env: Env, start_consumer: Any
+) -> None:
+    """Found by benchmarks/burst.py once steps waited seconds in the queue: the dispatch loop
+    snapshots every run, then submits; a run whose previous step ended meanwhile (a completion
+    arriving during it asks for a look at once) was stepped from the older snapshot. From
+    INVOKING it was "recovered" as STARTED without the request id its invoke had recorded, so
+    its destination record was ignored and it stayed RUNNING (7 hours, to its deadline); from
+    CLAIMED it was claimed and invoked a second time. Here the loop's two stale submissions are
+    made by hand, with the loop's lock held, once the run is STARTED."""
+    url, queue_arn = env.moto.create_queue(f"done-{uuid.uuid4().hex[:8]}")
+    env.moto.set_destinations(env.functions["sip"], queue_arn)
+    env.mapping["targets"]["earnings"]["invocationType"] = "Event"
+    env.moto.queue_result(env.functions["sip"], payload={"loaded": 3}, delay_seconds=8)
+    consumer = start_consumer(completion_queue_url=url)
+    driver = consumer.app.driver
+    stale: dict[str, tuple[int, RunEntry]] = {}
+    claim_and_invoke, invoke = driver._claim_and_invoke, driver._invoke
+
+    def keep_claimed(partition: int, entry: RunEntry) -> Any:
+        stale.setdefault("claimed", (partition, replace(entry)))
+        return claim_and_invoke(partition, entry)
+
+    def keep_invoking(partition: int, entry: RunEntry, *args: Any) -> Any:
+        stale.setdefault("invoking", (partition, replace(entry)))
+        return invoke(partition, entry, *args)
+
+    driver._claim_and_invoke = keep_claimed  # type: ignore[method-assign]
+    driver._invoke = keep_invoking  # type: ignore[method-assign]
+    request = env.request(SIP)
+    env.moto.wait_for_invocations(env.functions["sip"], count=1, timeout=30)
+    partition, _ = stale["invoking"]
+    deadline = time.monotonic() + 30
+    while True:
+        now = driver._view.get(partition, request.run_id)
+        if now is not None and now.request_id and request.run_id not in driver._busy:
+            break
+        assert time.monotonic() < deadline, "the run never settled as STARTED"
+        time.sleep(0.05)
+    assert stale["invoking"][1].request_id is None and stale["claimed"][1].request_id is None
+
+    for phase in ("invoking", "claimed"):
+        with driver._lock:
+            driver._submit(*stale[phase])
+        while request.run_id in driver._busy:
+            time.sleep(0.05)
+
+    result = env.wait_status(request.run_id, {"SUCCESS", "FAILURE", "TIMEOUT"}, timeout=40)
+    assert result.status == "SUCCESS"
+    assert len(env.moto.invocations(env.functions["sip"])) == 1
