@@ -154,10 +154,15 @@ class RunningConsumer:
         return value or 0.0
 
     def wait_assigned(self, timeout: float = 30.0) -> None:
+        """Until it holds MCL partitions and fetches every partition it holds (as /readyz
+        requires: runner.fetching)."""
         deadline = time.monotonic() + timeout
-        while not self.app.runner.assignment:
+        while not (self.app.runner.assignment and self.app.runner.fetching):
             if time.monotonic() > deadline:
-                raise AssertionError("consumer got no partitions")
+                raise AssertionError(
+                    f"consumer got no partitions, or does not fetch them all: "
+                    f"{self.app.runner.assignment}, {self.app.runner.unfetched} not fetched yet"
+                )
             time.sleep(0.05)
 
     def wait_warm(self, timeout: float = 30.0) -> None:
