@@ -3,21 +3,23 @@ then several in one group.
 
     python -m benchmarks.burst [--requests 2000] [--datasets 200] [--seconds 5]
                                [--consumers 1,3] [--time-scale 1.0] [--singles 20]
-                               [--sfn-events]
+                               [--sfn-events] [--burst-source sdk] [--log-dir DIR]
 
-`--requests` run requests are written within `--seconds` across `--datasets` datasets (4
-writer threads, the service token, as the api writes them). Each dataset maps to one of three
-targets on the moto server, in turn: a synchronous Lambda that answers after 1-5 s, an Event
-Lambda whose destination (the completion queue) reports after 10-60 s, and a Step Functions
-state machine whose executions end after 10-120 s; each duration is drawn at random and
-multiplied by `--time-scale` (0.05 makes a 2-minute execution 6 s: a scaled-down burst for a
-busy machine). The consumers run with the shipped defaults except
-LAMBDA_TRIGGER_ONE_ACTIVE_RUN=false (ten requests of one dataset are ten runs, not one run
-and nine DUPLICATEs) and the completion queue. During the burst `--singles` lone runs of a
-dataset of their own (a synchronous Lambda that answers at once) are requested, spread over
-the burst: what a user's click meets. With `--sfn-events` an EventBridge rule sends the
-executions' status events to the completion queue (the local stack's Step Functions send them
-as AWS does) and the consumers run with LAMBDA_TRIGGER_SFN_STATUS_EVENTS=true.
+`--requests` run requests are written within `--seconds` across `--datasets` datasets (4 writer
+threads, the service token; source type `LAMBDA_TRIGGER_SDK` as a backfill script or a schedule
+writes them, or with `--burst-source api` as the api writes clicks). Each dataset maps to one
+of three targets on the moto server, in turn: a synchronous Lambda that answers after 1-5 s, an
+Event Lambda whose destination (the completion queue) reports after 10-60 s, and a Step
+Functions state machine whose executions end after 10-120 s; each duration is drawn at random
+and multiplied by `--time-scale` (0.05 makes a 2-minute execution 6 s: a scaled-down burst for
+a busy machine). The consumers run with the shipped defaults except
+LAMBDA_TRIGGER_ONE_ACTIVE_RUN=false (ten requests of one dataset are ten runs, not one run and
+nine DUPLICATEs) and the completion queue. During the burst `--singles` lone runs of a dataset
+of their own (a synchronous Lambda that answers at once) are requested, spread over the burst,
+written as the api writes a click: what a user's click meets. With `--sfn-events` an
+EventBridge rule sends the executions' status events to the completion queue (the local stack's
+Step Functions send them as AWS does) and the consumers run with
+LAMBDA_TRIGGER_SFN_STATUS_EVENTS=true.
 
 Per phase (number of consumers) it prints, and the last line repeats the first phase's:
 
@@ -118,6 +120,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
     suffix = uuid.uuid4().hex[:8]
     executor = f"burst-{suffix}"
     rng = random.Random(suffix)
+    burst_source = SourceType.SDK if args.burst_source == "sdk" else SourceType.API
     sync_fn, event_fn, single_fn = (f"burst-{k}-{suffix}" for k in ("sync", "event", "single"))
     for fn in (sync_fn, event_fn, single_fn):
         moto.create_lambda(fn, timeout=max(3, math.ceil(DURATIONS["sync"][1] * args.time_scale)))
@@ -236,7 +239,9 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
                     wait = start + n * args.seconds / args.requests - time.time()
                     if wait > 0:
                         time.sleep(wait)
-                    written_at, run_id = _write(client, burst_dataset(n % args.datasets), executor)
+                    written_at, run_id = _write(
+                        client, burst_dataset(n % args.datasets), executor, burst_source
+                    )
                     with lock:
                         written[run_id] = (written_at, kinds[n])
             finally:
@@ -250,7 +255,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
                     wait = start + (k + 0.5) * args.seconds / args.singles - time.time()
                     if wait > 0:
                         time.sleep(wait)
-                    written_at, run_id = _write(client, SINGLE_DATASET, executor)
+                    written_at, run_id = _write(client, SINGLE_DATASET, executor, SourceType.API)
                     with lock:
                         written[run_id] = (written_at, "single")
             finally:
@@ -361,12 +366,14 @@ def _ready(port: int) -> bool:
     return bool(body.get("warm")) and owns > 0 and not body.get("failing")
 
 
-def _write(client: DataHubClient, dataset: str, executor: str) -> tuple[float, str]:
+def _write(
+    client: DataHubClient, dataset: str, executor: str, source: SourceType
+) -> tuple[float, str]:
     request = RunRequest(
         run_id=new_run_id(),
         dataset_urn=dataset,
         executor_id=executor,
-        source_type=SourceType.API.value,
+        source_type=source.value,
         requested_at_ms=now_ms(),
         actor_urn="urn:li:corpuser:alice",
     )
@@ -401,6 +408,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--final-timeout", type=float, default=600.0, help="s to wait for final statuses"
+    )
+    parser.add_argument(
+        "--burst-source",
+        choices=["sdk", "api"],
+        default="sdk",
+        help="the burst's source type: sdk (a script, a schedule: what bursts are) or api "
+        "(every request a click); the lone runs are always api",
     )
     parser.add_argument(
         "--log-dir", default=None, help="keep the consumers' logs here (default: thrown away)"
