@@ -266,9 +266,8 @@ def run_latency(
         statuses = _wait_final(client, list(timelines), 120)
     finally:
         client.close()
-        if traffic is not None:
-            traffic.terminate()
-            traffic.wait(30)
+        traffic.terminate()  # started before the consumer: always there
+        traffic.wait(30)
         consumer.terminate()
         out, _ = consumer.communicate(timeout=60)
     lines = out.decode().strip().splitlines()
