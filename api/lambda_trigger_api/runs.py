@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import requests
 from datahub.configuration.common import GraphError, OperationalError
 from datahub.metadata.schema_classes import (
@@ -35,6 +34,7 @@ from datahub.metadata.schema_classes import (
 
 from lambda_trigger.contract import DataHubStatus, trusted_requester
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
+from lambda_trigger.gms_auth import TokenIdentityUnknown, token_actor
 from lambda_trigger.settings import DataHubSettings
 from lambda_trigger.urns import InvalidUrnError, execution_request_urn, run_id_of
 
@@ -47,8 +47,6 @@ RESULT = ExecutionRequestResultClass.ASPECT_NAME
 MAX_PAGE = 50
 # What `?limit=` accepts (the run panel asks 100): more than MAX_PAGE is served MAX_PAGE at a time.
 MAX_LIMIT = 200
-_ME_QUERY = "{ me { corpUser { urn } } }"
-
 SEARCH_QUERY = """
 query lambdaTriggerRuns($input: ScrollAcrossEntitiesInput!) {
   scrollAcrossEntities(input: $input) {
@@ -204,15 +202,7 @@ class ServiceActor:
 
     def _whoami(self) -> str:
         s = self._settings
-        headers = {"Authorization": f"Bearer {s.gms_token}"} if s.gms_token else {}
         try:
-            response = httpx.post(
-                f"{s.gms_url.rstrip('/')}/api/graphql",
-                json={"query": _ME_QUERY},
-                headers=headers,
-                timeout=s.timeout_seconds,
-            )
-            response.raise_for_status()
-            return str(response.json()["data"]["me"]["corpUser"]["urn"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise DataHubUnavailable(f"who is DATAHUB_GMS_TOKEN? {exc}") from exc
+            return token_actor(s.gms_url, s.gms_token, s.timeout_seconds)
+        except TokenIdentityUnknown as exc:
+            raise DataHubUnavailable(str(exc)) from exc

@@ -47,7 +47,6 @@ import logging
 import threading
 from dataclasses import dataclass
 
-import httpx
 from datahub.metadata.schema_classes import (
     GroupMembershipClass,
     NativeGroupMembershipClass,
@@ -59,7 +58,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lambda_trigger.contract import RunRequest
 from lambda_trigger.datahub import DataHubClient, DataHubUnavailable
-from lambda_trigger.gms_auth import gms_auth_off
+from lambda_trigger.gms_auth import TokenIdentityUnknown, gms_auth_off, token_actor
 from lambda_trigger.sanitize import printable
 from lambda_trigger.settings import DataHubSettings
 from lambda_trigger_consumer.request import with_trusted_requester
@@ -67,7 +66,6 @@ from lambda_trigger_consumer.request import with_trusted_requester
 log = logging.getLogger(__name__)
 
 ADMIN_ROLE = "urn:li:dataHubRole:Admin"
-_ME_QUERY = "{ me { corpUser { urn } } }"
 
 
 def _urns(text: str | None) -> frozenset[str]:
@@ -143,18 +141,10 @@ class Authorizer:
 
     def _whoami(self) -> str:
         s = self._datahub_settings
-        headers = {"Authorization": f"Bearer {s.gms_token}"} if s.gms_token else {}
         try:
-            response = httpx.post(
-                f"{s.gms_url.rstrip('/')}/api/graphql",
-                json={"query": _ME_QUERY},
-                headers=headers,
-                timeout=s.timeout_seconds,
-            )
-            response.raise_for_status()
-            return str(response.json()["data"]["me"]["corpUser"]["urn"])
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise DataHubUnavailable(f"who is DATAHUB_GMS_TOKEN? {exc}") from exc
+            return token_actor(s.gms_url, s.gms_token, s.timeout_seconds)
+        except TokenIdentityUnknown as exc:
+            raise DataHubUnavailable(str(exc)) from exc
 
     def auth_off(self) -> bool:
         """Is GMS authentication off? Asked once (until GMS answers); may raise
