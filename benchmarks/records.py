@@ -308,6 +308,13 @@ def fill_topic(
             "linger.ms": 20,
             "partitioner": "murmur2_random",
             "compression.type": "snappy",  # GMS's producer setting
+            # GMS's record batches: application.yaml's kafka.producer sets no batch size, so
+            # GMS's Java producer batches at most 16,384 bytes a partition (its default).
+            # librdkafka's default is 1,000,000 bytes: batches 60 times larger than any a
+            # DataHub writes, each decompressed whole, make a consumer's fetches and memory
+            # unlike those it meets. (Java counts compressed bytes, librdkafka uncompressed, so
+            # these batches are if anything smaller than GMS's.)
+            "batch.size": 16_384,
             "queue.buffering.max.messages": 1_000_000,
         }
     )
