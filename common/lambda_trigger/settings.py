@@ -179,7 +179,10 @@ class ConsumerSettings(_Settings):
     # Extra librdkafka properties as JSON (security.protocol, sasl.*, ...).
     kafka_config_json: str | None = Field(None, validation_alias="LAMBDA_TRIGGER_KAFKA_CONFIG")
     # Synchronous invokes at once, at most (threads made on demand; fewer while Lambda throttles).
-    max_inflight: int = Field(64, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_MAX_INFLIGHT")
+    # 256: a quarter of a new AWS account's 1,000 concurrent executions a region, so a burst of
+    # slow functions is not queued here below what the account allows (issue 24), and
+    # Lambda's 429 lowers it (invoke_limit.py) when the account is busier.
+    max_inflight: int = Field(256, ge=1, le=1024, validation_alias="LAMBDA_TRIGGER_MAX_INFLIGHT")
     http_host: str = Field("0.0.0.0", validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_HOST")
     http_port: int = Field(9102, validation_alias="LAMBDA_TRIGGER_CONSUMER_HTTP_PORT")
     commit_interval_seconds: float = Field(

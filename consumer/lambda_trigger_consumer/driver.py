@@ -123,7 +123,7 @@ class DriverConfig:
     completion_queue_arn: str | None = None
     # Synchronous invokes at once, at most: threads are made as runs wait for one, and fewer
     # run while Lambda throttles (invoke_limit.py).
-    max_inflight: int = 64
+    max_inflight: int = 256
     # Waiting steps are taken by priority class, then round-robin across datasets; a step
     # moves up one class for every this many seconds it has waited (step_queue.py).
     queue_aging_seconds: float = 30.0
