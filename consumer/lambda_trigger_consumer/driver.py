@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import logging
 import secrets
 import threading
@@ -86,6 +87,9 @@ from lambda_trigger_consumer.target import NoTarget, resolve_target
 from lambda_trigger_consumer.upstream_runner import PlanRunner
 
 log = logging.getLogger(__name__)
+# How often the dispatch loop looks at every run; between, only at runs with news or a due look.
+FULL_SCAN_SECONDS = 0.5
+
 # The `kind` label of runs_inflight for the asynchronous targets, counted by the dispatch loop
 # (a synchronous invoke counts itself while it waits for the function, in _invoke).
 ASYNC_KINDS = {"lambda-event": "event", "stepfunctions": "stepfunctions"}
@@ -189,6 +193,8 @@ class RunDriver:
         self._lock = threading.Lock()
         self._busy: dict[str, Future[None]] = {}
         self._next_look: dict[str, float] = {}
+        # (when, partition, run id) of the runs whose steps asked for a look at a given time.
+        self._due_heap: list[tuple[float, int, str]] = []
         self._backoff: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._seen_at: dict[str, float] = {}  # when this process first took the run up
@@ -258,45 +264,87 @@ class RunDriver:
     # --- dispatch -------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        """Wakes on news (a ledger record, a step's end) and starts the next step of every run
+        that has news or whose next look is due. Every FULL_SCAN_SECONDS, and whenever the
+        owned partitions change, it looks at every run instead (and counts them for the
+        metrics). Looking at every run on every wake cost milliseconds per thousand runs, many
+        times a second in a burst (benchmarks/burst.py), with the ledger view's lock held."""
+        last_scan = -FULL_SCAN_SECONDS
+        generation = -1
         while not self._stopping.is_set():
             self.last_loop = time.monotonic()
-            self._view.changed.wait(0.5)
+            self._view.changed.wait(self._wait_seconds(last_scan))
             self._view.changed.clear()
             if self._stopping.is_set():
                 return
-            for run_id in self._view.take_touched():
-                self._next_look.pop(run_id, None)
-                with self._lock:
+            touched = self._view.take_touched()
+            with self._lock:
+                for run_id in touched:
+                    self._next_look.pop(run_id, None)
                     if run_id in self._busy:
                         # A fact (a completion, a cancel) arrived while a step of the run is
                         # running: that step's "next look" must not swallow the wake-up.
                         self._touched_busy.add(run_id)
             now = time.monotonic()
-            open_runs = 0
-            started = dict.fromkeys(ASYNC_KINDS.values(), 0)
-            runs = list(self._view.runs())
-            if len(self._next_look) > 2 * len(runs) + 100:  # forget finished runs
-                alive = {entry.run_id for _p, entry in runs}
+            if now - last_scan >= FULL_SCAN_SECONDS or self._view.generation != generation:
+                last_scan, generation = now, self._view.generation
+                candidates = self._census(now)
+            else:
+                candidates = [*touched.items(), *self._due(now)]
+            for run_id, partition in candidates:
+                self._look(partition, run_id, now)
+
+    def _wait_seconds(self, last_scan: float) -> float:
+        """Until the next full scan or the next run's look, whichever is sooner."""
+        now = time.monotonic()
+        wait = last_scan + FULL_SCAN_SECONDS - now
+        with self._lock:
+            if self._due_heap:
+                wait = min(wait, self._due_heap[0][0] - now)
+        return max(0.0, wait)
+
+    def _due(self, now: float) -> list[tuple[str, int]]:
+        """The runs whose next look has come (their steps asked for one at that time)."""
+        due: list[tuple[str, int]] = []
+        with self._lock:
+            while self._due_heap and self._due_heap[0][0] <= now:
+                _at, partition, run_id = heapq.heappop(self._due_heap)
+                due.append((run_id, partition))
+        return due
+
+    def _census(self, now: float) -> list[tuple[str, int]]:
+        """Every open run (the metrics of open runs and of runs in flight, counted here)."""
+        census = self._view.census()
+        started = dict.fromkeys(ASYNC_KINDS.values(), 0)
+        for run in census:
+            if (
+                not run.has_result
+                and run.phase in (Phase.INVOKING, Phase.STARTED)
+                and run.target_kind in ASYNC_KINDS
+            ):
+                started[ASYNC_KINDS[run.target_kind]] += 1
+        with self._lock:
+            if len(self._next_look) > 2 * len(census) + 100:  # forget finished runs
+                alive = {run.run_id for run in census}
                 for run_id in [r for r in self._next_look if r not in alive]:
                     self._next_look.pop(run_id, None)
-            for partition, entry in runs:
-                open_runs += 1
-                if (
-                    entry.result is None
-                    and entry.phase in (Phase.INVOKING, Phase.STARTED)
-                    and entry.target is not None
-                    and entry.target.kind in ASYNC_KINDS
-                ):
-                    started[ASYNC_KINDS[entry.target.kind]] += 1
-                with self._lock:
-                    if entry.run_id in self._busy:
-                        continue
-                    if self._next_look.get(entry.run_id, 0.0) > now:
-                        continue
-                    self._submit(partition, entry)
-            self._metrics.open_runs.set(open_runs)
-            for kind, count in started.items():
-                self._metrics.runs_inflight.labels(kind=kind).set(count)
+        self._due(now)  # every run is looked at now: the due ones too
+        self._metrics.open_runs.set(len(census))
+        for kind, count in started.items():
+            self._metrics.runs_inflight.labels(kind=kind).set(count)
+        return [(run.run_id, run.partition) for run in census]
+
+    def _look(self, partition: int, run_id: str, now: float) -> None:
+        """Start the run's next step, unless one is running or its next look is later."""
+        with self._lock:
+            if run_id in self._busy or self._next_look.get(run_id, 0.0) > now:
+                return
+        entry = self._view.get(partition, run_id)
+        if entry is None or entry.closing or not self._view.owns(partition):
+            return
+        with self._lock:
+            if run_id not in self._busy:
+                self._submit(partition, entry)
 
     def _submit(self, partition: int, entry: RunEntry) -> None:
         """Start the run's next step (with self._lock held: a run has one step at a time)."""
@@ -349,9 +397,12 @@ class RunDriver:
                     self._next_look[run_id] = time.monotonic() + (
                         delay if delay is not None else 3600.0
                     )
+                    if delay is not None:  # (None: only news brings the next look)
+                        heapq.heappush(self._due_heap, (self._next_look[run_id], partition, run_id))
                 if run_id in self._touched_busy:
                     self._touched_busy.discard(run_id)
                     self._next_look.pop(run_id, None)  # look again at once
+                    heapq.heappush(self._due_heap, (0.0, partition, run_id))
                 if not (returned and delay == 0.0 and self._chain(partition, run_id)):
                     self._busy.pop(run_id, None)
         self._view.changed.set()
@@ -541,10 +592,9 @@ class RunDriver:
         return self._config.sfn_max_seconds
 
     def _active_run(self, dataset: str, target_key: str, other_than: str) -> str | None:
-        for _partition, run in self._view.runs():
+        for _partition, run in self._view.runs(where=lambda r: r.dataset_urn == dataset):
             if (
                 run.run_id != other_than
-                and run.dataset_urn == dataset
                 and run.result is None
                 and run.phase in (Phase.CLAIMED, Phase.INVOKING, Phase.STARTED)
                 and run.target is not None

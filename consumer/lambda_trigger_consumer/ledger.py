@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -394,6 +394,16 @@ class LedgerWriter:
         return self._producer.flush(timeout)
 
 
+class RunCensus(NamedTuple):
+    """One open run as the run driver's dispatch loop counts it (LedgerView.census)."""
+
+    partition: int
+    run_id: str
+    phase: Phase
+    has_result: bool
+    target_kind: str | None
+
+
 @dataclass
 class _Partition:
     loaded: bool = False
@@ -410,19 +420,24 @@ class LedgerView:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._partitions: dict[int, _Partition] = {}
-        self._touched: set[str] = set()
+        self._touched: dict[str, int] = {}  # run id -> its partition
         self.changed = threading.Event()
+        # Counts changes of the loaded partitions (assigned, loaded, revoked): the run driver
+        # then looks at every run again, not only at those with news.
+        self.generation = 0
         self.trigger_sink: TriggerSink | None = None  # trigger_intents.TriggerBook
 
     def assign(self, partition: int) -> None:
         with self._lock:
             self._partitions[partition] = _Partition()
+            self.generation += 1
         if self.trigger_sink is not None:
             self.trigger_sink.reset(partition)
 
     def revoke(self, partition: int) -> None:
         with self._lock:
             self._partitions.pop(partition, None)
+            self.generation += 1
 
     def owns(self, partition: int) -> bool:
         with self._lock:
@@ -434,6 +449,7 @@ class LedgerView:
             part = self._partitions.get(partition)
             if part is not None and not part.loaded:
                 part.loaded = True
+                self.generation += 1
                 self.changed.set()
 
     def apply(self, partition: int, run_id: str, value: bytes | None) -> None:
@@ -450,13 +466,14 @@ class LedgerView:
                 part.entries.pop(run_id, None)
             else:
                 part.entries[run_id] = entry
-            self._touched.add(run_id)
+            self._touched[run_id] = partition
         self.changed.set()
 
-    def take_touched(self) -> set[str]:
-        """Runs that got a new record since the last call (a cancel, a completion...)."""
+    def take_touched(self) -> dict[str, int]:
+        """Runs that got a new record since the last call (a request, a cancel, a
+        completion...), each with its partition."""
         with self._lock:
-            touched, self._touched = self._touched, set()
+            touched, self._touched = self._touched, {}
             return touched
 
     def update_local(self, partition: int, entry: RunEntry) -> None:
@@ -485,17 +502,38 @@ class LedgerView:
             entry = part.entries.get(run_id) if part else None
             return replace(entry) if entry is not None else None
 
-    def runs(self) -> Iterator[tuple[int, RunEntry]]:
-        """A snapshot of every run in the loaded partitions."""
+    def runs(
+        self, *, partition: int | None = None, where: Callable[[RunEntry], bool] | None = None
+    ) -> Iterator[tuple[int, RunEntry]]:
+        """A snapshot of the runs in the loaded partitions (of `partition` only, if given)
+        that `where` accepts. Only those are copied: a copy of every run costs milliseconds
+        per thousand runs, with the lock held."""
         with self._lock:
             items = [
                 (number, replace(entry))
+                for number, part in self._partitions.items()
+                if part.loaded and (partition is None or number == partition)
+                for entry in part.entries.values()
+                if not entry.closing and (where is None or where(entry))
+            ]
+        return iter(items)
+
+    def census(self) -> list[RunCensus]:
+        """Every open run of the loaded partitions, in brief and without copying it."""
+        with self._lock:
+            return [
+                RunCensus(
+                    number,
+                    entry.run_id,
+                    entry.phase,
+                    entry.result is not None,
+                    entry.target.kind if entry.target is not None else None,
+                )
                 for number, part in self._partitions.items()
                 if part.loaded
                 for entry in part.entries.values()
                 if not entry.closing
             ]
-        return iter(items)
 
     def size(self) -> int:
         with self._lock:

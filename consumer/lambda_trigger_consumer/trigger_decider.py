@@ -454,7 +454,7 @@ class TriggerDecider:
     def decide(self, partition: int) -> None:
         triggers = self._mappings.current().triggers()
         states, intents = self._book.snapshot(partition)
-        runs = [e for p, e in self._view.runs() if p == partition]
+        runs = [e for _p, e in self._view.runs(partition=partition)]
         running = {e.dataset_urn for e in runs if e.dataset_urn}
         ids = {e.run_id for e in runs}
         by_dataset: dict[str, list[tuple[str, Intent]]] = {}

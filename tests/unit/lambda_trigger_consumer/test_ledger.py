@@ -86,7 +86,7 @@ def test_the_view_counts_a_partition_only_once_it_is_read_to_its_end() -> None:
     assert list(view.runs()) == []
     view.loaded(0)
     assert [e.run_id for _p, e in view.runs()] == ["lt-1"]
-    assert view.take_touched() == {"lt-1"} and view.take_touched() == set()
+    assert view.take_touched() == {"lt-1": 0} and view.take_touched() == {}
     view.close_local(0, "lt-1")
     assert list(view.runs()) == []
     view.revoke(0)
