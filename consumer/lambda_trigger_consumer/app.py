@@ -291,6 +291,7 @@ class ConsumerApp:
             mappings=self.mappings,
             stop=self.runner.stopping,
             keep_warm_seconds=settings.keep_warm_seconds,
+            threads=self.driver.warm,  # the run's threads, made before the first run
         )
         self.health = HealthServer(
             settings.http_host, settings.http_port, registry, self._live, self._ready

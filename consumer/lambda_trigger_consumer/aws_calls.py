@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambda_trigger_consumer.aws_rehearsal import rehearsing
+
 THROTTLE_CODES = frozenset(
     {
         "TooManyRequestsException",
@@ -91,6 +93,8 @@ class CallCounter:
         return client
 
     def _after_call(self, *, model: Any, http_response: Any, parsed: Any, **_: Any) -> None:
+        if rehearsing():
+            return  # a warm-up's call that never left the process (aws_rehearsal.py)
         api = str(getattr(model, "name", "unknown"))
         self._calls.labels(api=api).inc()
         code = ((parsed or {}).get("Error") or {}).get("Code", "")
@@ -98,6 +102,8 @@ class CallCounter:
             self._throttles.labels(api=api).inc()
 
     def _after_error(self, *, event_name: str = "", **_: Any) -> None:
+        if rehearsing():
+            return
         # No HTTP answer (connection refused, read timeout): a call all the same. botocore
         # passes no model with this event; its name ends with the operation's.
         self._calls.labels(api=event_name.rsplit(".", 1)[-1] or "unknown").inc()

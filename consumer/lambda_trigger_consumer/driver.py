@@ -169,6 +169,7 @@ class RunDriver:
         self._history = history  # the Runs tab records (history.py): never fails a run
         # Final statuses of many runs share one GMS call (status_writer.py); claims stay single.
         self._write_status = (status_writer or datahub).write_result
+        self._status_writer = status_writer
         self._on_finished = on_finished  # lineage triggers' run_success (trigger_decider.py)
         self._plans = plans  # "run with upstream" parents (upstream_runner.py)
         self._stopping = threading.Event()
@@ -176,15 +177,21 @@ class RunDriver:
         # the quick steps (claims, Step Functions polls, status writes) of other runs. Both
         # take waiting runs by priority and round-robin across datasets (step_queue.py).
         self.invoke_limit = AdaptiveLimit(config.max_inflight)
+        # One thread of each pool is kept (and made by warm()): the first run after a start
+        # or a quiet spell does not wait for threads to be made (issue 25).
         self._invokes = FairExecutor(
             config.max_inflight,
             name="invoke",
             aging_seconds=config.queue_aging_seconds,
             limit=self.invoke_limit.current,
+            keep_threads=1,
         )
         self.invoke_limit.on_raise = self._invokes.wake
         self._steps = FairExecutor(
-            config.step_threads, name="step", aging_seconds=config.queue_aging_seconds
+            config.step_threads,
+            name="step",
+            aging_seconds=config.queue_aging_seconds,
+            keep_threads=1,
         )
         for priority in Priority:
             metrics.runs_queued.labels(priority=priority.label).set_function(
@@ -221,6 +228,16 @@ class RunDriver:
 
     def start(self) -> None:
         self._thread.start()
+
+    def warm(self) -> None:
+        """The threads a run passes through, made before the first run (issue 25): a step
+        thread (checks, claim), an invoke thread, the history writer, the status writer."""
+        self._steps.prestart()
+        self._invokes.prestart()
+        if self._history is not None:
+            self._history.warm()
+        if self._status_writer is not None:
+            self._status_writer.warm()
 
     def stop(self, grace_seconds: float) -> int:
         """No new steps; wait up to the grace period for the running ones (their writes still

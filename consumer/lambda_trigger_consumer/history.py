@@ -141,6 +141,12 @@ class RunHistory:
         if self.enabled:
             self._submit(self.write_finished, copy.deepcopy(entry), result)
 
+    def warm(self) -> None:
+        """Make the writer thread now (the warm-up): on the first run, handing over its
+        STARTED record right before the invoke must not wait for a thread to be made."""
+        if self.enabled:
+            self.flush()
+
     def flush(self, timeout: float = 10.0) -> None:
         """Wait for the writes handed over so far (shutdown and tests)."""
         wait([self._pool.submit(lambda: None)], timeout=timeout)

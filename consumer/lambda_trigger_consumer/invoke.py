@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from lambda_trigger_consumer.aws_calls import AwsTransient, CallCounter, backoff, is_throttle
 from lambda_trigger_consumer.aws_client import Keepalive, make_client
+from lambda_trigger_consumer.aws_rehearsal import rehearse
 from lambda_trigger_consumer.ledger import Target
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Invoker:
         self._endpoint_url = endpoint_url  # None: boto3 honours AWS_ENDPOINT_URL itself
         self._clients: dict[tuple[str, str | None, int], Any] = {}
         self._timeouts: dict[tuple[str, str | None, str | None], tuple[float, int | None]] = {}
+        self._rehearsed: set[tuple[str, str | None, int, str]] = set()  # (client, call kind)
         self._lock = threading.Lock()
         # One session for every client: a session loads botocore's service models once; a
         # new session per client re-reads them (tens of ms each, on a run's path). Clients
@@ -200,9 +202,10 @@ class Invoker:
                         self._fetch_timeout(target)
                 read_timeout = self.invoke_read_timeout(target)
             key = (service, target.region or self._region, read_timeout)
+            client = self._client(service, target.region, read_timeout)
+            self._rehearse(client, key, target)
             if key in touched:
                 continue
-            client = self._client(service, target.region, read_timeout)
             try:
                 if service == "stepfunctions":
                     client.describe_execution(executionArn=execution_arn(target, WARMUP_NAME))
@@ -216,6 +219,39 @@ class Invoker:
             except IndexError:
                 pass  # not a state machine ARN: its runs will fail with AWS's own word
             touched.add(key)
+
+    def _rehearse(self, client: Any, key: tuple[str, str | None, int], target: Target) -> None:
+        """The run's own call (Invoke, StartExecution) once per client and kind, without
+        sending it (aws_rehearsal.py): botocore's first-call work for the operation is then
+        done before the first run. A client's caches last as long as it does, so once is
+        enough; a rehearsal that fails is only logged (the run's call would still work)."""
+        kind = target.kind
+        if (*key, kind) in self._rehearsed:
+            return
+        try:
+            if kind == "stepfunctions":
+                arn = execution_arn(target, WARMUP_NAME)
+                rehearse(
+                    client,
+                    "start_execution",
+                    200,
+                    json.dumps({"executionArn": arn, "startDate": 0}).encode(),
+                    stateMachineArn=target.state_machine_arn,
+                    name=WARMUP_NAME,
+                    input="{}",
+                )
+            else:
+                kwargs: dict[str, Any] = {
+                    "FunctionName": target.function,
+                    "InvocationType": "Event" if kind == "lambda-event" else "RequestResponse",
+                    "Payload": b"{}",
+                }
+                if target.qualifier:
+                    kwargs["Qualifier"] = target.qualifier
+                rehearse(client, "invoke", 202 if kind == "lambda-event" else 200, b"{}", **kwargs)
+        except Exception as exc:  # botocore refusing a parameter: the run will say so
+            log.info("rehearsing the %s call of %s failed: %s", kind, target.key, exc)
+        self._rehearsed.add((*key, kind))
 
     def reports_to(self, target: Target, queue_arn: str | None) -> bool:
         """Does this Event target's destination config send both outcomes to our queue?"""

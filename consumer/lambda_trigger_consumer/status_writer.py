@@ -93,14 +93,25 @@ class StatusWriter:
             if self._closed:
                 raise DataHubUnavailable("the status writer is closed")
             self._queue.append(item)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
-                self._thread.start()
+            self._start()
             self._cond.notify()
         item.done.wait()
         if item.error is not None:
             raise item.error
         return item.written
+
+    def warm(self) -> None:
+        """Make the sending thread now (the warm-up), not on the first run's final status."""
+        if self.batching:
+            with self._cond:
+                if not self._closed:
+                    self._start()
+
+    def _start(self) -> None:
+        """With self._cond held."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
+            self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued, then stop; later writes raise DataHubUnavailable."""

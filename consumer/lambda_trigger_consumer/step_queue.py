@@ -161,8 +161,12 @@ class FairExecutor:
         aging_seconds: float = 30.0,
         limit: Callable[[], int] | None = None,
         idle_seconds: float = 30.0,
+        keep_threads: int = 0,
     ) -> None:
         self._max = max_workers
+        # Threads that do not end when idle (prestart makes them): the first run after a start
+        # or a quiet spell then does not wait for a thread to be made (issue 25).
+        self._keep = min(keep_threads, max_workers)
         self._name = name
         self._limit = limit or (lambda: max_workers)
         self._idle_seconds = idle_seconds
@@ -199,6 +203,12 @@ class FairExecutor:
         with self._cond:
             return self._workers
 
+    def prestart(self) -> None:
+        """Make the kept threads now (the warm-up), rather than on the first task."""
+        with self._cond:
+            while self._workers < self._keep and not self._shutdown:
+                self._start_thread()
+
     def wake(self) -> None:
         """The limit rose: waiting work may start now."""
         with self._cond:
@@ -222,11 +232,13 @@ class FairExecutor:
         """With self._cond held: one more thread if work waits that no free thread will take."""
         free = self._workers - self._running
         if free < len(self._queue) and self._workers < self._allowed():
-            self._workers += 1
-            self._made += 1
-            threading.Thread(
-                target=self._work, name=f"{self._name}-{self._made}", daemon=True
-            ).start()
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        """With self._cond held."""
+        self._workers += 1
+        self._made += 1
+        threading.Thread(target=self._work, name=f"{self._name}-{self._made}", daemon=True).start()
 
     def _work(self) -> None:
         while True:
@@ -237,9 +249,12 @@ class FairExecutor:
                         self._workers -= 1
                         return
                     left = idle_until - time.monotonic()
-                    if left <= 0:
+                    if left <= 0 and self._workers > self._keep:
                         self._workers -= 1
                         return
+                    if left <= 0:  # a kept thread: idle on
+                        idle_until = time.monotonic() + self._idle_seconds
+                        left = self._idle_seconds
                     # Woken by submit and by finished tasks; the timeout also catches a limit
                     # that rose without a wake().
                     self._cond.wait(min(left, 0.5))

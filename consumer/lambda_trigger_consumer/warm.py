@@ -5,8 +5,11 @@
 2. datahub: the SDK's connection pool and its GMS /config (lambda_trigger.datahub.warm);
 3. schema_registry: the MCL topic's latest schema, which the first run request's record
    would otherwise wait for;
-4. aws: a client and an open connection for every mapped target, and the synchronous
-   functions' timeouts (Invoker.warm).
+4. aws: a client and an open connection for every mapped target, the synchronous
+   functions' timeouts, and the run's own call (Invoke, StartExecution) rehearsed without
+   being sent, which does botocore's first-call work for it (Invoker.warm, aws_rehearsal.py);
+5. threads: the run driver's step and invoke threads, the history writer and the status
+   writer (RunDriver.warm), made on the first run otherwise.
 
 The clients live as long as the process: a rebalance changes which runs this consumer drives,
 not its clients, so nothing is cold after one. Every `keep_warm_seconds` (and after a mapping
@@ -17,6 +20,7 @@ cached timeouts before they lapse and keeps idle connections from being closed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from lambda_trigger.datahub import DataHubClient
 from lambda_trigger.mapping import LambdaTarget, Mapping, StepFunctionsTarget
@@ -93,6 +97,7 @@ def consumer_warmup(
     mappings: MappingSource,
     stop: threading.Event,
     keep_warm_seconds: float,
+    threads: Callable[[], object] | None = None,
 ) -> Warmup:
     steps: list[Step] = []
     if authorizer is not None:
@@ -105,6 +110,8 @@ def consumer_warmup(
             lambda: invoker.warm(mapped_targets(mappings.current())[:MAX_WARM_TARGETS]),
         )
     )
+    if threads is not None:
+        steps.append(("threads", threads))
     return Warmup(
         steps,
         stop=stop,
