@@ -13,19 +13,25 @@ writes and, last, the ratio of the last bucket's p50 to the first one's (1.0 = f
 With `--threads N` (issue 24: a burst of run requests) N threads write the `--writes` requests
 at once, each through its own DataHubClient.write_request (the SDK's OpenAPI path with
 `If-Version-Match: -1`, as the api and benchmarks/burst.py write them), and it prints the
-writes a second, every write's MCL delivered to the broker before its answer.
+writes a second, every write's MCL delivered to the broker before its answer. The writers run
+in the double's process, as benchmarks/burst.py's do, so the SDK's CPU and the double's share
+one GIL; with `--writer-process` they run in a child process instead (as the api and GMS run
+apart): the double's own capacity. It also prints the CPU the process(es) spent per write.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import statistics
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -58,14 +64,31 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _concurrent(gms: GmsDouble, writes: int, threads: int) -> tuple[float, list[float]]:
     """`writes` run requests from `threads` writers at once: (seconds, latencies in ms)."""
+    return _write_concurrently(gms.url, gms.admin_token, writes, threads)
+
+
+def _child_writer(url: str, token: str, writes: int, threads: int, out: Any) -> None:
+    before = _cpu_seconds()
+    elapsed, latencies = _write_concurrently(url, token, writes, threads)
+    out.send((elapsed, latencies, _cpu_seconds() - before))
+
+
+def _write_concurrently(
+    url: str, token: str, writes: int, threads: int
+) -> tuple[float, list[float]]:
     from lambda_trigger.contract import RunRequest, SourceType, now_ms
     from lambda_trigger.datahub import DataHubClient
     from lambda_trigger.runid import new_run_id
     from lambda_trigger.settings import DataHubSettings
 
-    settings = DataHubSettings(gms_url=gms.url, gms_token=gms.admin_token, executor_id="bench")
+    settings = DataHubSettings(gms_url=url, gms_token=token, executor_id="bench")
     clients = [DataHubClient(settings) for _ in range(threads)]
     for client in clients:
         client.warm()
@@ -105,22 +128,56 @@ def _concurrent(gms: GmsDouble, writes: int, threads: int) -> tuple[float, list[
     return elapsed, latencies
 
 
+def _in_child(gms: GmsDouble, writes: int, threads: int) -> tuple[float, list[float], float]:
+    """The writers in a fresh process (spawned: no copy of this one's Kafka threads); returns
+    (seconds, latencies in ms, the child's CPU seconds while it wrote)."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(
+        target=_child_writer, args=(gms.url, gms.admin_token, writes, threads, theirs)
+    )
+    child.start()
+    try:
+        elapsed, latencies, cpu = ours.recv()
+    finally:
+        child.join(30)
+    return elapsed, latencies, cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--writes", type=int, default=10_000)
     parser.add_argument("--buckets", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="concurrent writers (0: one)")
+    parser.add_argument(
+        "--writer-process",
+        action="store_true",
+        help="with --threads: the writers in a child process, not the double's",
+    )
     args = parser.parse_args()
     if args.threads:
         with tempfile.TemporaryDirectory() as tmp, KafkaBroker() as broker:
             state = Path(tmp) / "gms-state.sqlite3"
             with GmsDouble(broker.bootstrap_servers, state_file=state) as gms:
-                elapsed, latencies = _concurrent(gms, args.writes, args.threads)
+                cpu_before = _cpu_seconds()
+                writer_cpu = 0.0
+                if args.writer_process:
+                    elapsed, took, writer_cpu = _in_child(gms, args.writes, args.threads)
+                else:
+                    elapsed, took = _concurrent(gms, args.writes, args.threads)
+                cpu = _cpu_seconds() - cpu_before
                 mcls = gms.mcl_count()
+        where = "a child process" if args.writer_process else "the double's process"
         print(
-            f"{args.writes} writes from {args.threads} threads in {elapsed:.2f} s: "
-            f"{args.writes / elapsed:.0f} writes/s, p50 {statistics.median(latencies):.1f} ms, "
-            f"p99 {_quantile(latencies, 0.99):.1f} ms, {mcls} MCLs produced"
+            f"{args.writes} writes from {args.threads} threads in {where} in {elapsed:.2f} s: "
+            f"{args.writes / elapsed:.0f} writes/s, p50 {statistics.median(took):.1f} ms, "
+            f"p99 {_quantile(took, 0.99):.1f} ms, {mcls} MCLs produced; CPU per write: "
+            + (
+                f"double's process {cpu / args.writes * 1000:.2f} ms, "
+                f"writers' process {writer_cpu / args.writes * 1000:.2f} ms"
+                if args.writer_process
+                else f"{cpu / args.writes * 1000:.2f} ms (double, SDK writers, librdkafka)"
+            )
         )
         return
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from datahub.emitter.serialization_helper import post_json_transform, pre_json_transform
@@ -25,6 +25,7 @@ from devstack.gms_double.errors import (
     GmsUnsupportedOperation,
     GmsValidationError,
 )
+from devstack.gms_double.store import copy_json
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -135,6 +136,12 @@ def emits_change_log_when_unchanged(aspect_name: str) -> bool:
     return bool(_LINEAGE_ANNOTATION.search(json.dumps(cls.RECORD_SCHEMA.to_json())))
 
 
+# A write parses its URN several times (proposal checks, key aspect, default aspects): the
+# parsed URNs and key aspects of the latest URNs are kept (Urn objects are not changed by anyone).
+_URN_CACHE_SIZE = 4096
+
+
+@lru_cache(maxsize=_URN_CACHE_SIZE)
 def parse_urn(urn: str) -> Any:
     """Urn.createFromString: a malformed URN fails before any aspect work. GMS answers 400
     (IllegalArgumentException / InvalidUrnException); the message text is the double's own."""
@@ -146,6 +153,12 @@ def parse_urn(urn: str) -> Any:
 
 def key_aspect_of(urn: str) -> tuple[str, dict[str, Any]]:
     """EntityApiUtils.buildKeyAspect: the key aspect's name and Pegasus JSON for a URN."""
+    name, value = _key_aspect(urn)
+    return name, copy_json(value)  # the caller may keep or change its copy
+
+
+@lru_cache(maxsize=_URN_CACHE_SIZE)
+def _key_aspect(urn: str) -> tuple[str, dict[str, Any]]:
     parsed = parse_urn(urn)
     spec = require_entity(parsed.entity_type)
     if not hasattr(parsed, "to_key_aspect"):

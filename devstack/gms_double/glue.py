@@ -29,7 +29,7 @@ from typing import Any, Literal
 import boto3
 import fastavro
 
-from devstack.gms_double.mcl import _NamedTypes, _to_avro
+from devstack.gms_double.mcl import AvroDatum
 from devstack.gms_double.schema_registry import mcl_schema, schema_string
 
 GLUE_HEADER_VERSION = 3
@@ -59,7 +59,7 @@ class GlueMclCodec:
         self._definition = schema_string(self._raw_schema)
         self._version_ids: dict[str, uuid.UUID] = {}
         self._lock = threading.Lock()
-        self._types = _NamedTypes(self._raw_schema)
+        self.to_datum = AvroDatum(self._raw_schema)
 
     def version_id(self, topic: str) -> uuid.UUID:
         """Auto-registration: the registry, the schema (named after the topic) and this
@@ -91,11 +91,6 @@ class GlueMclCodec:
             version = uuid.UUID(found)
             self._version_ids[topic] = version
             return version
-
-    def to_datum(self, mcl: dict[str, Any]) -> dict[str, Any]:
-        datum = _to_avro(self._raw_schema, mcl, self._types)
-        assert isinstance(datum, dict)
-        return datum
 
     def encode(self, mcl: dict[str, Any], topic: str | None = None) -> bytes:
         if topic is None:

@@ -46,7 +46,6 @@ processes such a request synchronously).
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -65,7 +64,7 @@ from devstack.gms_double.errors import (
 )
 from devstack.gms_double.mcl import MclRequest
 from devstack.gms_double.schema_registry import TIMESERIES_MCL_TOPIC, VERSIONED_MCL_TOPIC
-from devstack.gms_double.store import AspectRow, AspectStore
+from devstack.gms_double.store import AspectRow, AspectStore, copy_json
 
 # metadata-utils Constants
 SYSTEM_ACTOR = "urn:li:corpuser:__datahub_system"
@@ -328,7 +327,7 @@ class WritePipeline:
         reg.validate_aspect_value(spec, aspect_name, p.value)
         assert isinstance(p.value, dict)
 
-        sm = copy.deepcopy(p.system_metadata) if p.system_metadata else {}
+        sm = copy_json(p.system_metadata) if p.system_metadata else {}
         # SystemMetadataUtils.generateSystemMetadataIfEmpty
         if sm.get("runId") is None:
             sm["runId"] = DEFAULT_RUN_ID
@@ -342,7 +341,7 @@ class WritePipeline:
             entity=spec,
             aspect_name=aspect_name,
             change_type=change_type,
-            value=copy.deepcopy(p.value),
+            value=copy_json(p.value),
             system_metadata=sm,
             headers=dict(p.headers or {}),
             audit_header=p.audit_header,
@@ -364,7 +363,7 @@ class WritePipeline:
                     aspect_name=key_name,
                     change_type="UPSERT",
                     value=key_value,
-                    system_metadata=copy.deepcopy(item.system_metadata),
+                    system_metadata=copy_json(item.system_metadata),
                     headers={},
                     audit_header=None,
                     entity_key_aspect=None,
@@ -472,9 +471,9 @@ class WritePipeline:
             first_by_urn.setdefault(item.urn, item)
         for urn, template in first_by_urn.items():
             key_name, key_value = reg.key_aspect_of(urn)
-            if self._store.latest(urn, key_name) is not None:
+            if self._store.has_latest(urn, key_name):
                 continue
-            sm = copy.deepcopy(template.system_metadata)
+            sm = copy_json(template.system_metadata)
             sm.pop("version", None)
             batch.append(
                 _Item(
@@ -506,14 +505,14 @@ class WritePipeline:
         """EntityServiceImpl.applyUpsert (+ AspectsBatch.incrementBatchVersion)."""
         current = running[item.key]
         row_next = max(1, versions[item.key] + 1)
-        change_sm = copy.deepcopy(item.system_metadata)
+        change_sm = copy_json(item.system_metadata)
         change_sm["version"] = str(row_next)
         if row_next == 1 and "aspectModified" in item.system_metadata:
-            change_sm["aspectCreated"] = copy.deepcopy(item.system_metadata["aspectModified"])
+            change_sm["aspectCreated"] = copy_json(item.system_metadata["aspectModified"])
 
         if current is not None:
             previous_db = db[item.key]
-            stored_sm = copy.deepcopy(current.system_metadata)
+            stored_sm = copy_json(current.system_metadata)
             previous_run = previous_db.system_metadata.get("runId") if previous_db else None
             _set_or_remove(stored_sm, "lastRunId", previous_run)
             if change_sm.get("lastObserved") is not None:
@@ -522,9 +521,9 @@ class WritePipeline:
             if current.value != item.value:
                 stored_sm["version"] = change_sm["version"]
                 if "aspectModified" in change_sm:
-                    stored_sm["aspectModified"] = copy.deepcopy(change_sm["aspectModified"])
+                    stored_sm["aspectModified"] = copy_json(change_sm["aspectModified"])
                 if "aspectCreated" in change_sm:
-                    stored_sm["aspectCreated"] = copy.deepcopy(change_sm["aspectCreated"])
+                    stored_sm["aspectCreated"] = copy_json(change_sm["aspectCreated"])
                 item.new_row = AspectRow(item.value, stored_sm, audit["time"], audit["actor"])
                 item.changed = True
             else:
@@ -539,7 +538,7 @@ class WritePipeline:
             item.previous = previous_db
         else:
             item.new_row = AspectRow(
-                item.value, copy.deepcopy(change_sm), audit["time"], audit["actor"]
+                item.value, copy_json(change_sm), audit["time"], audit["actor"]
             )
             item.changed = True
             item.previous = None

@@ -37,8 +37,9 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import fastavro
@@ -74,14 +75,19 @@ _PRODUCER_DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class ProducedMcl:
-    """One MCL as it went to the broker, for tests."""
+    """One MCL as it went to the broker, for tests. `value` is decoded from `raw` when first
+    read: the write path does not pay for a decode that only tests look at."""
 
     topic: str
     partition: int
     offset: int
     key: str
-    value: dict[str, Any]
     raw: bytes
+    decode: Callable[[bytes], dict[str, Any]] = field(repr=False, compare=False)
+
+    @cached_property
+    def value(self) -> dict[str, Any]:
+        return self.decode(self.raw)
 
     @property
     def aspect_name(self) -> str:
@@ -110,6 +116,7 @@ class _NamedTypes:
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.by_name: dict[str, Any] = {}
+        self.full_names: dict[int, str] = {}  # id(definition) -> its full name
         self._walk(schema, None)
 
     def _walk(self, node: Any, namespace: str | None) -> None:
@@ -122,50 +129,109 @@ class _NamedTypes:
                 ns = node.get("namespace", namespace)
                 full = node["name"] if "." in node["name"] or not ns else f"{ns}.{node['name']}"
                 self.by_name[full] = node
+                self.full_names[id(node)] = full
                 namespace = ns
             for key in ("fields", "type", "items", "values"):
                 if key in node:
                     self._walk(node[key], namespace)
 
 
-def _to_avro(schema: Any, value: Any, types: _NamedTypes) -> Any:
-    """Turn Pegasus JSON (e.g. a SystemMetadata or AuditStamp as GMS stores it) into the datum
-    fastavro expects for `schema`: fills defaults of absent fields, leaves unions to fastavro."""
-    if isinstance(schema, str):
-        named = types.by_name.get(schema)
-        return _to_avro(named, value, types) if named is not None else value
-    if isinstance(schema, list):
-        if value is None:
-            return None
-        for branch in schema:
+Convert = Callable[[Any], Any]
+_NO_DEFAULT = object()
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+class AvroDatum:
+    """Turns Pegasus JSON (an MCL as constructMCL builds it, with SystemMetadata and AuditStamps
+    as GMS stores them) into the datum fastavro writes for `schema`: absent fields get their
+    defaults (None without one), and a union's record branch is named with fastavro's tuple
+    notation, `(full name, record)`, so fastavro does not validate the whole record against
+    each branch to find it (most of an MCL's encoding time otherwise). The branch is the one
+    the MCL schema's unions allow: each is null or one type; a record branch takes a dict.
+
+    The schema is compiled into one converter per node once, instead of walked per MCL."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._types = _NamedTypes(schema)
+        self._records: dict[int, Convert] = {}
+        self._convert = self._compile(schema)
+
+    def __call__(self, mcl: dict[str, Any]) -> dict[str, Any]:
+        datum = self._convert(mcl)
+        assert isinstance(datum, dict)
+        return datum
+
+    def _compile(self, schema: Any) -> Convert:
+        if isinstance(schema, str):
+            named = self._types.by_name.get(schema)
+            return self._compile(named) if named is not None else _identity
+        if isinstance(schema, list):
+            return self._union(schema)
+        if isinstance(schema, dict):
+            kind = schema.get("type")
+            if kind == "record":
+                return self._record(schema)
+            if kind == "map":
+                values = self._compile(schema["values"])
+                return lambda value: {k: values(v) for k, v in value.items()}
+            if kind == "array":
+                items = self._compile(schema["items"])
+                return lambda value: [items(v) for v in value]
+            if isinstance(kind, (dict, list)) or (
+                isinstance(kind, str) and kind in self._types.by_name
+            ):
+                return self._compile(kind)
+        return _identity  # primitives, enums, fixed
+
+    def _record(self, schema: dict[str, Any]) -> Convert:
+        known = self._records.get(id(schema))
+        if known is not None:
+            return known
+        plan: list[tuple[str, Convert, Any]] = []
+
+        def convert(value: Any) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name, field_convert, default in plan:
+                item = value.get(name)
+                if item is not None:
+                    out[name] = field_convert(item)
+                else:
+                    out[name] = None if default is _NO_DEFAULT else default
+            return out
+
+        self._records[id(schema)] = convert  # before the fields: a record may contain itself
+        for f in schema["fields"]:
+            plan.append((f["name"], self._compile(f["type"]), f.get("default", _NO_DEFAULT)))
+        return convert
+
+    def _union(self, branches: list[Any]) -> Convert:
+        # (full name of a record branch or None, converter), null left out, in schema order.
+        plan: list[tuple[str | None, Convert]] = []
+        for branch in branches:
             if branch == "null":
                 continue
-            resolved = types.by_name.get(branch, branch) if isinstance(branch, str) else branch
+            resolved = (
+                self._types.by_name.get(branch, branch) if isinstance(branch, str) else branch
+            )
             if isinstance(resolved, dict) and resolved.get("type") == "record":
+                plan.append((self._types.full_names[id(resolved)], self._record(resolved)))
+            else:
+                plan.append((None, self._compile(resolved)))
+
+        def convert(value: Any) -> Any:
+            if value is None:
+                return None
+            for record_name, branch_convert in plan:
+                if record_name is None:
+                    return branch_convert(value)
                 if isinstance(value, dict):
-                    return _to_avro(resolved, value, types)
-                continue
-            return _to_avro(resolved, value, types)
-        return value
-    if isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind == "record":
-            out: dict[str, Any] = {}
-            for f in schema["fields"]:
-                if f["name"] in value and value[f["name"]] is not None:
-                    out[f["name"]] = _to_avro(f["type"], value[f["name"]], types)
-                elif "default" in f:
-                    out[f["name"]] = f["default"]
-                else:
-                    out[f["name"]] = None
-            return out
-        if kind == "map":
-            return {k: _to_avro(schema["values"], v, types) for k, v in value.items()}
-        if kind == "array":
-            return [_to_avro(schema["items"], v, types) for v in value]
-        if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in types.by_name):
-            return _to_avro(kind, value, types)
-    return value
+                    return (record_name, branch_convert(value))
+            return value
+
+        return convert
 
 
 class Codec(Protocol):
@@ -183,17 +249,8 @@ class MclCodec:
     def __init__(self, schema_id: int = MCL_SCHEMA_ID) -> None:
         self.schema_id = schema_id
         self._raw_schema = mcl_schema()
-        self._types = _NamedTypes(self._raw_schema)
         self._parsed = fastavro.parse_schema(self._raw_schema)
-
-    def field_type(self, record: str, name: str) -> Any:
-        node = self._types.by_name[record]
-        return next(f["type"] for f in node["fields"] if f["name"] == name)
-
-    def to_datum(self, mcl: dict[str, Any]) -> dict[str, Any]:
-        datum = _to_avro(self._raw_schema, mcl, self._types)
-        assert isinstance(datum, dict)
-        return datum
+        self.to_datum = AvroDatum(self._raw_schema)
 
     def encode(self, mcl: dict[str, Any], topic: str | None = None) -> bytes:
         # `topic` unused: GMS registers one id for both MCL topics (schema_registry.py).
@@ -356,7 +413,7 @@ class MclProducer:
                 delivery._settle(index, None, str(err))
                 return
             produced = ProducedMcl(
-                req.topic, msg.partition(), msg.offset(), req.key, self._codec.decode(raw), raw
+                req.topic, msg.partition(), msg.offset(), req.key, raw, self._codec.decode
             )
             with self._log_lock:
                 self._log[slot] = produced

@@ -26,6 +26,23 @@ from typing import Any, Protocol
 
 AspectKey = tuple[str, str]
 
+# Values that JSON trees share between copies: immutable, so no copy is needed.
+_ATOMS = (str, int, float, bool, type(None), bytes)
+
+
+def copy_json(node: Any) -> Any:
+    """A deep copy of a JSON tree (dicts, lists and scalars, what aspects and systemMetadata
+    are), several times cheaper than copy.deepcopy, which pays for its memo and reduce protocol
+    on every node; anything else inside is handed to copy.deepcopy."""
+    kind = type(node)
+    if kind is dict:
+        return {key: copy_json(value) for key, value in node.items()}
+    if kind is list:
+        return [copy_json(value) for value in node]
+    if kind in _ATOMS:
+        return node
+    return copy.deepcopy(node)
+
 
 @dataclass
 class AspectRow:
@@ -38,7 +55,9 @@ class AspectRow:
     created_by: str
 
     def copy(self) -> AspectRow:
-        return copy.deepcopy(self)
+        return AspectRow(
+            copy_json(self.value), copy_json(self.system_metadata), self.created_on, self.created_by
+        )
 
     def version_number(self, history_len: int) -> int:
         # ConditionalWriteValidator: systemMetadata.version when present, else the row version
@@ -90,6 +109,10 @@ class AspectStore:
     def latest(self, urn: str, aspect: str) -> AspectRow | None:
         row = self._state.latest.get((urn, aspect))
         return row.copy() if row else None
+
+    def has_latest(self, urn: str, aspect: str) -> bool:
+        """Whether the aspect is stored (without copying its row as `latest` does)."""
+        return (urn, aspect) in self._state.latest
 
     def history_len(self, urn: str, aspect: str) -> int:
         return len(self._state.history.get((urn, aspect), []))
