@@ -6,7 +6,7 @@ then several in one group.
                                [--sfn-events] [--burst-source sdk] [--log-dir DIR]
 
 `--requests` run requests are written within `--seconds` across `--datasets` datasets (4 writer
-threads, the service token; source type `LAMBDA_TRIGGER_SDK` as a backfill script or a schedule
+threads in a process of their own, benchmarks/burst_writers.py; the service token; source type `LAMBDA_TRIGGER_SDK` as a backfill script or a schedule
 writes them, or with `--burst-source api` as the api writes clicks). Each dataset maps to one
 of three targets on the moto server, in turn: a synchronous Lambda that answers after 1-5 s, an
 Event Lambda whose destination (the completion queue) reports after 10-60 s, and a Step
@@ -56,10 +56,7 @@ import httpx
 
 from benchmarks.pickup_latency import MCL_TOPIC, percentile
 from devstack.ports import free_port
-from lambda_trigger.contract import RunRequest, SourceType, now_ms
-from lambda_trigger.datahub import DataHubClient
-from lambda_trigger.runid import new_run_id
-from lambda_trigger.settings import DataHubSettings
+from lambda_trigger.contract import SourceType
 from lambda_trigger.sfn_events_rule import setup as sfn_events_setup
 from lambda_trigger.urns import execution_request_urn
 
@@ -201,11 +198,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         )
         for n, port in enumerate(ports)
     ]
-    settings = DataHubSettings(
-        gms_url=env["DATAHUB_GMS_URL"], gms_token=env["DATAHUB_GMS_TOKEN"], executor_id=executor
-    )
     written: dict[str, tuple[float, str]] = {}  # run id -> (write time, kind)
-    lock = threading.Lock()
     samples: list[tuple[float, float, float]] = []  # (time, open runs, RSS growth MiB)
     try:
         deadline = time.monotonic() + 180
@@ -228,50 +221,41 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        start = time.time()
-        per_writer = [list(range(w, args.requests, 4)) for w in range(4)]
-
-        def writer(indexes: list[int]) -> None:
-            client = DataHubClient(settings)
-            client.warm()  # the api is warm when it answers (issue 25)
-            try:
-                for n in indexes:
-                    wait = start + n * args.seconds / args.requests - time.time()
-                    if wait > 0:
-                        time.sleep(wait)
-                    written_at, run_id, _took = _write(
-                        client, burst_dataset(n % args.datasets), executor, burst_source
-                    )
-                    with lock:
-                        written[run_id] = (written_at, kinds[n])
-            finally:
-                client.close()
-
+        # The writers run in a process of their own (benchmarks/burst_writers.py), warm
+        # before the burst starts.
+        writers = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.burst_writers"],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(work / f"burst-writers-{consumers}.log").open("wb"),
+            text=True,
+        )
+        assert writers.stdin is not None and writers.stdout is not None
+        job = {
+            "gms_url": env["DATAHUB_GMS_URL"],
+            "gms_token": env["DATAHUB_GMS_TOKEN"],
+            "executor": executor,
+            "datasets": [burst_dataset(n % args.datasets) for n in range(args.requests)],
+            "kinds": kinds,
+            "source": burst_source.value,
+            "seconds": args.seconds,
+            "singles": args.singles,
+            "single_dataset": SINGLE_DATASET,
+        }
+        writers.stdin.write(json.dumps(job) + "\n")
+        writers.stdin.flush()
+        if writers.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the writers did not start; see {work}/burst-writers-*.log")
+        start = time.time() + 0.2
+        writers.stdin.write(f"{start}\n")
+        writers.stdin.flush()
+        out, _ = writers.communicate(timeout=args.final_timeout)
         single_writes_ms: list[float] = []  # how long GMS took to accept each lone request
-
-        def singles() -> None:
-            client = DataHubClient(settings)
-            client.warm()
-            try:
-                for k in range(args.singles):
-                    wait = start + (k + 0.5) * args.seconds / args.singles - time.time()
-                    if wait > 0:
-                        time.sleep(wait)
-                    written_at, run_id, took = _write(
-                        client, SINGLE_DATASET, executor, SourceType.API
-                    )
-                    with lock:
-                        written[run_id] = (written_at, "single")
-                        single_writes_ms.append(took * 1000)
-            finally:
-                client.close()
-
-        threads = [threading.Thread(target=writer, args=(ix,)) for ix in per_writer if ix]
-        threads.append(threading.Thread(target=singles))
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        for w in json.loads(out.strip().splitlines()[-1]):
+            written[str(w["run_id"])] = (float(w["at"]), str(w["kind"]))
+            if w["kind"] == "single":
+                single_writes_ms.append(float(w["took"]) * 1000)
         write_s = time.time() - start
         total = len(written)
         longest = max(DURATIONS["sfn"][1], DURATIONS["event"][1]) * args.time_scale
@@ -371,22 +355,6 @@ def _ready(port: int) -> bool:
         return True
     owns = int(body.get("assignedPartitions") or 0) + int(body.get("ledgerPartitions") or 0)
     return bool(body.get("warm")) and owns > 0 and not body.get("failing")
-
-
-def _write(
-    client: DataHubClient, dataset: str, executor: str, source: SourceType
-) -> tuple[float, str]:
-    request = RunRequest(
-        run_id=new_run_id(),
-        dataset_urn=dataset,
-        executor_id=executor,
-        source_type=source.value,
-        requested_at_ms=now_ms(),
-        actor_urn="urn:li:corpuser:alice",
-    )
-    written_at = time.time()
-    client.write_request(request)
-    return written_at, request.run_id, time.time() - written_at
 
 
 def _line(r: dict[str, Any]) -> str:
