@@ -128,3 +128,34 @@ def test_destination_records_are_matched_by_the_run_id_in_the_request_payload() 
         parse_destination_record('{"hello": 1}', URN_PREFIX)
     with pytest.raises(ValueError):
         parse_destination_record("not json", URN_PREFIX)
+
+
+def test_the_view_copies_only_the_runs_asked_for_and_counts_all_without_copying() -> None:
+    view = LedgerView()
+    for partition in (0, 1):
+        view.assign(partition)
+        view.loaded(partition)
+    other = "urn:li:dataset:(urn:li:dataPlatform:athena,db.other,PROD)"
+    for i, (partition, dataset) in enumerate([(0, DATASET), (1, DATASET), (1, other)]):
+        request = RunRequest(f"lt-{i}", dataset, "lambda-trigger", "SDK", 1000)
+        view.apply(partition, f"lt-{i}", request_record(request, None))
+    assert [(p, e.run_id) for p, e in view.runs(where=lambda e: e.dataset_urn == DATASET)] == [
+        (0, "lt-0"),
+        (1, "lt-1"),
+    ]
+    assert [e.run_id for _p, e in view.runs(partition=1)] == ["lt-1", "lt-2"]
+    # A copy: changing it leaves the view's run alone.
+    _p, copy = next(view.runs(partition=0))
+    copy.phase = Phase.STARTED
+    stored = view.get(0, "lt-0")
+    assert stored is not None and stored.phase == Phase.REQUESTED
+    census = view.census()
+    assert [(c.partition, c.run_id, c.phase, c.has_result) for c in census] == [
+        (0, "lt-0", Phase.REQUESTED, False),
+        (1, "lt-1", Phase.REQUESTED, False),
+        (1, "lt-2", Phase.REQUESTED, False),
+    ]
+    before = view.generation
+    view.revoke(1)  # the driver looks at every run again when the owned partitions change
+    assert view.generation > before
+    assert [c.run_id for c in view.census()] == ["lt-0"]
