@@ -538,3 +538,14 @@ class LedgerView:
     def size(self) -> int:
         with self._lock:
             return sum(len(p.entries) for p in self._partitions.values())
+
+    def open_count(self) -> int:
+        """How many runs census() would list, counted when asked (the open-runs gauge)."""
+        with self._lock:
+            return sum(
+                1
+                for part in self._partitions.values()
+                if part.loaded
+                for entry in part.entries.values()
+                if not entry.closing
+            )
