@@ -8,7 +8,6 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-import boto3
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from lambda_trigger.contract import RunRequest
@@ -19,6 +18,7 @@ from lambda_trigger.privileges import CONSUMER_CAPABILITIES, PrivilegeCheck
 from lambda_trigger.settings import ConsumerSettings, DataHubSettings, MappingSettings
 from lambda_trigger_consumer.authorize import Authorizer
 from lambda_trigger_consumer.aws_calls import CallCounter
+from lambda_trigger_consumer.aws_session import new_session
 from lambda_trigger_consumer.completion import CompletionReader
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.dependencies import DependencyMonitor, register_defaults
@@ -163,7 +163,7 @@ class ConsumerApp:
         self._stopping = threading.Event()
         if settings.completion_queue_url:
             sqs = CallCounter(self.metrics.aws_calls, self.metrics.aws_throttles).observe(
-                boto3.session.Session().client("sqs", region_name=region)
+                new_session().client("sqs", region_name=region)
             )
             self.completions = CompletionReader(
                 sqs,

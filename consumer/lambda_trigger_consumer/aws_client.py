@@ -32,6 +32,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambda_trigger_consumer.aws_session import new_session
+
 log = logging.getLogger(__name__)
 
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
@@ -92,7 +94,7 @@ def make_client(
         # connection each (urllib3's "Connection pool is full"), a handshake per call.
         max_pool_connections=max_pool_connections,
     )
-    client = (session or boto3.session.Session()).client(
+    client = (session or new_session()).client(
         service,  # type: ignore[call-overload]
         region_name=region,
         config=config,

@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from lambda_trigger_consumer.aws_calls import AwsTransient, CallCounter, backoff, is_throttle
 from lambda_trigger_consumer.aws_client import Keepalive, make_client
 from lambda_trigger_consumer.aws_rehearsal import rehearse
+from lambda_trigger_consumer.aws_session import new_session
 from lambda_trigger_consumer.ledger import Target
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ class Invoker:
         self._lock = threading.Lock()
         # One session for every client: a session loads botocore's service models once; a
         # new session per client re-reads them (tens of ms each, on a run's path). Clients
-        # are made under self._lock, as a session is not thread-safe.
+        # are made under self._lock, as a session is not thread-safe. (Every session of the
+        # process shares botocore's data: aws_session.py.)
         self._session: boto3.session.Session | None = None
         self._calls = calls  # counts every call of every client made here (metrics)
         self._pool = max_pool_connections  # one connection per thread that may call at once
@@ -119,7 +121,7 @@ class Invoker:
                 # the function runs; NAT gateways and proxies drop idle connections (AWS NAT:
                 # 350 s). TCP keepalive probes (aws_client.py) keep it visibly alive.
                 if self._session is None:
-                    self._session = boto3.session.Session()
+                    self._session = new_session()
                 self._clients[key] = make_client(
                     service,
                     key[1],

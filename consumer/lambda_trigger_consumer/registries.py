@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 
-import boto3
 import httpx
 from botocore.config import Config
 
@@ -28,6 +27,7 @@ from lambda_trigger.registry_auth import (
     resolve_registry_auth,
 )
 from lambda_trigger.settings import ConsumerSettings
+from lambda_trigger_consumer.aws_session import new_session
 from lambda_trigger_consumer.decode import Registry, SchemaRegistry
 from lambda_trigger_consumer.glue_registry import GlueSchemaRegistry
 
@@ -91,7 +91,7 @@ GLUE_HINT = (
 def build_registry(settings: ConsumerSettings, region: str | None) -> RegistrySetup:
     """Raises lambda_trigger.registry_auth.RegistryAuthError for unusable credentials."""
     if settings.schema_registry_type == "AWS_GLUE":
-        glue = boto3.session.Session().client(
+        glue = new_session().client(
             "glue",
             region_name=settings.glue_registry_region or region or "us-east-1",
             # A schema is fetched on the poll loop: a Glue outage must cost seconds (the
