@@ -314,6 +314,14 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         for r, (t, kind) in written.items()
         if kind == "single" and r in invoked
     ]
+    stages = _single_stages(
+        [work / f"burst-{consumers}-{n}.log" for n in range(consumers)],
+        {
+            r: (t, min(invoked[r]))
+            for r, (t, kind) in written.items()
+            if kind == "single" and r in invoked
+        },
+    )
     peak = max(samples, key=lambda s: s[1], default=(0.0, 0.0, 0.0))
     peak_growth = max((s[2] for s in samples), default=0.0)
     return {
@@ -325,6 +333,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         "single_p50_ms": percentile(singles_ms, 50) if singles_ms else float("nan"),
         # Of which GMS's answer to the request's write (the double's, here, in a burst).
         "single_write_p50_ms": percentile(single_writes_ms, 50) if single_writes_ms else 0.0,
+        "single_stages_p50_ms": stages,
         "aws_calls_per_run": calls / max(1, total),
         "aws_throttles": throttles,
         "peak_inflight": peak[1],
@@ -336,6 +345,36 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         "lost_kinds": dict(lost_kinds),
         "kinds": dict(Counter(k for _t, k in written.values())),
     }
+
+
+def _log_time(line: str) -> float:
+    """A consumer log line's time (benchmarks.drain logs asctime: local time, milliseconds)."""
+    stamp = line[:23]
+    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:23]) / 1000
+
+
+def _single_stages(logs: list[Path], singles: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Where a lone run's wait goes (p50s, ms), from the consumers' logs: written -> accepted
+    (GMS's write, its MCL, the poll loop), accepted -> "invoking" (the ledger records, the
+    checks, the claim), "invoking" -> AWS's record of the call."""
+    accepted: dict[str, float] = {}
+    invoking: dict[str, float] = {}
+    for log in logs:
+        for line in log.read_text(errors="replace").splitlines():
+            for marker, found in ((" accepted run ", accepted), (": invoking ", invoking)):
+                if marker not in line:
+                    continue
+                words = line.split()
+                run_id = words[words.index("run") + 1].rstrip(":") if "run" in words else ""
+                if run_id in singles:
+                    found.setdefault(run_id, _log_time(line))
+    spans: dict[str, list[float]] = {"to_accepted": [], "to_invoking": [], "to_aws": []}
+    for run_id, (written_at, aws_at) in singles.items():
+        if run_id in accepted and run_id in invoking:
+            spans["to_accepted"].append((accepted[run_id] - written_at) * 1000)
+            spans["to_invoking"].append((invoking[run_id] - accepted[run_id]) * 1000)
+            spans["to_aws"].append((aws_at - invoking[run_id]) * 1000)
+    return {k: percentile(v, 50) if v else float("nan") for k, v in spans.items()}
 
 
 def _readyz(port: int) -> dict[str, Any]:
@@ -410,7 +449,8 @@ def main() -> None:
                 f"{r['write_s']:.1f} s; statuses {r['statuses']}; peak {r['peak_inflight']:.0f} "
                 f"in flight; {r['aws_throttles']:.0f} throttled AWS calls; lone runs "
                 f"p50 {r['single_p50_ms']:.0f} ms (of which GMS's answer to the write: "
-                f"p50 {r['single_write_p50_ms']:.0f} ms)",
+                f"p50 {r['single_write_p50_ms']:.0f} ms); their p50 stages, ms: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in r["single_stages_p50_ms"].items()),
                 flush=True,
             )
             print(f"  consumers={consumers} {_line(r)}", flush=True)
