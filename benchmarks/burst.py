@@ -162,6 +162,9 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         "LAMBDA_TRIGGER_ONE_ACTIVE_RUN": "false",
         "LAMBDA_TRIGGER_COMPLETION_QUEUE_URL": queue_url,
         "LAMBDA_TRIGGER_SFN_STATUS_EVENTS": "true" if args.sfn_events else "false",
+        # INFO, as the consumer logs in production: each run's steps, which the lone runs'
+        # stages are read from.
+        "BENCH_LOG_LEVEL": "INFO",
     }
     ports = [free_port() for _ in range(consumers)]
     procs = [

@@ -48,6 +48,10 @@ from lambda_trigger_consumer.warm import consumer_warmup
 
 log = logging.getLogger(__name__)
 
+# How long a dataset GMS has said exists is believed without asking again (a run's two checks
+# of its dataset, and the many runs of one dataset in a burst, cost one read pair).
+DATASET_PRESENT_SECONDS = 10.0
+
 
 def _connect_error(bootstrap_servers: str, fallback: Exception) -> str:
     """Why the first bootstrap server does not answer, as the OS says it ("Connection
@@ -121,7 +125,9 @@ class ConsumerApp:
             "dependency-probe": None,
             "warm-up": None,
         }
-        self.datahub = DataHubClient(datahub_settings)
+        # A dataset GMS said exists is taken as existing for DATASET_PRESENT_SECONDS: each run
+        # checks its dataset when taken up and again right before its invoke (datahub.py).
+        self.datahub = DataHubClient(datahub_settings, present_for_seconds=DATASET_PRESENT_SECONDS)
         # What its token may do in DataHub: checked at start and in /readyz (privileges.py).
         self.privileges = PrivilegeCheck("consumer", self.datahub, CONSUMER_CAPABILITIES)
         self.registry = registry_setup.registry

@@ -367,9 +367,10 @@ class LedgerWriter:
         run_id: str,
         dataset_urn: str | None,
         value: bytes | None,
-        on_delivery: Callable[[KafkaError | None], None],
+        on_delivery: Callable[[KafkaError | None, int], None],
     ) -> None:
-        """Without waiting: `on_delivery` runs from a later `poll()` (the poll loop's path)."""
+        """Without waiting: `on_delivery(error, partition)` runs from a later `poll()` (the
+        poll loop's path, or a step's write)."""
         key = run_id.encode()
         with self._lock:
             self._producer.produce(
@@ -378,7 +379,7 @@ class LedgerWriter:
                 value=value,
                 partition=partition_for(dataset_urn, run_id, self.partitions),
                 headers=self.signer.headers(key, value),
-                on_delivery=lambda err, _msg: on_delivery(err),
+                on_delivery=lambda err, msg: on_delivery(err, msg.partition() or 0),
             )
 
     def poll(self) -> None:

@@ -4,6 +4,7 @@ run request whose ledger record is not stored, never past a record that must be 
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -234,3 +235,36 @@ class _NoDriver:
 
     def on_revoke(self, _partition: int, timeout: float = 20.0) -> None:
         pass
+
+
+def test_a_forwarded_request_reaches_the_driver_when_the_broker_has_it_not_at_its_echo(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    """The view learns a run request the moment its ledger record is stored, if its ledger
+    partition is this consumer's (no round trip through the ledger topic first); its echo then
+    changes nothing. A partition of another consumer learns it from the topic, as before."""
+    runner, _metrics = _runner(registry[0])
+    sent: list[tuple[str, Any]] = []
+    runner._ledger.send = lambda run_id, _dataset, _record, delivered: sent.append(  # type: ignore[method-assign]
+        (run_id, delivered)
+    )
+    view = runner._view
+    view.assign(1)
+    view.loaded(1)  # partition 1 is ours and read to its end; 2 is not ours
+    ours, theirs = "lt-20260101T120000001Z-oursoursou", "lt-20260101T120000002Z-theirsthei"
+    _handle(runner, [_request(0, 0, ours), _request(0, 1, theirs)])
+    assert [run_id for run_id, _ in sent] == [ours, theirs]
+    assert view.get(1, ours) is None  # not stored yet: nothing to take up
+    sent[0][1](None, 1)
+    sent[1][1](None, 2)
+    entry = view.get(1, ours)
+    assert entry is not None and entry.request is not None
+    assert entry.request["dataset_urn"] == SIP
+    assert ours in view.take_touched()
+    assert view.get(2, theirs) is None
+    # A second request record (an echo, a redelivery) leaves the run as it is.
+    before = view.get(1, ours)
+    view.apply(
+        1, ours, json.dumps({"kind": "request", "request": {"dataset_urn": "other"}}).encode()
+    )
+    assert view.get(1, ours) == before
