@@ -297,11 +297,16 @@ class ConsumerApp:
             mappings=self.mappings,
             stop=self.runner.stopping,
             keep_warm_seconds=settings.keep_warm_seconds,
-            threads=self.driver.warm,  # the run's threads, made before the first run
+            threads=self._warm_threads,  # the run's threads, made before the first run
         )
         self.health = HealthServer(
             settings.http_host, settings.http_port, registry, self._live, self._ready
         )
+
+    def _warm_threads(self) -> None:
+        """The threads a run and a cancel pass through (driver.py, runner.py)."""
+        self.driver.warm()
+        self.runner.warm()
 
     def _unwritable(self, entry: RunEntry, error: str) -> None:
         """DataHub refuses this run's status for good: keep the ledger entry on the

@@ -1045,6 +1045,10 @@ class RunDriver:
 
     def _finish(self, partition: int, entry: RunEntry) -> float | None:
         assert entry.result is not None
+        # A KILL that reached the run as it ended (merged into the entry by the last save, or
+        # read since) is judged too: it changes nothing now, but an unauthorised one is
+        # counted and logged like any other.
+        self._vet_cancel(partition, entry)
         result = result_from_dict(entry.result)
         if entry.result_guard:
             stored = self._datahub.read_result(entry.run_id)

@@ -160,6 +160,10 @@ class Runner:
             1 for p in self.ledger_assignment if not self._view.owns(p)
         )
 
+    def warm(self) -> None:
+        """The cancel signals' thread, made before the first KILL needs it (issue 25)."""
+        self._signals.submit(lambda: None).result(timeout=5)
+
     def stop(self) -> None:
         self.stopping.set()
 

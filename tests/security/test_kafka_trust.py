@@ -414,8 +414,7 @@ def test_a_kill_before_the_start_by_a_writer_who_may_not_cancel_is_ignored(
 ) -> None:
     """The KILL is in Kafka before the consumer has even seen the run: still ignored."""
     # The function takes 2 s: the KILL (one GMS read and a ledger record) reaches the run while
-    # it is running. A warm consumer can otherwise end a run that answers at once before the
-    # KILL arrives, and a KILL of a finished run is not judged at all.
+    # it is running, and is judged when the run's outcome is written (driver._finish).
     env.moto.queue_result(env.functions["sip"], payload={"ok": True}, delay_seconds=2.0)
     request = env.request(SIP)
     mallory, token = _user(env, "mallory")

@@ -268,3 +268,14 @@ def test_a_forwarded_request_reaches_the_driver_when_the_broker_has_it_not_at_it
         1, ours, json.dumps({"kind": "request", "request": {"dataset_urn": "other"}}).encode()
     )
     assert view.get(1, ours) == before
+
+
+def test_warm_makes_the_cancel_signals_thread(
+    registry: tuple[SchemaRegistry, RegistryCalls],
+) -> None:
+    """Issue 25: the first KILL after a start does not wait for its thread to be made."""
+    runner, _metrics = _runner(registry[0])
+    assert runner._signals._threads == set()
+    runner.warm()
+    assert len(runner._signals._threads) == 1
+    runner._signals.shutdown()
