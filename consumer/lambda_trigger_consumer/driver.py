@@ -92,6 +92,9 @@ FULL_SCAN_SECONDS = 0.5
 
 # The `kind` label of runs_inflight for the asynchronous targets, counted by the dispatch loop
 # (a synchronous invoke counts itself while it waits for the function, in _invoke).
+# How long a run waits, before its claim, for a KILL of it that has been read from the MCL
+# to reach the ledger (one GMS read and one ledger write; longer only while DataHub is away).
+CANCEL_WAIT_SECONDS = 5.0
 ASYNC_KINDS = {"lambda-event": "event", "stepfunctions": "stepfunctions"}
 # Clocks differ a little between writers and the consumer; more than this is not skew.
 FUTURE_TOLERANCE_SECONDS = 300.0
@@ -722,6 +725,11 @@ class RunDriver:
             entry.nonce = self._mint()
             entry.seq += 1
             self._save(partition, entry)
+        if self._view.cancel_expected(entry.run_id, CANCEL_WAIT_SECONDS):
+            # A KILL of this run has been read from the MCL and is on its way into the ledger
+            # (runner.py): it is judged before the run may start. DataHub's UI can write one
+            # right after the request, and the run would otherwise win the race.
+            return 0.02
         request = self._pre_invoke_check(entry, target)
         if isinstance(request, str):
             return self._unstarted(partition, entry, DataHubStatus.FAILURE, request)

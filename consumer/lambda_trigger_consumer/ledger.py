@@ -427,6 +427,24 @@ class LedgerView:
         # then looks at every run again, not only at those with news.
         self.generation = 0
         self.trigger_sink: TriggerSink | None = None  # trigger_intents.TriggerBook
+        # Runs with a KILL read from the MCL and on its way into the ledger (runner.py): since
+        # when. The run driver does not claim such a run until the KILL is here (or a while
+        # has passed), so a KILL written before the run was taken up is judged before it starts.
+        self._expected: dict[str, float] = {}
+
+    def expect_cancel(self, run_id: str) -> None:
+        with self._lock:
+            self._expected.setdefault(run_id, time.monotonic())
+
+    def cancel_settled(self, run_id: str) -> None:
+        with self._lock:
+            self._expected.pop(run_id, None)
+
+    def cancel_expected(self, run_id: str, within: float) -> bool:
+        """A KILL of the run was read less than `within` seconds ago and is not in the view."""
+        with self._lock:
+            since = self._expected.get(run_id)
+        return since is not None and time.monotonic() - since < within
 
     def assign(self, partition: int) -> None:
         with self._lock:

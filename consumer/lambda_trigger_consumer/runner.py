@@ -55,6 +55,7 @@ from lambda_trigger_consumer.ledger import (
     LedgerWriter,
     cancel_record,
     invalid_record,
+    partition_for,
     request_record,
 )
 from lambda_trigger_consumer.metrics import ConsumerMetrics
@@ -330,6 +331,7 @@ class Runner:
             return True
         if signal is not None:
             self._tracker.started(tp, offset)
+            self._view.expect_cancel(signal.run_id)
             future = self._signals.submit(self._on_signal, signal, tp, offset)
             self._signal_futures.add(future)
             future.add_done_callback(self._signal_futures.discard)
@@ -361,6 +363,12 @@ class Runner:
         self._ledger.send(run_id, dataset, record, delivered)
 
     def _on_signal(self, signal: CancelSignal, tp: TP, offset: int) -> None:
+        try:
+            self._cancel_into_ledger(signal, tp, offset)
+        finally:
+            self._view.cancel_settled(signal.run_id)
+
+    def _cancel_into_ledger(self, signal: CancelSignal, tp: TP, offset: int) -> None:
         """Which dataset (and so which ledger partition)? Only DataHub knows."""
         delay = 0.5
         while True:
@@ -377,11 +385,15 @@ class Runner:
             return
         dataset = dataset_of(dict(request.args)) if request is not None else None
         log.info("run %s: cancel requested by %s", signal.run_id, signal.actor)
+        record = cancel_record(signal.run_id, dataset, signal.actor)
         while True:
             try:
-                self._ledger.write(
-                    signal.run_id, dataset, cancel_record(signal.run_id, dataset, signal.actor)
-                )
+                self._ledger.write(signal.run_id, dataset, record)
+                # Stored: into the view now if its partition is ours (as a forwarded request),
+                # so the run it may stop sees it before its claim (LedgerView.expect_cancel).
+                partition = partition_for(dataset, signal.run_id, self._ledger.partitions)
+                if self._view.owns(partition):
+                    self._view.apply(partition, signal.run_id, record)
                 break
             except KafkaException as exc:
                 if self.stopping.wait(1.0):

@@ -12,7 +12,14 @@ from prometheus_client import CollectorRegistry
 
 from lambda_trigger.contract import DataHubStatus, RunRequest, RunResult
 from lambda_trigger_consumer.driver import DriverConfig, RunDriver
-from lambda_trigger_consumer.ledger import LedgerView, RunEntry, cancel_record, result_to_dict
+from lambda_trigger_consumer.ledger import (
+    LedgerView,
+    Phase,
+    RunEntry,
+    Target,
+    cancel_record,
+    result_to_dict,
+)
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 
 DATASET = "urn:li:dataset:(urn:li:dataPlatform:athena,db.table,PROD)"
@@ -111,3 +118,28 @@ def test_a_kill_merged_into_the_run_by_its_last_save_is_judged() -> None:
     driver._set_result(0, running, RunResult(DataHubStatus.SUCCESS, 1000, "done", 5, {}))
     assert _ignored(metrics) == 1
     assert datahub.written == ["lt-1 SUCCESS"]
+
+
+def test_a_run_with_a_kill_on_its_way_waits_before_its_claim() -> None:
+    """A KILL read from the MCL (runner.py marks it) and not yet in the ledger holds the run
+    before its claim: nothing is written to DataHub until the KILL is in, or the wait is over."""
+    driver, _metrics, datahub, _ledger = _driver()
+    target = Target(kind="lambda", key="earnings", label="", matched_by="rule", function="f")
+    entry = RunEntry(
+        "lt-2",
+        DATASET,
+        request=_ended_run(ALICE).request,
+        phase=Phase.CLAIMED,
+        target=target,
+        start_ms=1000,
+        deadline_ms=10_000,
+        nonce=driver._mint(),
+        seq=2,
+    )
+    driver._view.expect_cancel("lt-2")
+    assert driver._claim_and_invoke(0, entry) == 0.02  # look again in a moment
+    assert datahub.written == []  # (a claim would have called the DataHub double: _Unused)
+    assert driver._view.cancel_expected("lt-2", 5.0)
+    assert not driver._view.cancel_expected("lt-2", 0.0)  # the wait is bounded
+    driver._view.cancel_settled("lt-2")
+    assert not driver._view.cancel_expected("lt-2", 5.0)
