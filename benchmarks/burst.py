@@ -317,7 +317,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         for r, (t, kind) in written.items()
         if kind == "single" and r in invoked
     ]
-    stages = _single_stages(
+    stages, slowest_stages = _single_stages(
         [work / f"burst-{consumers}-{n}.log" for n in range(consumers)],
         {
             r: (t, min(invoked[r]))
@@ -337,6 +337,7 @@ def run_phase(stack: Any, args: argparse.Namespace, consumers: int, work: Path) 
         # Of which GMS's answer to the request's write (the double's, here, in a burst).
         "single_write_p50_ms": percentile(single_writes_ms, 50) if single_writes_ms else 0.0,
         "single_stages_p50_ms": stages,
+        "single_slowest_stages_ms": slowest_stages,
         "aws_calls_per_run": calls / max(1, total),
         "aws_throttles": throttles,
         "peak_inflight": peak[1],
@@ -356,8 +357,11 @@ def _log_time(line: str) -> float:
     return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:23]) / 1000
 
 
-def _single_stages(logs: list[Path], singles: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Where a lone run's wait goes (p50s, ms), from the consumers' logs: written -> accepted
+def _single_stages(
+    logs: list[Path], singles: dict[str, tuple[float, float]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Where a lone run's wait goes (p50s, and the slowest run's own, ms), from the consumers'
+    logs: written -> accepted
     (GMS's write, its MCL, the poll loop), accepted -> "invoking" (the ledger records, the
     checks, the claim), "invoking" -> AWS's record of the call."""
     accepted: dict[str, float] = {}
@@ -372,12 +376,21 @@ def _single_stages(logs: list[Path], singles: dict[str, tuple[float, float]]) ->
                 if run_id in singles:
                     found.setdefault(run_id, _log_time(line))
     spans: dict[str, list[float]] = {"to_accepted": [], "to_invoking": [], "to_aws": []}
+    slowest: tuple[float, dict[str, float]] = (0.0, {})
     for run_id, (written_at, aws_at) in singles.items():
         if run_id in accepted and run_id in invoking:
-            spans["to_accepted"].append((accepted[run_id] - written_at) * 1000)
-            spans["to_invoking"].append((invoking[run_id] - accepted[run_id]) * 1000)
-            spans["to_aws"].append((aws_at - invoking[run_id]) * 1000)
-    return {k: percentile(v, 50) if v else float("nan") for k, v in spans.items()}
+            its = {
+                "to_accepted": (accepted[run_id] - written_at) * 1000,
+                "to_invoking": (invoking[run_id] - accepted[run_id]) * 1000,
+                "to_aws": (aws_at - invoking[run_id]) * 1000,
+            }
+            for k, v in its.items():
+                spans[k].append(v)
+            if (aws_at - written_at) * 1000 > slowest[0]:
+                slowest = ((aws_at - written_at) * 1000, its)
+    p50s = {k: percentile(v, 50) if v else float("nan") for k, v in spans.items()}
+    # The slowest one's own stages: where the p99's time went.
+    return p50s, slowest[1]
 
 
 def _readyz(port: int) -> dict[str, Any]:
@@ -453,7 +466,9 @@ def main() -> None:
                 f"in flight; {r['aws_throttles']:.0f} throttled AWS calls; lone runs "
                 f"p50 {r['single_p50_ms']:.0f} ms (of which GMS's answer to the write: "
                 f"p50 {r['single_write_p50_ms']:.0f} ms); their p50 stages, ms: "
-                + ", ".join(f"{k} {v:.0f}" for k, v in r["single_stages_p50_ms"].items()),
+                + ", ".join(f"{k} {v:.0f}" for k, v in r["single_stages_p50_ms"].items())
+                + "; the slowest one's: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in r["single_slowest_stages_ms"].items()),
                 flush=True,
             )
             print(f"  consumers={consumers} {_line(r)}", flush=True)

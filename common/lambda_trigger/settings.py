@@ -273,6 +273,8 @@ class ConsumerSettings(_Settings):
     )
     # Threads of the run driver's quick steps (checks, claims, status writes, polls).
     step_threads: int = Field(16, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_STEP_THREADS")
+    # Claims in DataHub at once, at most; waiting ones go in by priority (step_queue.py).
+    max_claims: int = Field(8, ge=1, le=256, validation_alias="LAMBDA_TRIGGER_MAX_CLAIMS")
     # Final status writes of many runs in one GMS call (status_writer.py): how long the first
     # waits for others (ms; 0 writes each alone) and how many runs one call carries.
     status_batch_ms: float = Field(

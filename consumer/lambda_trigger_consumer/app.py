@@ -197,6 +197,7 @@ class ConsumerApp:
             sfn_status_events=settings.sfn_status_events and bool(settings.completion_queue_url),
             sfn_events_poll_seconds=settings.sfn_events_poll_seconds,
             step_threads=settings.step_threads,
+            max_claims=settings.max_claims,
             one_active_run=settings.one_active_run,
             max_inflight=settings.max_inflight,
             queue_aging_seconds=settings.queue_aging_seconds,

@@ -82,7 +82,7 @@ from lambda_trigger_consumer.sfn_events import (
     start_matches,
 )
 from lambda_trigger_consumer.status_writer import StatusWriter
-from lambda_trigger_consumer.step_queue import FairExecutor, Priority, priority_of
+from lambda_trigger_consumer.step_queue import FairExecutor, Priority, PriorityGate, priority_of
 from lambda_trigger_consumer.target import NoTarget, resolve_target
 from lambda_trigger_consumer.upstream_runner import PlanRunner
 
@@ -125,6 +125,10 @@ class DriverConfig:
     # invokes, polls): each mostly waits for GMS or AWS, so a burst of runs needs more than a
     # few, or a lone click queues behind hundreds of other runs' steps (benchmarks/burst.py).
     step_threads: int = 16
+    # Claims in DataHub at once (the final ones of unstarted runs too): in a burst the
+    # synchronous runs' claims came from up to `max_inflight` threads at once, and a click's
+    # queued at GMS behind all of them. Waiting claims go in by priority (PriorityGate).
+    max_claims: int = 8
     # One active run per dataset and target: a second request ends DUPLICATE.
     one_active_run: bool = True
     completion_queue_arn: str | None = None
@@ -222,6 +226,7 @@ class RunDriver:
             events_wait=config.sfn_events_poll_seconds if config.sfn_status_events else None,
         )
         self._dataset_locks: dict[str, threading.Lock] = {}
+        self._claims = PriorityGate(config.max_claims, config.queue_aging_seconds)
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
         self._revoked: set[int] = set()
@@ -556,8 +561,12 @@ class RunDriver:
         target.parameters = parameters
         dataset = entry.dataset_urn or request.dataset_urn
         with self._dataset_lock(dataset):
-            active = self._active_run(dataset, target.key, entry.run_id)
-            if active is not None and self._config.one_active_run:
+            active = (
+                self._active_run(partition, dataset, target.key, entry.run_id)
+                if self._config.one_active_run
+                else None
+            )
+            if active is not None:
                 self._metrics.duplicates.inc()
                 return self._unstarted(
                     partition,
@@ -612,8 +621,10 @@ class RunDriver:
             return self._config.async_max_seconds if target.tracked else 120.0
         return self._config.sfn_max_seconds
 
-    def _active_run(self, dataset: str, target_key: str, other_than: str) -> str | None:
-        for _partition, run in self._view.runs(where=lambda r: r.dataset_urn == dataset):
+    def _active_run(
+        self, partition: int, dataset: str, target_key: str, other_than: str
+    ) -> str | None:
+        for run in self._view.runs_of(partition, dataset):
             if (
                 run.run_id != other_than
                 and run.result is None
@@ -681,7 +692,12 @@ class RunDriver:
         """End a run that was never started, unless someone else claimed it first."""
         log.warning("run %s not started (%s): %s", entry.run_id, final.value, message)
         result = status.not_started(now_ms(), message, final, **details)
-        outcome = self._datahub.claim(entry.run_id, result)
+        request = entry.request or {}
+        self._claims.acquire(priority_of(request.get("source_type")))
+        try:
+            outcome = self._datahub.claim(entry.run_id, result)
+        finally:
+            self._claims.release()
         if outcome.ours:
             self._metrics.status_writes.labels(status=final.value).inc()
             self._metrics.runs_finished.labels(status=final.value).inc()
@@ -733,18 +749,25 @@ class RunDriver:
         request = self._pre_invoke_check(entry, target)
         if isinstance(request, str):
             return self._unstarted(partition, entry, DataHubStatus.FAILURE, request)
+        claim = status.running(entry.start_ms, target, entry.nonce, entry.deadline_ms)
+        # The claims gate first (clicks go first), then the fence: a run waiting for its turn
+        # must not hold up a revoke.
+        self._claims.acquire(priority_of(request.source_type))
         # The fence covers the claim and the INVOKING record together: once on_revoke has
         # returned, this process neither claims nor invokes a run of that partition, and every
         # run it claimed has INVOKING in the ledger. So the next owner never finds a run that
         # was claimed here but never started (it would have to end it "outcome unknown").
         if not self._pass_fence(partition):
+            self._claims.release()
             log.info(
                 "run %s: partition %d was revoked; not starting it here", entry.run_id, partition
             )
             return None
         try:
-            claim = status.running(entry.start_ms, target, entry.nonce, entry.deadline_ms)
-            outcome = self._datahub.claim(entry.run_id, claim)
+            try:
+                outcome = self._datahub.claim(entry.run_id, claim)
+            finally:
+                self._claims.release()
             if not outcome.ours:
                 stored = outcome.stored
                 if stored is None or is_final(stored.status):

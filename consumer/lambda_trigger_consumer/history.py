@@ -20,6 +20,10 @@ data platform for AWS Lambda or Step Functions (metadata-service/configuration/s
 resources/bootstrap_mcps/data-platforms.yaml has neither), so the flows use the orchestrators
 `aws-lambda` and `aws-sfn`; the UI shows the name without a logo.
 
+Records handed over while the writer is busy go out together (issue 24: a burst of 2,000 runs
+made 8,000 GMS calls one after another, a third of the consumer's Python time and a share of
+GMS's): every record but the run events in one batch call, then every run event in a second.
+
 History is a side record: a failed write is logged and counted
 (`lambda_trigger_consumer_history_write_failures_total`) and the run carries on. Every write is
 an idempotent upsert (the run event's key is its timestampMillis), so nothing needs undoing.
@@ -32,7 +36,9 @@ import copy
 import json
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any
 
 from datahub.emitter.mcp import MetadataChangeProposalWrapper
@@ -67,6 +73,21 @@ CUSTOM_OPERATION = "LAMBDA_INGESTION"
 SCHEDULED_SOURCE_TYPE = "SCHEDULED_INGESTION_SOURCE"
 _ORCHESTRATORS = {"lambda": "aws-lambda", "lambda-event": "aws-lambda", "stepfunctions": "aws-sfn"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
+
+
+# Runs whose records share one pair of GMS calls, at most (a batch call's body stays well
+# under GMS's request limits: a run's records are about 2 KB).
+BATCH_RUNS = 100
+
+
+@dataclass
+class _Records:
+    """One run start's or end's records: the run event goes out after the rest."""
+
+    run_id: str
+    event: str  # "started" / "finished" (the writes counter's label)
+    rest: list[MetadataChangeProposalWrapper]
+    run_event: MetadataChangeProposalWrapper
 
 
 class HistorySettings(BaseSettings):
@@ -110,8 +131,12 @@ class RunHistory:
         self._datahub = datahub
         self._templates: set[str] = set()  # dataJobs written by this process
         # One writer thread, off the run's path: a slow DataHub delays history, never an
-        # invoke; one thread keeps a run's start before its end.
+        # invoke; one thread keeps a run's start before its end. What is handed over while it
+        # writes waits in `_pending` and goes out in the next batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="history")
+        self._pending: list[tuple[str, Any, tuple[Any, ...]]] = []
+        self._pending_lock = threading.Lock()
+        self._draining = False
         self.failures = Counter(
             "lambda_trigger_consumer_history_write_failures",
             "Run history writes (dataProcessInstance, run events, operation) DataHub refused "
@@ -135,11 +160,11 @@ class RunHistory:
 
     def started(self, entry: RunEntry) -> None:
         if self.enabled:
-            self._submit(self.write_started, copy.deepcopy(entry))
+            self._submit(entry.run_id, self._started_records, copy.deepcopy(entry))
 
     def finished(self, entry: RunEntry, result: RunResult) -> None:
         if self.enabled:
-            self._submit(self.write_finished, copy.deepcopy(entry), result)
+            self._submit(entry.run_id, self._finished_records, copy.deepcopy(entry), result)
 
     def warm(self) -> None:
         """Make the writer thread now (the warm-up): on the first run, handing over its
@@ -157,87 +182,127 @@ class RunHistory:
             self.flush(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, fn: Any, *args: Any) -> None:
+    def _submit(self, run_id: str, build: Any, *args: Any) -> None:
+        with self._pending_lock:
+            self._pending.append((run_id, build, args))
+            if self._draining:
+                return  # the writer takes it with the others after its current batch
+            self._draining = True
         try:
-            self._pool.submit(fn, *args)
-        except RuntimeError as exc:  # shut down: the history of this run is skipped
-            self._failed(args[0].run_id, "handover", exc)
+            self._pool.submit(self._drain)
+        except RuntimeError as exc:  # shut down: the history of these runs is skipped
+            with self._pending_lock:
+                skipped, self._pending, self._draining = self._pending, [], False
+            for skipped_run, _build, _args in skipped:
+                self._failed(skipped_run, "handover", exc)
+
+    def _drain(self) -> None:
+        """The writer thread: batches of what is pending, until nothing is."""
+        while True:
+            with self._pending_lock:
+                batch, self._pending = self._pending[:BATCH_RUNS], self._pending[BATCH_RUNS:]
+                if not batch:
+                    self._draining = False
+                    return
+            records: list[_Records] = []
+            for run_id, build, args in batch:
+                try:
+                    records.append(build(*args))
+                except Exception as exc:  # history must never fail or strand a run
+                    self._failed(run_id, "records", exc)
+            self._write(records)
 
     # --- writes -------------------------------------------------------------------------------
 
-    def write_started(self, entry: RunEntry) -> None:
-        """The run was claimed (RUNNING in DataHub): a DPI with a STARTED event."""
+    def _write(self, records: list[_Records]) -> None:
+        """Several runs' records in two calls; if GMS refuses the batch, each run's on its
+        own, so that one bad record costs only its own run's history."""
+        if not records:
+            return
         try:
-            assert entry.start_ms is not None
-            mcps = self._instance(entry)
-            mcps.append(
-                MetadataChangeProposalWrapper(
-                    entityUrn=process_instance_urn(entry.run_id),
-                    aspect=DataProcessInstanceRunEventClass(
-                        timestampMillis=entry.start_ms,
-                        status=DataProcessRunStatusClass.STARTED,
-                        attempt=1,
-                    ),
-                )
-            )
-            self._emit(mcps)
-            self.writes.labels(event="started").inc()
-        except Exception as exc:  # history must never fail or strand a run
-            self._failed(entry.run_id, "start", exc)
-
-    def write_finished(self, entry: RunEntry, result: RunResult) -> None:
-        """The final status is in DataHub: COMPLETE with its result; an operation on success."""
-        try:
-            end = (
-                result.start_time_ms + result.duration_ms
-                if result.duration_ms is not None
-                else now_ms()
-            )
-            urn = process_instance_urn(entry.run_id)
-            # Without its request and target (a late completion for a run already ended) the
-            # entry cannot describe the run: the instance written at the start stays as it is.
-            mcps = (
-                self._instance(entry, fallback_start=result.start_time_ms)
-                if entry.request is not None and entry.target is not None
-                else []
-            )
-            dataset = entry.dataset_urn
-            if result.status == DataHubStatus.SUCCESS and dataset and entry.request is not None:
-                mcps.append(
-                    MetadataChangeProposalWrapper(
-                        entityUrn=dataset,
-                        aspect=OperationClass(
-                            timestampMillis=end,
-                            lastUpdatedTimestamp=end,
-                            operationType=OperationTypeClass.CUSTOM,
-                            customOperationType=CUSTOM_OPERATION,
-                            actor=self._requester(entry),
-                            sourceType=OperationSourceTypeClass.DATA_PROCESS,
-                            customProperties=self._properties(entry),
-                        ),
-                    )
-                )
-            # The COMPLETE event last: once the Runs tab shows the run ended, the rest is there.
-            mcps.append(
-                MetadataChangeProposalWrapper(
-                    entityUrn=urn,
-                    aspect=DataProcessInstanceRunEventClass(
-                        # A run event is keyed by its timestamp: the end must not overwrite the
-                        # start (a run ending in the same millisecond moves on by one).
-                        timestampMillis=max(end, (entry.start_ms or 0) + 1),
-                        status=DataProcessRunStatusClass.COMPLETE,
-                        attempt=1,
-                        result=DataProcessInstanceRunResultClass(
-                            type=result_type(result.status), nativeResultType=result.status.value
-                        ),
-                        durationMillis=result.duration_ms,
-                    ),
-                )
-            )
-            self._emit(mcps)
-            self.writes.labels(event="finished").inc()
+            self._emit(records)
         except Exception as exc:
-            self._failed(entry.run_id, "end", exc)
+            if len(records) == 1:
+                self._failed(records[0].run_id, records[0].event, exc)
+                return
+            for one in records:
+                try:
+                    self._emit([one])
+                except Exception as each:
+                    self._failed(one.run_id, one.event, each)
+                else:
+                    self.writes.labels(event=one.event).inc()
+            return
+        for one in records:
+            self.writes.labels(event=one.event).inc()
+
+    def _started_records(self, entry: RunEntry) -> _Records:
+        assert entry.start_ms is not None
+        return _Records(
+            entry.run_id,
+            "started",
+            self._instance(entry),
+            MetadataChangeProposalWrapper(
+                entityUrn=process_instance_urn(entry.run_id),
+                aspect=DataProcessInstanceRunEventClass(
+                    timestampMillis=entry.start_ms,
+                    status=DataProcessRunStatusClass.STARTED,
+                    attempt=1,
+                ),
+            ),
+        )
+
+    def _finished_records(self, entry: RunEntry, result: RunResult) -> _Records:
+        """The final status is in DataHub: COMPLETE with its result; an operation on success."""
+        end = (
+            result.start_time_ms + result.duration_ms
+            if result.duration_ms is not None
+            else now_ms()
+        )
+        urn = process_instance_urn(entry.run_id)
+        # Without its request and target (a late completion for a run already ended) the
+        # entry cannot describe the run: the instance written at the start stays as it is.
+        mcps = (
+            self._instance(entry, fallback_start=result.start_time_ms)
+            if entry.request is not None and entry.target is not None
+            else []
+        )
+        dataset = entry.dataset_urn
+        if result.status == DataHubStatus.SUCCESS and dataset and entry.request is not None:
+            mcps.append(
+                MetadataChangeProposalWrapper(
+                    entityUrn=dataset,
+                    aspect=OperationClass(
+                        timestampMillis=end,
+                        lastUpdatedTimestamp=end,
+                        operationType=OperationTypeClass.CUSTOM,
+                        customOperationType=CUSTOM_OPERATION,
+                        actor=self._requester(entry),
+                        sourceType=OperationSourceTypeClass.DATA_PROCESS,
+                        customProperties=self._properties(entry),
+                    ),
+                )
+            )
+        # The COMPLETE event last: once the Runs tab shows the run ended, the rest is there.
+        return _Records(
+            entry.run_id,
+            "finished",
+            mcps,
+            MetadataChangeProposalWrapper(
+                entityUrn=urn,
+                aspect=DataProcessInstanceRunEventClass(
+                    # A run event is keyed by its timestamp: the end must not overwrite the
+                    # start (a run ending in the same millisecond moves on by one).
+                    timestampMillis=max(end, (entry.start_ms or 0) + 1),
+                    status=DataProcessRunStatusClass.COMPLETE,
+                    attempt=1,
+                    result=DataProcessInstanceRunResultClass(
+                        type=result_type(result.status), nativeResultType=result.status.value
+                    ),
+                    durationMillis=result.duration_ms,
+                ),
+            ),
+        )
 
     # --- records ----------------------------------------------------------------------------
 
@@ -326,20 +391,29 @@ class RunHistory:
         }
         return {k: str(v) for k, v in props.items() if v}
 
-    def _emit(self, mcps: list[MetadataChangeProposalWrapper]) -> None:
-        """All but the last record in one batch call (issue 24: a record was one GMS call per
-        aspect), then the last alone: the run event is last so that once the Runs tab shows
-        it, the rest is there. It cannot share the batch: GMS writes a batch's timeseries
-        aspects before its versioned ones (EntityServiceImpl.ingestProposal), and the SDK's
-        OpenAPI mode sends one call per entity type."""
-        if len(mcps) > 2:
-            self._datahub.graph.emit_mcps(mcps[:-1])
-        else:
-            for mcp in mcps[:-1]:
-                self._datahub.graph.emit_mcp(mcp)
-        if mcps:
-            self._datahub.graph.emit_mcp(mcps[-1])
-        for mcp in mcps:
+    def _emit(self, records: list[_Records]) -> None:
+        """Every record but the run events in one batch call (issue 24: a record was one GMS
+        call per aspect), then the run events: a run event is last so that once the Runs tab
+        shows it, the rest is there. They cannot share the batch: GMS writes a batch's
+        timeseries aspects before its versioned ones (EntityServiceImpl.ingestProposal), and
+        the SDK's OpenAPI mode sends one call per entity type. A task's template goes once."""
+        rest: list[MetadataChangeProposalWrapper] = []
+        templates: set[tuple[str, str]] = set()
+        for one in records:
+            for mcp in one.rest:
+                if isinstance(mcp.aspect, DataFlowInfoClass | DataJobInfoClass):
+                    key = (mcp.entityUrn or "", mcp.aspectName or "")
+                    if key in templates:
+                        continue
+                    templates.add(key)
+                rest.append(mcp)
+        events = [one.run_event for one in records]
+        for batch in (rest, events):
+            if len(batch) > 1:
+                self._datahub.graph.emit_mcps(batch)
+            elif batch:
+                self._datahub.graph.emit_mcp(batch[0])
+        for mcp in rest:
             if isinstance(mcp.aspect, DataJobInfoClass) and mcp.entityUrn:
                 self._templates.add(mcp.entityUrn)
 

@@ -17,8 +17,10 @@ or the same one restarted) reads the partition from the beginning and carries on
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -32,6 +34,7 @@ from lambda_trigger_consumer.ledger_auth import LedgerSigner
 from lambda_trigger_consumer.sfn_events import binds, expected_execution_arn, is_status_event_fact
 
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class Phase(StrEnum):
@@ -325,6 +328,23 @@ class LedgerWriter:
         self.partitions = partitions
         self.signer = signer or LedgerSigner(None)
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        # One thread serves the producer's delivery reports as they arrive (librdkafka's poll
+        # returns as soon as it has served one): a writer only waits for its own. Before,
+        # each waiting writer polled every 2 ms itself, and in a burst (benchmarks/burst.py)
+        # tens of them waking 500 times a second each were a tenth of the consumer's Python
+        # time, taken from the runs' own steps. It holds the writer only weakly: a writer
+        # nobody uses any more (tests make many) ends its thread.
+        threading.Thread(
+            target=_serve_deliveries,
+            args=(weakref.ref(self), self._producer, self._closed),
+            name="ledger-deliveries",
+            daemon=True,
+        ).start()
+
+    def close(self) -> None:
+        """Stop serving delivery reports (after the last flush)."""
+        self._closed.set()
 
     def write(
         self, run_id: str, dataset_urn: str | None, value: bytes | None, timeout: float = 20.0
@@ -348,15 +368,13 @@ class LedgerWriter:
                 headers=self.signer.headers(key, value),
                 on_delivery=delivered,
             )
-        end = time.monotonic() + timeout
-        while not done.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                break
-            # Short polls: the delivery report may be served by another thread's poll (the
-            # poll loop's, another step's write), and a long poll here would then sleep out
-            # its whole timeout with the record long stored (the driver's next step waits).
-            self._producer.poll(min(left, 0.002))
+        # The delivery thread (or a flush) serves the report; after close(), nobody does.
+        if self._closed.is_set():
+            end = time.monotonic() + timeout
+            while not done.is_set() and time.monotonic() < end:
+                self._producer.poll(0.01)
+        else:
+            done.wait(timeout)
         if errors:
             raise KafkaException(errors[0])
         if not done.is_set():
@@ -383,6 +401,7 @@ class LedgerWriter:
             )
 
     def poll(self) -> None:
+        """Serve the delivery reports that are due (the delivery thread does this anyway)."""
         self._producer.poll(0)
 
     def state(self, entry: RunEntry) -> None:
@@ -393,6 +412,17 @@ class LedgerWriter:
 
     def flush(self, timeout: float = 10.0) -> int:
         return self._producer.flush(timeout)
+
+
+def _serve_deliveries(
+    writer: weakref.ref[LedgerWriter], producer: Producer, closed: threading.Event
+) -> None:
+    """LedgerWriter's delivery thread: until the writer is closed or gone."""
+    while not closed.is_set() and writer() is not None:
+        try:
+            producer.poll(0.1)
+        except Exception:  # a delivery callback raised: log it, keep serving the others
+            log.exception("ledger delivery report")
 
 
 class RunCensus(NamedTuple):
@@ -409,6 +439,21 @@ class RunCensus(NamedTuple):
 class _Partition:
     loaded: bool = False
     entries: dict[str, RunEntry] = field(default_factory=dict)
+    # dataset URN -> run ids (a superset: read through `entries`). The run driver asks for a
+    # dataset's runs before every start (one active run per dataset); a scan of every run
+    # there cost a burst of 2,000 runs 4 million look-ups (benchmarks/burst.py).
+    by_dataset: dict[str, set[str]] = field(default_factory=dict)
+
+    def index(self, entry: RunEntry) -> None:
+        if entry.dataset_urn:
+            self.by_dataset.setdefault(entry.dataset_urn, set()).add(entry.run_id)
+
+    def unindex(self, entry: RunEntry) -> None:
+        runs = self.by_dataset.get(entry.dataset_urn or "")
+        if runs is not None:
+            runs.discard(entry.run_id)
+            if not runs:
+                del self.by_dataset[entry.dataset_urn or ""]
 
 
 class LedgerView:
@@ -482,9 +527,12 @@ class LedgerView:
                 return
             entry = fold(part.entries.get(run_id), value, run_id)
             if entry is None:
-                part.entries.pop(run_id, None)
+                gone = part.entries.pop(run_id, None)
+                if gone is not None:
+                    part.unindex(gone)
             else:
                 part.entries[run_id] = entry
+                part.index(entry)
             self._touched[run_id] = partition
         self.changed.set()
 
@@ -506,6 +554,7 @@ class LedgerView:
                 if current is not None:  # facts read meanwhile stay
                     merge_facts(entry, current)
                 part.entries[entry.run_id] = entry
+                part.index(entry)
 
     def close_local(self, partition: int, run_id: str) -> None:
         """The owner wrote the tombstone: nothing more to do until its echo removes the run."""
@@ -536,6 +585,20 @@ class LedgerView:
                 if not entry.closing and (where is None or where(entry))
             ]
         return iter(items)
+
+    def runs_of(self, partition: int, dataset: str) -> list[RunEntry]:
+        """A snapshot of the open runs of one dataset in a loaded partition (every run of a
+        dataset is in one partition: `partition_for`)."""
+        with self._lock:
+            part = self._partitions.get(partition)
+            if part is None or not part.loaded:
+                return []
+            found = (part.entries.get(run_id) for run_id in part.by_dataset.get(dataset, ()))
+            return [
+                replace(entry)
+                for entry in found
+                if entry is not None and not entry.closing and entry.dataset_urn == dataset
+            ]
 
     def census(self) -> list[RunCensus]:
         """Every open run of the loaded partitions, in brief and without copying it."""

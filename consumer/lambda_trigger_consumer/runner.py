@@ -201,6 +201,7 @@ class Runner:
             self._signals.shutdown(wait=False, cancel_futures=True)
             self._consumer.close()  # leaves the group: the partitions move on at once
             undelivered = self._ledger.flush(10) + self._dead_letters.flush(10)
+            self._ledger.close()
             if undelivered:
                 log.error(
                     "%d records were not delivered; their offsets were not committed", undelivered
@@ -342,18 +343,22 @@ class Runner:
     def _forward(
         self, tp: TP, offset: int, run_id: str, dataset: str | None, record: bytes
     ) -> None:
-        """Into the ledger; the MCL offset may pass this record once the broker has it."""
-        self._tracker.started(tp, offset)
+        """Into the ledger; the MCL offset may pass this record once the broker has it.
 
-        def delivered(error: KafkaError | None, partition: int) -> None:
+        When the run's ledger partition is ours, the driver takes the run up at once, not
+        when the broker confirms the record (a round trip: 30-100 ms in a burst) nor when it
+        comes back from the ledger topic (30-330 ms; benchmarks/burst.py). Nothing is done
+        for the run before a record of its own is stored: its first step, CLAIMED, is a full
+        snapshot (the request included) written after this one to the same partition by the
+        same idempotent producer, and the claim in DataHub waits for it. Should this record
+        be lost, that snapshot stands in for it. The echo changes nothing (ledger.fold: a
+        repeated request is a no-op)."""
+        self._tracker.started(tp, offset)
+        partition = partition_for(dataset, run_id, self._ledger.partitions)
+
+        def delivered(error: KafkaError | None, _partition: int) -> None:
             if error is None:
                 self._tracker.finished(tp, offset)
-                if self._view.owns(partition):
-                    # The broker has it, and its partition is ours: the driver takes the run
-                    # up now, not when the record comes back from the ledger topic (a round
-                    # trip through the broker: 30-330 ms in a burst, benchmarks/burst.py).
-                    # The echo changes nothing (ledger.fold: a repeated request is a no-op).
-                    self._view.apply(partition, run_id, record)
                 return
             # Kafka is unwell: keep trying; the offset stays pinned until it works.
             log.warning("run %s: ledger write failed (%s); retrying", run_id, error)
@@ -361,6 +366,8 @@ class Runner:
             self._ledger.send(run_id, dataset, record, delivered)
 
         self._ledger.send(run_id, dataset, record, delivered)
+        if self._view.owns(partition):
+            self._view.apply(partition, run_id, record)
 
     def _on_signal(self, signal: CancelSignal, tp: TP, offset: int) -> None:
         try:

@@ -273,3 +273,53 @@ class FairExecutor:
             with self._cond:
                 self._running -= 1
                 self._cond.notify()
+
+
+class PriorityGate:
+    """At most `limit` holders at once; a waiter goes in by priority class, with the same
+    aging as the queue (a class-p waiter ranks as though it came p x `aging_seconds` later),
+    then in arrival order. The run driver holds it around its claims in DataHub (driver.py):
+    in a burst the synchronous runs' claims came from up to `max_inflight` threads at once,
+    and a click's claim queued at GMS behind all of them."""
+
+    def __init__(
+        self,
+        limit: int,
+        aging_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if aging_seconds <= 0:
+            raise ValueError("aging_seconds must be > 0")
+        self.limit = max(1, limit)
+        self._aging = aging_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._held = 0
+        self._waiting: list[tuple[int, float, threading.Event]] = []  # in arrival order
+
+    def acquire(self, priority: Priority) -> None:
+        with self._lock:
+            if self._held < self.limit and not self._waiting:
+                self._held += 1
+                return
+            turn = threading.Event()
+            self._waiting.append((int(priority), self._clock(), turn))
+        turn.wait()  # release() hands its place over: _held already counts this holder
+
+    def release(self) -> None:
+        with self._lock:
+            if not self._waiting:
+                self._held -= 1
+                return
+            now = self._clock()
+            # The lowest rank; on a tie the earliest (min keeps the first of equals).
+            best = min(
+                range(len(self._waiting)),
+                key=lambda i: self._waiting[i][0] - (now - self._waiting[i][1]) / self._aging,
+            )
+            _p, _since, turn = self._waiting.pop(best)
+            turn.set()
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)

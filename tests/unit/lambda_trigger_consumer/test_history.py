@@ -3,6 +3,7 @@ never reaches the run."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -188,6 +189,7 @@ def test_a_record_is_one_batch_call_and_its_run_event_alone_last() -> None:
     client = _Client()
     history = _history(client)
     history.started(_entry())
+    history.flush()
     history.finished(_entry(), RunResult(DataHubStatus.SUCCESS, 1000, "ok", 500))
     history.flush()
     calls = client.graph.calls
@@ -197,3 +199,62 @@ def test_a_record_is_one_batch_call_and_its_run_event_alone_last() -> None:
     assert calls[3] == ["dataProcessInstanceRunEvent"]
     assert "dataProcessInstanceProperties" in calls[0] and "dataJobInfo" in calls[0]
     assert "operation" in calls[2] and "dataProcessInstanceRunEvent" not in calls[2]
+
+
+class _BlockingGraph(_Graph):
+    """Holds its first call until released; refuses any batch holding `refuse` (a run id)."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.refuse = refuse
+
+    def emit_mcps(self, mcps: list[MetadataChangeProposalWrapper]) -> None:
+        if not self.calls:
+            assert self.release.wait(10)
+        if self.refuse and any(self.refuse in (m.entityUrn or "") for m in mcps):
+            self.calls.append(["refused"])
+            raise RuntimeError("422: GMS said no")
+        super().emit_mcps(mcps)
+
+
+def _run(n: int) -> RunEntry:
+    entry = _entry()
+    entry.run_id = f"lt-{n}"
+    return entry
+
+
+def test_records_handed_over_while_the_writer_is_busy_go_out_in_two_calls() -> None:
+    """Issue 24: a burst's run starts share GMS calls: the records, then the run events."""
+    client = _Client()
+    client.graph = _BlockingGraph()
+    history = _history(client)
+    history.started(_run(0))  # the writer takes it, and waits in its first call
+    for n in range(1, 6):
+        history.started(_run(n))
+    client.graph.release.set()
+    history.flush()
+    calls = client.graph.calls
+    assert len(calls) == 4, calls  # run 0: two calls; runs 1-5: two calls
+    assert calls[3] == ["dataProcessInstanceRunEvent"] * 5
+    assert "dataProcessInstanceRunEvent" not in calls[2]
+    assert calls[2].count("dataProcessInstanceProperties") == 5
+    assert "dataJobInfo" not in calls[2]  # the task's template went out with run 0
+    assert history.writes.labels(event="started")._value.get() == 6
+    assert history.failures._value.get() == 0
+
+
+def test_a_refused_batch_is_written_run_by_run_and_costs_only_the_bad_run() -> None:
+    client = _Client()
+    client.graph = _BlockingGraph(refuse="lt-3")
+    history = _history(client)
+    history.started(_run(0))
+    for n in range(1, 6):
+        history.started(_run(n))
+    client.graph.release.set()
+    history.flush()
+    sent = {m.entityUrn for m in client.graph.sent}
+    assert {f"urn:li:dataProcessInstance:lt-{n}" for n in (0, 1, 2, 4, 5)} <= sent
+    assert "urn:li:dataProcessInstance:lt-3" not in sent
+    assert history.failures._value.get() == 1
+    assert history.writes.labels(event="started")._value.get() == 5

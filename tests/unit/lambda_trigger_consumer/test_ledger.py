@@ -159,3 +159,37 @@ def test_the_view_copies_only_the_runs_asked_for_and_counts_all_without_copying(
     view.revoke(1)  # the driver looks at every run again when the owned partitions change
     assert view.generation > before
     assert [c.run_id for c in view.census()] == ["lt-0"]
+
+
+def test_a_datasets_runs_are_found_through_its_index_as_the_runs_change() -> None:
+    """Issue 24: the run driver asks for a dataset's open runs before every start; the view
+    answers from an index, which follows every way a run arrives, changes and ends."""
+    view = LedgerView()
+    view.assign(0)
+    other = "urn:li:dataset:(urn:li:dataPlatform:athena,db.other,PROD)"
+    for i, dataset in enumerate([DATASET, DATASET, other]):
+        request = RunRequest(f"lt-{i}", dataset, "lambda-trigger", "SDK", 1000)
+        view.apply(0, f"lt-{i}", request_record(request, None))
+    assert view.runs_of(0, DATASET) == []  # not read to its end yet
+    view.loaded(0)
+    assert sorted(e.run_id for e in view.runs_of(0, DATASET)) == ["lt-0", "lt-1"]
+    assert [e.run_id for e in view.runs_of(0, other)] == ["lt-2"]
+    assert view.runs_of(1, DATASET) == []  # not ours
+    # The owner's snapshot replaces the entry: still found, as it is now.
+    entry = view.get(0, "lt-0")
+    assert entry is not None
+    entry.phase, entry.seq = Phase.CLAIMED, 1
+    view.update_local(0, entry)
+    assert {e.run_id: e.phase for e in view.runs_of(0, DATASET)}["lt-0"] == Phase.CLAIMED
+    # A closing run is not open; a tombstone removes it from the index too.
+    view.close_local(0, "lt-0")
+    assert [e.run_id for e in view.runs_of(0, DATASET)] == ["lt-1"]
+    view.apply(0, "lt-0", None)
+    view.apply(0, "lt-1", None)
+    assert view.runs_of(0, DATASET) == []
+    assert view._partitions[0].by_dataset == {other: {"lt-2"}}
+    # A copy: changing it leaves the view's run alone.
+    found = view.runs_of(0, other)[0]
+    found.phase = Phase.STARTED
+    stored = view.get(0, "lt-2")
+    assert stored is not None and stored.phase == Phase.REQUESTED

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from lambda_trigger_consumer.deadletter import DeadLetters
 from lambda_trigger_consumer.decode import SchemaRegistry
-from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter
+from lambda_trigger_consumer.ledger import LedgerView, LedgerWriter, partition_for
 from lambda_trigger_consumer.metrics import ConsumerMetrics
 from lambda_trigger_consumer.runner import Runner
 
@@ -237,37 +237,45 @@ class _NoDriver:
         pass
 
 
-def test_a_forwarded_request_reaches_the_driver_when_the_broker_has_it_not_at_its_echo(
+def test_a_forwarded_request_reaches_the_driver_at_once_if_its_ledger_partition_is_ours(
     registry: tuple[SchemaRegistry, RegistryCalls],
 ) -> None:
-    """The view learns a run request the moment its ledger record is stored, if its ledger
-    partition is this consumer's (no round trip through the ledger topic first); its echo then
-    changes nothing. A partition of another consumer learns it from the topic, as before."""
+    """Issue 24: the view learns a run request as its ledger record is handed to the producer,
+    if its ledger partition is this consumer's: no wait for the broker's confirmation nor for
+    the echo (the run's first step, a full snapshot, is written after it to the same
+    partition). The confirmation and the echo change nothing. A partition of another consumer
+    learns it from the topic, as before."""
     runner, _metrics = _runner(registry[0])
     sent: list[tuple[str, Any]] = []
     runner._ledger.send = lambda run_id, _dataset, _record, delivered: sent.append(  # type: ignore[method-assign]
         (run_id, delivered)
     )
     view = runner._view
-    view.assign(1)
-    view.loaded(1)  # partition 1 is ours and read to its end; 2 is not ours
     ours, theirs = "lt-20260101T120000001Z-oursoursou", "lt-20260101T120000002Z-theirsthei"
-    _handle(runner, [_request(0, 0, ours), _request(0, 1, theirs)])
-    assert [run_id for run_id, _ in sent] == [ours, theirs]
-    assert view.get(1, ours) is None  # not stored yet: nothing to take up
-    sent[0][1](None, 1)
-    sent[1][1](None, 2)
-    entry = view.get(1, ours)
-    assert entry is not None and entry.request is not None
+    partition = partition_for(SIP, ours, 3)  # every run of a dataset: one partition
+    view.assign(partition)
+    view.loaded(partition)
+    _handle(runner, [_request(0, 0, ours)])
+    assert [run_id for run_id, _ in sent] == [ours]
+    entry = view.get(partition, ours)
+    assert entry is not None and entry.request is not None  # before the broker answered
     assert entry.request["dataset_urn"] == SIP
     assert ours in view.take_touched()
-    assert view.get(2, theirs) is None
+    sent[0][1](None, partition)  # the broker's confirmation
+    assert view.get(partition, ours) == entry
     # A second request record (an echo, a redelivery) leaves the run as it is.
-    before = view.get(1, ours)
     view.apply(
-        1, ours, json.dumps({"kind": "request", "request": {"dataset_urn": "other"}}).encode()
+        partition,
+        ours,
+        json.dumps({"kind": "request", "request": {"dataset_urn": "other"}}).encode(),
     )
-    assert view.get(1, ours) == before
+    assert view.get(partition, ours) == entry
+
+    view.revoke(partition)  # now another consumer's: only the topic tells us
+    _handle(runner, [_request(0, 1, theirs)])
+    assert [run_id for run_id, _ in sent] == [ours, theirs]
+    sent[1][1](None, partition)
+    assert view.get(partition, theirs) is None and theirs not in view.take_touched()
 
 
 def test_warm_makes_the_cancel_signals_thread(

@@ -11,7 +11,13 @@ import pytest
 
 from lambda_trigger.contract import SourceType
 from lambda_trigger_consumer.invoke_limit import AdaptiveLimit
-from lambda_trigger_consumer.step_queue import FairExecutor, FairQueue, Priority, priority_of
+from lambda_trigger_consumer.step_queue import (
+    FairExecutor,
+    FairQueue,
+    Priority,
+    PriorityGate,
+    priority_of,
+)
 
 X = "urn:li:dataset:(urn:li:dataPlatform:s3,x,PROD)"
 Y = "urn:li:dataset:(urn:li:dataPlatform:s3,y,PROD)"
@@ -236,3 +242,81 @@ def test_adaptive_limit_halves_on_throttling_and_climbs_back() -> None:
         clock.now += 2
         limit.throttled()
     assert limit.current() == 1  # never below the floor
+
+
+def test_the_claims_gate_holds_its_limit_and_lets_clicks_in_first() -> None:
+    """Issue 24: of the claims waiting for DataHub, a click's goes next, then the others in
+    the order they came; never more than the limit at once."""
+    gate = PriorityGate(2)
+    gate.acquire(Priority.PROGRAMMATIC)
+    gate.acquire(Priority.PROGRAMMATIC)  # full
+    order: list[str] = []
+    at_once = [0, 0]  # now, most
+    lock = threading.Lock()
+
+    def claim(name: str, priority: Priority) -> None:
+        gate.acquire(priority)
+        with lock:
+            order.append(name)
+            at_once[0] += 1
+            at_once[1] = max(at_once[1], at_once[0])
+        time.sleep(0.01)
+        with lock:
+            at_once[0] -= 1
+        gate.release()
+
+    waiting = [
+        ("burst-1", Priority.PROGRAMMATIC),
+        ("burst-2", Priority.PROGRAMMATIC),
+        ("lineage", Priority.TRIGGERED),
+        ("click", Priority.INTERACTIVE),
+    ]
+    threads = []
+    for name, priority in waiting:
+        thread = threading.Thread(target=claim, args=(name, priority))
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 5
+        while gate.waiting() < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.001)  # each in the queue before the next arrives
+    assert gate.waiting() == 4
+    gate.release()  # one of the first two holders is done: one waiter goes in
+    time.sleep(0.005)
+    gate.release()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["click", "burst-1", "burst-2", "lineage"]
+    assert at_once[1] <= 2
+    assert gate.waiting() == 0
+    gate.acquire(Priority.PROGRAMMATIC)  # free again: no wait
+    gate.acquire(Priority.PROGRAMMATIC)
+    assert gate.waiting() == 0
+
+
+def test_the_claims_gate_ages_waiters_as_the_queue_does() -> None:
+    """A programmatic claim that has waited longer than the aging goes before a fresh click."""
+    now = [0.0]
+    gate = PriorityGate(1, aging_seconds=30.0, clock=lambda: now[0])
+    gate.acquire(Priority.INTERACTIVE)
+    order: list[str] = []
+
+    def claim(name: str, priority: Priority) -> None:
+        gate.acquire(priority)
+        order.append(name)
+        gate.release()
+
+    old = threading.Thread(target=claim, args=("backfill", Priority.PROGRAMMATIC))
+    old.start()
+    while gate.waiting() < 1:
+        time.sleep(0.001)
+    now[0] = 31.0
+    fresh = threading.Thread(target=claim, args=("click", Priority.INTERACTIVE))
+    fresh.start()
+    while gate.waiting() < 2:
+        time.sleep(0.001)
+    gate.release()
+    old.join(5)
+    fresh.join(5)
+    assert order == ["backfill", "click"]
+    with pytest.raises(ValueError):
+        PriorityGate(1, aging_seconds=0)
