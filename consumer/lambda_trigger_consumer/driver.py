@@ -200,6 +200,8 @@ class RunDriver:
             aging_seconds=config.queue_aging_seconds,
             keep_threads=1,
         )
+        # Claims at GMS at once, waiting ones by priority (DriverConfig.max_claims).
+        self._claims = PriorityGate(config.max_claims, config.queue_aging_seconds)
         # Counted when scraped: exact, and it costs nothing between scrapes.
         metrics.open_runs.set_function(view.open_count)
         for priority in Priority:
@@ -226,7 +228,6 @@ class RunDriver:
             events_wait=config.sfn_events_poll_seconds if config.sfn_status_events else None,
         )
         self._dataset_locks: dict[str, threading.Lock] = {}
-        self._claims = PriorityGate(config.max_claims, config.queue_aging_seconds)
         # The fence between a revoked ledger partition and its runs' invokes (see on_revoke).
         self._fence = threading.Condition()
         self._revoked: set[int] = set()
@@ -281,8 +282,13 @@ class RunDriver:
                 self._fence.wait(0.05)
 
     def _queued(self, priority: Priority) -> int:
-        """Runs of this class waiting for a step thread or a synchronous invoke slot."""
-        return self._invokes.queued()[priority] + self._steps.queued()[priority]
+        """Runs of this class waiting for a step thread, a synchronous invoke slot or their
+        turn to claim."""
+        return (
+            self._invokes.queued()[priority]
+            + self._steps.queued()[priority]
+            + self._claims.waiting(priority)
+        )
 
     def busy(self) -> int:
         with self._lock:

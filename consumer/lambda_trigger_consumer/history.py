@@ -37,6 +37,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -134,7 +135,7 @@ class RunHistory:
         # invoke; one thread keeps a run's start before its end. What is handed over while it
         # writes waits in `_pending` and goes out in the next batch.
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="history")
-        self._pending: list[tuple[str, Any, tuple[Any, ...]]] = []
+        self._pending: list[tuple[str, Callable[..., _Records], tuple[Any, ...]]] = []
         self._pending_lock = threading.Lock()
         self._draining = False
         self.failures = Counter(
@@ -182,7 +183,7 @@ class RunHistory:
             self.flush(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _submit(self, run_id: str, build: Any, *args: Any) -> None:
+    def _submit(self, run_id: str, build: Callable[..., _Records], *args: Any) -> None:
         with self._pending_lock:
             self._pending.append((run_id, build, args))
             if self._draining:

@@ -168,7 +168,8 @@ class ConsumerMetrics:
         # Issue 24: who waits, and how many runs the consumer has out in AWS.
         self.runs_queued = Gauge(
             f"{p}_runs_queued",
-            "Runs waiting for a step thread or a synchronous invoke slot, by priority class",
+            "Runs waiting for a step thread, a synchronous invoke slot or their turn to claim, "
+            "by priority class",
             ["priority"],
             registry=registry,
         )

@@ -320,6 +320,7 @@ class PriorityGate:
             _p, _since, turn = self._waiting.pop(best)
             turn.set()
 
-    def waiting(self) -> int:
+    def waiting(self, priority: Priority | None = None) -> int:
+        """Waiters (of one class, if given): the runs_queued gauge counts them too."""
         with self._lock:
-            return len(self._waiting)
+            return sum(1 for p, _s, _t in self._waiting if priority is None or p == priority)

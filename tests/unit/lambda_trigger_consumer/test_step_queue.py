@@ -280,6 +280,8 @@ def test_the_claims_gate_holds_its_limit_and_lets_clicks_in_first() -> None:
         while gate.waiting() < len(threads) and time.monotonic() < deadline:
             time.sleep(0.001)  # each in the queue before the next arrives
     assert gate.waiting() == 4
+    assert gate.waiting(Priority.INTERACTIVE) == 1  # the runs_queued gauge counts them
+    assert gate.waiting(Priority.PROGRAMMATIC) == 2
     gate.release()  # one of the first two holders is done: one waiter goes in
     time.sleep(0.005)
     gate.release()
