@@ -347,12 +347,14 @@ class Runner:
 
         When the run's ledger partition is ours, the driver takes the run up at once, not
         when the broker confirms the record (a round trip: 30-100 ms in a burst) nor when it
-        comes back from the ledger topic (30-330 ms; benchmarks/burst.py). Nothing is done
-        for the run before a record of its own is stored: its first step, CLAIMED, is a full
+        comes back from the ledger topic (30-330 ms; benchmarks/burst.py). Nothing can start
+        the run before a record of its own is stored: its first step, CLAIMED, is a full
         snapshot (the request included) written after this one to the same partition by the
-        same idempotent producer, and the claim in DataHub waits for it. Should this record
-        be lost, that snapshot stands in for it. The echo changes nothing (ledger.fold: a
-        repeated request is a no-op)."""
+        same idempotent producer, and the RUNNING claim waits for it. Should this record be
+        lost, that snapshot stands in for it. A run that ends without starting (expired,
+        refused, a duplicate) writes its final status with a conditional claim: read again
+        (the MCL offset waits for this record), it finds that status and closes. The echo
+        changes nothing (ledger.fold: a repeated request is a no-op)."""
         self._tracker.started(tp, offset)
         partition = partition_for(dataset, run_id, self._ledger.partitions)
 

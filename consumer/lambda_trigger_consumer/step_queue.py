@@ -18,6 +18,7 @@ is taken:
 
 `FairExecutor` is the pool: threads made on demand up to a bound (idle ones end), and an
 optional concurrency limit below the bound (invoke_limit.py lowers it when AWS throttles).
+`PriorityGate` orders the same way the steps' claims in DataHub, of which only a few go at once.
 """
 
 from __future__ import annotations
