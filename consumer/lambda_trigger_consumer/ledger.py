@@ -335,12 +335,13 @@ class LedgerWriter:
         # tens of them waking 500 times a second each were a tenth of the consumer's Python
         # time, taken from the runs' own steps. It holds the writer only weakly: a writer
         # nobody uses any more (tests make many) ends its thread.
-        threading.Thread(
+        self.delivery_thread = threading.Thread(
             target=_serve_deliveries,
             args=(weakref.ref(self), self._producer, self._closed),
             name="ledger-deliveries",
             daemon=True,
-        ).start()
+        )
+        self.delivery_thread.start()
 
     def close(self) -> None:
         """Stop serving delivery reports (after the last flush)."""

@@ -33,10 +33,6 @@ class _CountingProducer:
         return int(self._inner.flush(timeout))
 
 
-def _delivery_threads() -> int:
-    return sum(1 for t in threading.enumerate() if t.name == "ledger-deliveries")
-
-
 def _records(bootstrap: str, topic: str, expected: int) -> int:
     consumer = Consumer(
         {
@@ -85,27 +81,22 @@ def test_concurrent_writes_return_once_stored_without_polling_themselves(
     writer.close()
 
 
-def _wait_for_threads(count: int) -> int:
-    deadline = time.monotonic() + 5
-    while _delivery_threads() != count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _delivery_threads()
-
-
 def test_the_delivery_thread_ends_when_its_writer_is_closed_or_dropped(
     kafka_bootstrap: str,
 ) -> None:
     """Tests and tools make many writers: none may leave a thread (and a producer) behind."""
-    gc.collect()
-    before = _delivery_threads()
     closed = LedgerWriter({"bootstrap.servers": kafka_bootstrap}, "unused", 1)
     dropped = LedgerWriter({"bootstrap.servers": kafka_bootstrap}, "unused", 1)
-    assert _delivery_threads() == before + 2
+    closed_thread, dropped_thread = closed.delivery_thread, dropped.delivery_thread
+    assert closed_thread.is_alive() and dropped_thread.is_alive()
     closed.close()
-    assert _wait_for_threads(before + 1) == before + 1
+    closed_thread.join(5)
+    assert not closed_thread.is_alive()
+    assert dropped_thread.is_alive()  # nothing told it yet
     del dropped
     gc.collect()
-    assert _wait_for_threads(before) == before
+    dropped_thread.join(5)
+    assert not dropped_thread.is_alive()
 
 
 def test_a_write_after_close_still_waits_for_its_record(kafka_bootstrap: str) -> None:
